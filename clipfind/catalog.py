@@ -1,0 +1,430 @@
+"""The catalog: the only module that speaks SQL. One row per file, with its embedding.
+
+Paths are stored as the OS's bytes (BLOB), so names that are not valid UTF-8 survive.
+Every write that changes vectors bumps a `generation` counter; each vector row records the
+generation it was written in, so a vector index saved at generation G can be brought up to
+date by reading only the rows newer than G.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clipfind.errors import CatalogError, ModelMismatchError
+from clipfind.records import PhotoInfo
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS folders (path BLOB PRIMARY KEY, added_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids are labels in the vector index
+    path BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    content_hash TEXT,
+    width INTEGER,
+    height INTEGER,
+    taken_at TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    vec_gen INTEGER,
+    vector BLOB,
+    indexed_at REAL NOT NULL
+);
+-- Covering index: diffing a folder against the catalog never reads the vectors.
+CREATE INDEX IF NOT EXISTS files_stat ON files (path, size, mtime_ns, status, id);
+CREATE INDEX IF NOT EXISTS files_hash ON files (content_hash);
+CREATE INDEX IF NOT EXISTS files_vec_gen ON files (vec_gen);
+CREATE TABLE IF NOT EXISTS not_duplicates (
+    hash_a TEXT NOT NULL, hash_b TEXT NOT NULL, PRIMARY KEY (hash_a, hash_b)
+) WITHOUT ROWID;
+"""
+
+_PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, taken_at"
+
+
+def to_db(path: str) -> bytes:
+    return os.fsencode(path)
+
+
+def from_db(raw: bytes) -> str:
+    return os.fsdecode(raw)
+
+
+def folder_prefix(folder: str) -> bytes:
+    """Bytes prefix matching files inside `folder` but not a sibling like `folder-old`."""
+    raw = to_db(os.path.abspath(folder))
+    return raw if raw.endswith(os.sep.encode()) else raw + os.sep.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFile:
+    id: int
+    size: int
+    mtime_ns: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    path: str
+    error: str
+
+
+def _photo(row: sqlite3.Row | tuple) -> PhotoInfo:
+    return PhotoInfo(row[0], from_db(row[1]), row[2], row[3], row[4] or "", row[5], row[6], row[7])
+
+
+class Catalog:
+    """One SQLite connection; use one Catalog per thread."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise CatalogError(f"no catalog at {self.path}; run `clipfind index FOLDER` first")
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- schema and metadata -------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"the catalog {self.path} was written by a newer clipfind (schema {version}, "
+                f"this one knows {SCHEMA_VERSION}); upgrade clipfind or use another --home"
+            )
+        if version < SCHEMA_VERSION:
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE so a writer takes the lock up front instead of failing mid-way."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: several reads see one consistent state while a writer commits."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def _get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self._get_meta("generation") or 0)
+
+    def _bump_generation(self) -> int:
+        gen = self.generation + 1
+        self._set_meta("generation", str(gen))
+        return gen
+
+    @property
+    def model_identity(self) -> str | None:
+        return self._get_meta("model")
+
+    @property
+    def dim(self) -> int | None:
+        value = self._get_meta("dim")
+        return int(value) if value else None
+
+    @property
+    def model_name(self) -> str | None:
+        return self._get_meta("model_name")
+
+    @property
+    def model_pretrained(self) -> str | None:
+        value = self._get_meta("model_pretrained")
+        return None if value in (None, "none") else value
+
+    def check_model(self, identity: str) -> None:
+        """Refuse to mix vectors of two models in one catalog."""
+        current = self.model_identity
+        if current not in (None, identity) and self.count_vectors():
+            raise ModelMismatchError(
+                f"this catalog holds vectors from {current}, not {identity}; pass --model/--pretrained "
+                f"to match it, or run `clipfind index --reembed` to re-embed every photo with {identity}"
+            )
+
+    def bind_model(self, identity: str, dim: int, name: str, pretrained: str | None, *, reembed: bool = False) -> None:
+        """Record the model of this catalog's vectors; with reembed, drop the old vectors first."""
+        if self.model_identity == identity and self.dim == dim:
+            return
+        if not reembed:
+            self.check_model(identity)
+        with self.transaction():
+            # Forget ok rows entirely: the next index pass embeds them again with the new model.
+            self._db.execute("DELETE FROM files WHERE status = 'ok'")
+            self._set_meta("model", identity)
+            self._set_meta("model_name", name)
+            self._set_meta("model_pretrained", pretrained or "none")
+            self._set_meta("dim", str(dim))
+            self._bump_generation()
+
+    # -- folders ------------------------------------------------------------------------
+    def add_folder(self, folder: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO folders VALUES (?, ?)", (to_db(os.path.abspath(folder)), time.time())
+            )
+
+    def remove_folder(self, folder: str) -> int:
+        """Forget a folder and every file under it; returns how many files were dropped."""
+        prefix = folder_prefix(folder)
+        with self.transaction():
+            self._db.execute("DELETE FROM folders WHERE path = ?", (to_db(os.path.abspath(folder)),))
+            cur = self._db.execute(
+                "DELETE FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+            )
+            if cur.rowcount:
+                self._bump_generation()
+            return cur.rowcount
+
+    def folders(self) -> list[str]:
+        return [from_db(r[0]) for r in self._db.execute("SELECT path FROM folders ORDER BY path")]
+
+    # -- files: reading -----------------------------------------------------------------
+    def known_files(self, folder: str | None = None) -> dict[str, KnownFile]:
+        sql = "SELECT path, id, size, mtime_ns, status FROM files"
+        args: tuple = ()
+        if folder is not None:
+            prefix = folder_prefix(folder)
+            sql += " WHERE substr(path, 1, ?) = ?"
+            args = (len(prefix), prefix)
+        return {from_db(p): KnownFile(i, s, m, st) for p, i, s, m, st in self._db.execute(sql, args)}
+
+    def photos(self, ids: Iterable[int] | None = None) -> list[PhotoInfo]:
+        """Successfully indexed photos (all, or those of `ids` that still exist)."""
+        if ids is None:
+            rows = self._db.execute(f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' ORDER BY id")
+            return [_photo(r) for r in rows]
+        out: list[PhotoInfo] = []
+        id_list = list(ids)
+        for start in range(0, len(id_list), 500):
+            chunk = id_list[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' AND id IN ({marks})", chunk
+            )
+            out.extend(_photo(r) for r in rows)
+        return out
+
+    def all_files(self) -> list[PhotoInfo]:
+        """Every file, decoded or not: byte-identical copies are duplicates even when unreadable."""
+        rows = self._db.execute(
+            f"SELECT {_PHOTO_COLUMNS} FROM files WHERE content_hash IS NOT NULL ORDER BY id"
+        )
+        return [_photo(r) for r in rows]
+
+    def photo_by_path(self, path: str) -> tuple[PhotoInfo, np.ndarray] | None:
+        row = self._db.execute(
+            f"SELECT {_PHOTO_COLUMNS}, vector FROM files WHERE path = ? AND status = 'ok'",
+            (to_db(os.path.abspath(path)),),
+        ).fetchone()
+        if row is None:
+            return None
+        return _photo(row), np.frombuffer(row[8], dtype=np.float32).copy()
+
+    def vector_by_hash(self, content_hash: str) -> tuple[int, int | None, int | None, str | None, bytes] | None:
+        """(id, width, height, taken_at, vector) of an embedded file with this content, if any."""
+        return self._db.execute(
+            "SELECT id, width, height, taken_at, vector FROM files "
+            "WHERE content_hash = ? AND status = 'ok' LIMIT 1",
+            (content_hash,),
+        ).fetchone()
+
+    def has_hash(self, content_hash: str) -> bool:
+        return self.vector_by_hash(content_hash) is not None
+
+    def ids_with_hash(self, content_hash: str) -> list[tuple[int, str]]:
+        rows = self._db.execute(
+            "SELECT id, path FROM files WHERE content_hash = ? AND status = 'ok'", (content_hash,)
+        )
+        return [(i, from_db(p)) for i, p in rows]
+
+    def vectors(
+        self, *, since_generation: int | None = None, ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 (n,), vectors float32 (n, dim)) of ok rows, optionally only newer ones."""
+        dim = self.dim or 0
+        if ids is not None:
+            photos_ids: list[int] = []
+            blobs: list[bytes] = []
+            id_list = list(ids)
+            for start in range(0, len(id_list), 500):
+                chunk = id_list[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for i, v in self._db.execute(
+                    f"SELECT id, vector FROM files WHERE status = 'ok' AND id IN ({marks})", chunk
+                ):
+                    photos_ids.append(i)
+                    blobs.append(v)
+        else:
+            sql = "SELECT id, vector FROM files WHERE status = 'ok'"
+            args: tuple = ()
+            if since_generation is not None:
+                sql += " AND vec_gen > ?"
+                args = (since_generation,)
+            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+            photos_ids = [r[0] for r in rows]
+            blobs = [r[1] for r in rows]
+        out_ids = np.asarray(photos_ids, dtype=np.int64)
+        if not blobs:
+            return out_ids, np.zeros((0, dim), dtype=np.float32)
+        return out_ids, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1).copy()
+
+    def ids_matching(
+        self, folder: str | None = None, date_from: str | None = None, date_to: str | None = None
+    ) -> np.ndarray:
+        """Ids of photos inside `folder` and taken (else modified) within [date_from, date_to]."""
+        clauses = ["status = 'ok'"]
+        args: list[object] = []
+        if folder is not None:
+            prefix = folder_prefix(folder)
+            clauses.append("substr(path, 1, ?) = ?")
+            args += [len(prefix), prefix]
+        when = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch', 'localtime'))"
+        if date_from is not None:
+            clauses.append(f"{when} >= ?")
+            args.append(date_from)
+        if date_to is not None:
+            clauses.append(f"{when} <= ?")
+            args.append(date_to)
+        rows = self._db.execute(f"SELECT id FROM files WHERE {' AND '.join(clauses)}", args)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def ok_ids(self) -> set[int]:
+        return {r[0] for r in self._db.execute("SELECT id FROM files WHERE status = 'ok'")}
+
+    def failures(self) -> list[Failure]:
+        rows = self._db.execute("SELECT path, error FROM files WHERE status = 'failed' ORDER BY path")
+        return [Failure(from_db(p), e or "") for p, e in rows]
+
+    def count(self, status: str) -> int:
+        return self._db.execute("SELECT count(*) FROM files WHERE status = ?", (status,)).fetchone()[0]
+
+    def count_vectors(self) -> int:
+        return self.count("ok")
+
+    # -- files: writing -----------------------------------------------------------------
+    def put_photo(
+        self,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        content_hash: str,
+        width: int | None,
+        height: int | None,
+        taken_at: str | None,
+        vector: np.ndarray | bytes,
+    ) -> int:
+        """Insert or replace the row for `path`; a changed file keeps its id (its index label)."""
+        blob = vector if isinstance(vector, bytes) else np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        with self.transaction():
+            gen = self._bump_generation()
+            return self._upsert(path, size, mtime_ns, content_hash, width, height, taken_at, "ok", None, gen, blob)
+
+    def put_failure(self, path: str, size: int, mtime_ns: int, content_hash: str | None, error: str) -> int:
+        with self.transaction():
+            gen = self._bump_generation()  # a failed row may replace an indexed one
+            return self._upsert(path, size, mtime_ns, content_hash, None, None, None, "failed", error, gen, None)
+
+    def _upsert(self, path: str, size: int, mtime_ns: int, content_hash: str | None, width: int | None,
+                height: int | None, taken_at: str | None, status: str, error: str | None,
+                gen: int, blob: bytes | None) -> int:
+        raw = to_db(path)
+        row = self._db.execute("SELECT id FROM files WHERE path = ?", (raw,)).fetchone()
+        values = (size, mtime_ns, content_hash, width, height, taken_at, status, error, gen, blob, time.time())
+        if row:
+            self._db.execute(
+                "UPDATE files SET size=?, mtime_ns=?, content_hash=?, width=?, height=?, taken_at=?, "
+                "status=?, error=?, vec_gen=?, vector=?, indexed_at=? WHERE id=?",
+                (*values, row[0]),
+            )
+            return int(row[0])
+        cur = self._db.execute(
+            "INSERT INTO files (path, size, mtime_ns, content_hash, width, height, taken_at, status, "
+            "error, vec_gen, vector, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (raw, *values),
+        )
+        return int(cur.lastrowid or 0)
+
+    def move(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        """A renamed or moved file keeps its id and vector; only its path changes."""
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM files WHERE path = ? AND id != ?", (to_db(new_path), file_id)
+            )
+            self._db.execute(
+                "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                (to_db(new_path), size, mtime_ns, file_id),
+            )
+            self._bump_generation()
+
+    def remove_paths(self, paths: Iterable[str]) -> list[int]:
+        """Drop rows for files gone from disk; returns their ids (labels to delete from the index)."""
+        removed: list[int] = []
+        with self.transaction():
+            for path in paths:
+                row = self._db.execute("DELETE FROM files WHERE path = ? RETURNING id", (to_db(path),)).fetchone()
+                if row:
+                    removed.append(int(row[0]))
+            if removed:
+                self._bump_generation()
+        return removed
+
+    # -- duplicates the user rejected -----------------------------------------------------
+    def ignore_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        with self.transaction():
+            self._db.executemany("INSERT OR IGNORE INTO not_duplicates VALUES (?, ?)", pairs)
+
+    def ignored_pairs(self) -> set[tuple[str, str]]:
+        return {(a, b) for a, b in self._db.execute("SELECT hash_a, hash_b FROM not_duplicates")}
+
+    def integrity_ok(self) -> bool:
+        return self._db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+

@@ -1,0 +1,542 @@
+"""Find duplicate photos: byte-identical copies and near-duplicates by CLIP similarity.
+
+Pure logic: no SQL, no model, no Qt. The GUI regroups at a new threshold by calling
+:func:`find_duplicates` again on a :class:`NeighbourGraph` built once, so moving the
+slider needs neither the model nor an index query.
+
+Rules
+-----
+Two tiers, shown in this order:
+
+* **identical**: files with the same content hash (byte for byte the same). A group is
+  hidden once the user marks it "not duplicates", stored as ``pair_key(h, h)``.
+* **near**: different contents whose CLIP cosine similarity is at least the threshold
+  (0..1, inclusive: a similarity equal to the threshold counts; anything outside 0..1
+  raises ``ValueError``). Similarities are stored as float32 and the threshold is
+  compared at float32 precision, so a slider value of 0.95 includes a stored 0.95.
+
+Which photo to keep (the *keeper*, listed first; the others are pre-selected for
+removal). The best keeper has, in this order of precedence:
+
+1. the most pixels (width x height; an unknown size counts as 0),
+2. the largest file,
+3. the earliest capture date (EXIF); photos without a date rank after those with one,
+4. the shortest path,
+5. the alphabetically first path (and the lowest catalog id, should two paths be equal),
+
+so the choice never depends on the order in which photos were scanned.
+
+Near-duplicate grouping:
+
+* Each set of byte-identical copies takes part once, through its keeper, so the same
+  pair of files never appears in both tiers.
+* Similarities come from each photo's k nearest neighbours. A pair is similar if either
+  photo lists the other (the higher value wins if both do). Photos deleted since the
+  graph was built are skipped.
+* No chaining: a group never holds two photos that are known not to be similar.
+  Photos are visited from best to worst keeper. Each photo not yet in a group (the
+  *anchor*) takes its candidates: the photos not yet in a group that are similar to it,
+  except pairs the user marked "not duplicates" (``pair_key`` of their content hashes).
+  It considers them from most to least similar to itself (equal similarities: better
+  keeper first) and accepts a candidate only if it is compatible with every candidate
+  accepted so far. A rejected candidate stays free: it may anchor or join a later group.
+  Two photos are *incompatible* if
+
+  - either lists the other with a similarity below the threshold (the higher value
+    wins if both do), or
+  - the user marked the pair "not duplicates", or
+  - neither lists the other and their lists prove them dissimilar: a list holds a
+    photo's k nearest neighbours, so a photo missing from it is at most as similar as
+    the list's last (k-th, lowest) entry. A list with fewer than k entries holds every
+    other photo, so it rules out all the rest. If the lower of the two bounds is below
+    the threshold, the pair is incompatible; otherwise nothing is known and the pair
+    counts as compatible.
+
+  For byte-identical copies, which each have a list, the lists are merged (the higher
+  similarity per neighbour) and the higher of their bounds is used; a photo without a
+  list of its own has no bound. The bound assumes exact lists: with an approximate
+  index, a list can miss a closer photo.
+
+  So every member is within the threshold of the group's keeper (the anchor is the
+  best keeper of its group), each member's ``similarity`` is its similarity to the
+  keeper, and no two members are incompatible. A photo left alone forms no group.
+  Example: A~B and B~C but A not~C (a known similarity below the threshold). If
+  A is the best keeper, the result is {A, B} and C stays alone; if B is, it is {B, A}
+  and C stays alone (A is taken first as the more similar to B, or on a tie as the
+  better keeper of the two); if C is, it is {C, B} and A stays alone.
+* Lowering the threshold can merge groups, raising it can split them.
+
+Groups within a tier are ordered by reclaimable bytes (largest first), then by the
+keeper's path; members by similarity to the keeper (highest first), then by path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter
+from typing import Literal
+
+import numpy as np
+
+from clipfind.records import PhotoInfo
+
+__all__ = [
+    "DupeGroup",
+    "DupeMember",
+    "NeighbourGraph",
+    "Tier",
+    "build_graph",
+    "choose_keeper",
+    "find_duplicates",
+    "identical_groups",
+    "keeper_key",
+    "near_groups",
+    "pair_key",
+]
+
+Tier = Literal["identical", "near"]
+
+KnnFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True, slots=True)
+class DupeMember:
+    """One photo of a group with its cosine similarity to the group's keeper."""
+
+    photo: PhotoInfo
+    similarity: float  # 1.0 for the keeper itself and for byte-identical copies
+
+
+@dataclass(frozen=True, slots=True)
+class DupeGroup:
+    """Photos shown together; the keeper is suggested for keeping, the others for removal."""
+
+    tier: Tier
+    keeper: PhotoInfo
+    members: tuple[DupeMember, ...]  # keeper first, then by similarity desc, then path
+
+    @property
+    def others(self) -> tuple[PhotoInfo, ...]:
+        """The non-keeper photos, the GUI's default selection for removal."""
+        return tuple(m.photo for m in self.members[1:])
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        """Disk space freed by removing all :attr:`others`."""
+        return sum(m.photo.size for m in self.members[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourGraph:
+    """Each photo's k most similar photos, precomputed once so regrouping is cheap.
+
+    Rows whose photo has fewer than k neighbours are padded with id -1 and similarity
+    -inf (so a padded slot never reaches any threshold).
+    """
+
+    ids: np.ndarray  # (n,) int64 catalog ids
+    neighbours: np.ndarray  # (n, k) int64 catalog ids, best first, -1 = padding
+    similarities: np.ndarray  # (n, k) float32 cosine similarities, -inf = padding
+
+    def __post_init__(self) -> None:
+        # Graphs may be loaded from storage; a shape mismatch would silently pair wrong ids.
+        if self.ids.ndim != 1 or self.neighbours.ndim != 2:
+            raise ValueError("neighbour graph: ids must be 1-D and neighbours 2-D")
+        if self.neighbours.shape[0] != self.ids.shape[0] or self.similarities.shape != self.neighbours.shape:
+            raise ValueError("neighbour graph: ids, neighbours and similarities do not line up")
+
+
+def keeper_key(photo: PhotoInfo) -> tuple:
+    """Sort key of the keeper rule; the smallest key is the best photo to keep.
+
+    The key is a total order (path and id are unique) so the keeper never depends
+    on input order.
+    """
+    return (
+        -photo.pixels,
+        -photo.size,
+        photo.taken_at is None,
+        photo.taken_at or "",
+        len(photo.path),
+        photo.path,
+        photo.id,
+    )
+
+
+def choose_keeper(photos: Iterable[PhotoInfo]) -> PhotoInfo:
+    """The photo to suggest keeping, by :func:`keeper_key`."""
+    best = min(photos, key=keeper_key, default=None)
+    if best is None:
+        raise ValueError("choose_keeper needs at least one photo")
+    return best
+
+
+def pair_key(hash_a: str, hash_b: str) -> tuple[str, str]:
+    """Order-independent key under which a "not duplicates" mark is stored.
+
+    Keyed by content hash, not path or id, so the mark survives moves and re-indexing.
+    """
+    return (hash_a, hash_b) if hash_a <= hash_b else (hash_b, hash_a)
+
+
+def _check_threshold(threshold: float) -> np.float32:
+    if not 0.0 <= threshold <= 1.0:  # also rejects NaN
+        raise ValueError(f"similarity threshold must be between 0 and 1, got {threshold!r}")
+    return np.float32(threshold)
+
+
+def build_graph(
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    knn: KnnFn,
+    k: int = 16,
+    batch: int = 4096,
+) -> NeighbourGraph:
+    """Query each photo's k nearest neighbours once, so thresholds can change for free.
+
+    ``knn(query_vectors (m, d) float32, k)`` must return ``(labels (m, k), similarities
+    (m, k))`` with labels in the same id space as ``ids`` (e.g. an HNSW index over the
+    catalog ids with inner product on normalised vectors; labels of -1 are treated as
+    missing). It is called in batches of at most ``batch`` queries, asking for k+1
+    results (at most n) because the photo itself is normally among them. Only the
+    photo's own id is dropped, wherever it appears: with exact duplicates a twin may
+    come first, and the twin is a genuine neighbour. Rows are sorted by similarity
+    (desc, ties by id) and padded to k as described in :class:`NeighbourGraph`.
+    """
+    if k < 1 or batch < 1:
+        raise ValueError("k and batch must be at least 1")
+    ids = np.asarray(ids, dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = ids.shape[0]
+    if ids.ndim != 1 or vectors.ndim != 2 or vectors.shape[0] != n:
+        raise ValueError("build_graph: ids must be (n,) and vectors (n, d)")
+    neighbours = np.full((n, k), -1, dtype=np.int64)
+    similarities = np.full((n, k), -np.inf, dtype=np.float32)
+    ask = min(k + 1, n)
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        labels, sims = knn(vectors[start:stop], ask)
+        labels = np.asarray(labels).astype(np.int64, copy=False)
+        sims = np.asarray(sims, dtype=np.float32)
+        drop = (labels == ids[start:stop, None]) | (labels < 0)
+        sims = np.where(drop, np.float32(-np.inf), sims)
+        labels = np.where(drop, np.int64(-1), labels)
+        # Rows sorted by similarity desc, ties by id; dropped slots (-inf) sort last.
+        order = np.lexsort((labels, -sims), axis=-1)[:, :k]
+        width = order.shape[1]
+        neighbours[start:stop, :width] = np.take_along_axis(labels, order, axis=1)
+        similarities[start:stop, :width] = np.take_along_axis(sims, order, axis=1)
+    return NeighbourGraph(ids=ids, neighbours=neighbours, similarities=similarities)
+
+
+@dataclass(frozen=True, slots=True)
+class _Contents:
+    """The photos split into contents (sets of byte-identical copies), shared by both tiers.
+
+    A content is numbered by the position of its last photo, so numbers lie in 0..n-1.
+    """
+
+    photos: list[PhotoInfo]
+    ids: np.ndarray  # (n,) catalog id of each photo
+    content_of: np.ndarray  # (n,) content number of each photo
+    keeper_pos: np.ndarray  # (n,) position in `photos` of the keeper of content i
+    copies: list[list[PhotoInfo]]  # the contents held by two or more files
+
+
+def _contents(photos: Iterable[PhotoInfo]) -> _Contents:
+    """Group by content hash at C speed (map, dict); only copies need a keeper choice."""
+    listed = list(photos)
+    n = len(listed)
+    hashes = list(map(attrgetter("content_hash"), listed))
+    last = dict(zip(hashes, range(n)))
+    content_of = np.fromiter(map(last.__getitem__, hashes), dtype=np.int64, count=n)
+    ids = np.fromiter(map(attrgetter("id"), listed), dtype=np.int64, count=n)
+    keeper_pos = np.arange(n, dtype=np.int64)  # exact for single files
+    shared = np.flatnonzero(np.bincount(content_of, minlength=n)[content_of] > 1)
+    shared = shared[np.argsort(content_of[shared], kind="stable")]
+    runs = np.split(shared, np.flatnonzero(np.diff(content_of[shared])) + 1) if shared.size else []
+    copies: list[list[PhotoInfo]] = []
+    for positions in runs:
+        group = [listed[i] for i in positions.tolist()]
+        keeper = choose_keeper(group)
+        keeper_pos[content_of[positions[0]]] = positions[group.index(keeper)]
+        copies.append(group)
+    return _Contents(listed, ids, content_of, keeper_pos, copies)
+
+
+def _break_ties(order: np.ndarray, tied: np.ndarray, key: Callable[[int], tuple]) -> np.ndarray:
+    """Re-sort runs that numpy left tied (``tied[i]``: equal to the previous) by a full key.
+
+    Numeric keys settle nearly every comparison in numpy; only the rare ties pay for
+    Python string comparisons.
+    """
+    if not tied.any():
+        return order
+    starts = np.flatnonzero(~tied)
+    ends = np.append(starts[1:], order.size)
+    result = order.copy()
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        if end - start > 1:
+            result[start:end] = sorted(order[start:end].tolist(), key=key)
+    return result
+
+
+def _ties(sorted_keys: Sequence[np.ndarray]) -> np.ndarray:
+    """For keys already in sorted order: is each position equal to the previous on all keys?"""
+    tied = np.zeros(sorted_keys[0].size, dtype=bool)
+    tied[1:] = True
+    for keys in sorted_keys:
+        tied[1:] &= keys[1:] == keys[:-1]
+    return tied
+
+
+def _group_order(group: DupeGroup) -> tuple:
+    return (-group.reclaimable_bytes, group.keeper.path, group.keeper.id)
+
+
+def _identical(contents: _Contents, ignored: Set[tuple[str, str]]) -> list[DupeGroup]:
+    groups: list[DupeGroup] = []
+    for copies in contents.copies:
+        content_hash = copies[0].content_hash
+        if pair_key(content_hash, content_hash) in ignored:
+            continue
+        keeper = choose_keeper(copies)
+        others = sorted((p for p in copies if p is not keeper), key=lambda p: (p.path, p.id))
+        members = (DupeMember(keeper, 1.0), *(DupeMember(p, 1.0) for p in others))
+        groups.append(DupeGroup("identical", keeper, members))
+    groups.sort(key=_group_order)
+    return groups
+
+
+def identical_groups(
+    photos: Sequence[PhotoInfo], ignored: Set[tuple[str, str]] = frozenset()
+) -> list[DupeGroup]:
+    """Byte-identical copies (same content hash), minus groups marked "not duplicates"."""
+    return _identical(_contents(photos), ignored)
+
+
+def _id_map(ids: np.ndarray, values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A vectorised ``id -> value`` lookup that gives -1 for unknown ids.
+
+    A direct table when the ids are dense positive numbers (catalog rowids usually are),
+    as mapping a whole graph's rows through a binary search would take longer than the
+    grouping itself; otherwise a binary search.
+    """
+    if ids.size and ids.min() >= 1 and ids.max() <= 4 * ids.size + 1024:
+        table = np.full(int(ids.max()) + 2, -1, dtype=np.int64)  # slots 0 and max+1 stay -1
+        table[ids] = values
+        # mode="clip" sends ids below 1 (such as the -1 padding) to slot 0, too large to the last.
+        return lambda query: np.take(table, query, mode="clip")
+    by_id = np.argsort(ids, kind="stable")
+    sorted_ids, sorted_values = ids[by_id], values[by_id]
+
+    def lookup(query: np.ndarray) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(sorted_ids, query), sorted_ids.size - 1)
+        return np.where(sorted_ids[pos] == query, sorted_values[pos], -1)
+
+    return lookup
+
+
+def _compatibility(
+    graph: NeighbourGraph,
+    content_index: Callable[[np.ndarray], np.ndarray],
+    rank: np.ndarray,
+    checkable: np.ndarray,
+    ranked: Sequence[PhotoInfo],
+    t32: np.float32,
+    ignored: Set[tuple[str, str]],
+) -> Callable[[int, int], bool]:
+    """Whether two ranked contents may share a group (*compatible* in the module docstring).
+
+    Prepared in numpy for the ranks marked ``checkable`` only (rank -1: not involved),
+    as a table over the whole graph would cost more than the grouping itself; each
+    check is then a few set lookups.
+    """
+    count = len(ranked)
+
+    def rank_of(catalog_ids: np.ndarray) -> np.ndarray:
+        content = content_index(catalog_ids)
+        return np.where(content >= 0, rank[content], -1)
+
+    row_rank = rank_of(graph.ids)
+    rows = np.flatnonzero(row_rank >= 0)
+    rows = rows[checkable[row_rank[rows]]]
+    own = row_rank[rows]
+    sims = graph.similarities[rows]
+    # Bound on an unlisted pair: the lowest similarity of a content's list, the highest
+    # over its lists (copies); +inf without a list of its own, as nothing is known then.
+    bound = np.full(count, -np.inf, dtype=np.float32)
+    np.maximum.at(bound, own, sims.min(axis=1))
+    bound[np.bincount(own, minlength=count) == 0] = np.inf
+
+    # Unlisted pairs: with exact kNN lists, the similarity is at most the lower bound. So
+    # if both lists are *open* (bound at or above the threshold), only a listing below
+    # the threshold (and none at or above it) rules a pair out; otherwise only a listing
+    # at or above the threshold lets it in. Sets hold just the pairs each case asks about.
+    open_ = bound >= t32
+    listed = rank_of(graph.neighbours[rows])
+    mask = (listed >= 0) & checkable[listed] & (listed != own[:, None])  # -1 wraps, but is masked
+    x, y, close = np.broadcast_to(own[:, None], listed.shape)[mask], listed[mask], sims[mask] >= t32
+    keys = np.minimum(x, y) * count + np.maximum(x, y)
+    both_open = open_[x] & open_[y]
+    close_pairs = set(keys[close & ~both_open].tolist())
+    far = keys[~close & both_open]  # rare: an open list holds nothing below the threshold
+    far_pairs = set(far[~np.isin(far, keys[close & both_open])].tolist())
+    open_l = open_.tolist()
+
+    def compatible(p: int, q: int) -> bool:
+        if ignored and pair_key(ranked[p].content_hash, ranked[q].content_hash) in ignored:
+            return False
+        key = p * count + q if p < q else q * count + p
+        if open_l[p] and open_l[q]:
+            return key not in far_pairs
+        return key in close_pairs
+
+    return compatible
+
+
+def _near(
+    graph: NeighbourGraph, contents: _Contents, t32: np.float32, ignored: Set[tuple[str, str]]
+) -> list[DupeGroup]:
+    """Near tier over prepared contents, so find_duplicates groups by hash only once."""
+    if not contents.photos:
+        return []
+    # Map catalog ids to contents (-1: deleted since the graph was built).
+    content_index = _id_map(contents.ids, contents.content_of)
+
+    # Edges at or above the threshold between distinct live contents: with the rows
+    # prepared in _compatibility, the only part of the graph that Python loops see.
+    rows, cols = np.nonzero((graph.similarities >= t32) & (graph.neighbours >= 0))
+    a = content_index(graph.ids[rows])
+    b = content_index(graph.neighbours[rows, cols])
+    sims = graph.similarities[rows, cols].astype(np.float32)
+    live = (a >= 0) & (b >= 0) & (a != b)
+    a, b, sims = a[live], b[live], sims[live]
+    if a.size == 0:
+        return []
+
+    # Rank the contents that have an edge by keeper order of their keepers (0 = best).
+    involved = np.unique(np.concatenate((a, b)))
+    photos = list(map(contents.photos.__getitem__, contents.keeper_pos[involved].tolist()))
+    pixels = np.fromiter(map(attrgetter("pixels"), photos), dtype=np.int64, count=len(photos))
+    sizes = np.fromiter(map(attrgetter("size"), photos), dtype=np.int64, count=len(photos))
+    order = np.lexsort((-sizes, -pixels))
+    order = _break_ties(order, _ties((pixels[order], sizes[order])), lambda i: keeper_key(photos[i]))
+    ranked = [photos[i] for i in order.tolist()]
+    ranked_sizes = sizes[order]
+    rank = np.full(len(contents.photos), -1, dtype=np.int64)  # -1: not involved
+    rank[involved[order]] = np.arange(order.size, dtype=np.int64)
+
+    # Undirected edges (lo = the better keeper), one per pair, with the higher similarity.
+    ra, rb = rank[a], rank[b]
+    lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
+    order = np.lexsort((-sims, hi, lo))
+    lo, hi, sims = lo[order], hi[order], sims[order]
+    first = ~_ties((lo, hi))
+    lo, hi, sims = lo[first], hi[first], sims[first]
+    # Each anchor's candidates in the order it considers them: similarity desc, then rank.
+    order = np.lexsort((hi, -sims, lo))
+    lo, hi, sims = lo[order], hi[order], sims[order]
+
+    # Greedy anchors in keeper order. Only edges to worse-ranked photos matter, so the
+    # anchor is the keeper of its group: when x is visited, every better-ranked y that is
+    # similar to x is already in a group, unless the pair is ignored (which bars y from
+    # x's group anyway). For y was visited before, while x was free: either y was in a
+    # group then, or y anchored one with x among its candidates, and an anchor's first
+    # candidate is always accepted. So x's group only gathers photos ranked worse than x,
+    # i.e. the edges (lo=x, hi), and since keeper_key is a total order, x ==
+    # choose_keeper(group).
+    run_starts = np.flatnonzero(~_ties((lo,)))
+    run_sizes = np.diff(np.append(run_starts, lo.size))
+    # Pairwise checks only ever involve two candidates of one anchor.
+    checkable = np.zeros(len(ranked), dtype=bool)
+    checkable[hi[np.repeat(run_sizes > 1, run_sizes)]] = True
+    compatible = _compatibility(graph, content_index, rank, checkable, ranked, t32, ignored)
+    starts = run_starts.tolist()
+    lo_l, hi_l = lo.tolist(), hi.tolist()
+    assigned = bytearray(len(ranked))
+    accepted: list[int] = []
+    for begin, end in zip(starts, starts[1:] + [len(lo_l)]):
+        anchor = lo_l[begin]
+        if assigned[anchor]:
+            continue
+        anchor_hash = ranked[anchor].content_hash
+        joined: list[int] = []  # candidates accepted so far (the anchor is compatible with all)
+        for e in range(begin, end):
+            candidate = hi_l[e]
+            if assigned[candidate]:
+                continue
+            if ignored and pair_key(anchor_hash, ranked[candidate].content_hash) in ignored:
+                continue
+            # Python only checks pairs inside one group, and groups are small.
+            if not joined or all(compatible(candidate, member) for member in joined):
+                joined.append(candidate)
+                assigned[candidate] = 1
+                accepted.append(e)
+        if joined:
+            assigned[anchor] = 1
+    if not accepted:
+        return []
+
+    # Members by group, then similarity desc, then path; groups by reclaimable bytes desc.
+    kept = np.asarray(accepted, dtype=np.int64)
+    lo, hi, sims = lo[kept], hi[kept], sims[kept]
+    order = np.lexsort((-sims, lo))
+    hi_l = hi.tolist()
+    order = _break_ties(
+        order, _ties((lo[order], sims[order])), lambda e: (ranked[hi_l[e]].path, ranked[hi_l[e]].id)
+    )
+    lo, hi, sims = lo[order], hi[order], sims[order]
+    group_starts = np.flatnonzero(~_ties((lo,)))
+    anchors = lo[group_starts].tolist()
+    reclaim = np.add.reduceat(ranked_sizes[hi], group_starts)
+    group_order = np.argsort(-reclaim, kind="stable")
+    group_order = _break_ties(
+        group_order, _ties((reclaim[group_order],)), lambda g: (ranked[anchors[g]].path, ranked[anchors[g]].id)
+    )
+    # Lay the members out group after group in final order, then build objects in bulk.
+    counts = np.diff(np.append(group_starts, lo.size))[group_order]
+    bounds = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=bounds[1:])
+    layout = np.repeat(group_starts[group_order] - bounds[:-1], counts) + np.arange(lo.size)
+    keepers = [ranked[anchors[g]] for g in group_order.tolist()]
+    members = list(map(DupeMember, map(ranked.__getitem__, hi[layout].tolist()), sims[layout].tolist()))
+    heads = map(DupeMember, keepers, repeat(1.0))
+    bounds_l = bounds.tolist()
+    return [
+        DupeGroup("near", keeper, (head, *members[begin:end]))
+        for keeper, head, begin, end in zip(keepers, heads, bounds_l, bounds_l[1:])
+    ]
+
+
+def near_groups(
+    graph: NeighbourGraph,
+    photos: Mapping[int, PhotoInfo],
+    threshold: float,
+    ignored: Set[tuple[str, str]] = frozenset(),
+) -> list[DupeGroup]:
+    """Near-duplicate groups at ``threshold``, without chaining (see module docstring).
+
+    ``photos`` maps catalog id to photo; graph ids missing from it (photos deleted
+    since the graph was built) are skipped. Work in Python is proportional to the
+    edges at or above the threshold and the member pairs checked within groups; the
+    rest is numpy.
+    """
+    return _near(graph, _contents(photos.values()), _check_threshold(threshold), ignored)
+
+
+def find_duplicates(
+    photos: Sequence[PhotoInfo],
+    graph: NeighbourGraph | None,
+    threshold: float,
+    ignored: Set[tuple[str, str]] = frozenset(),
+) -> list[DupeGroup]:
+    """All duplicate groups: identical first, then near (skipped when there is no graph)."""
+    t32 = _check_threshold(threshold)
+    contents = _contents(photos)
+    groups = _identical(contents, ignored)
+    if graph is not None:
+        groups += _near(graph, contents, t32, ignored)
+    return groups

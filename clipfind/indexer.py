@@ -1,0 +1,410 @@
+"""The background indexer: scan -> diff -> decode (worker threads) -> embed (batches) -> store.
+
+Decoding runs in a thread pool ahead of the model, bounded so memory stays flat; the model
+thread writes each batch to the catalog in one transaction, so a kill loses at most the
+batch in flight and a restart skips every file already committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from clipfind.annindex import VectorIndex, open_index
+from clipfind.catalog import Catalog, KnownFile
+from clipfind.errors import ClipfindError, ImageLoadError
+from clipfind.home import INDEX_FILE, WriterLock
+from clipfind.imageload import load_image
+from clipfind.scan import ScannedFile, scan_folders
+
+if TYPE_CHECKING:
+    import torch
+
+    from clipfind.model import ClipModel, ModelSpec
+
+MAX_FILE_BYTES = 512 * 1024 * 1024  # larger files are not photos we can decode in memory
+INDEX_SAVE_SECONDS = 300.0
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    phase: Literal["scanning", "indexing", "saving", "done"]
+    done: int
+    total: int
+    failed: int
+    rate: float  # files per second in this run
+    eta: float | None  # seconds
+    current: str | None
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+class Control:
+    """Pause, resume and cancel an indexer from another thread (the GUI's or a signal handler)."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._cancelled = threading.Event()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def wait_if_paused(self) -> None:
+        self._running.wait()
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    copied: int = 0
+    removed: int = 0
+    failed: int = 0
+    unchanged: int = 0
+    encoded: int = 0  # photos that went through the model (the rest reused a stored vector)
+    seconds: float = 0.0
+    cancelled: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Photos through the model per second of the whole run."""
+        return self.encoded / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One file after the worker thread is done with it."""
+
+    file: ScannedFile
+    content_hash: str | None = None
+    tensor: torch.Tensor | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+    error: str | None = None
+    known_content: bool = False  # the catalog already has a vector for these bytes
+
+
+@dataclass
+class _Plan:
+    todo: list[ScannedFile]
+    missing: dict[str, KnownFile]
+    known: dict[str, KnownFile]
+    unchanged: int
+
+
+class Indexer:
+    """Indexes folders into the catalog of `home`; one at a time per home (WriterLock)."""
+
+    def __init__(
+        self,
+        home: Path,
+        spec: ModelSpec,
+        load_model: Callable[[], ClipModel],
+        *,
+        batch_size: int = 32,
+        workers: int | None = None,
+    ) -> None:
+        self.home = home
+        self.spec = spec
+        self._load_model = load_model
+        self.batch_size = batch_size
+        self.workers = workers or max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+        self._local = threading.local()
+        self._readers: list[Catalog] = []
+        self._readers_lock = threading.Lock()
+
+    # -- public ---------------------------------------------------------------------------
+    def run(
+        self,
+        folders: Iterable[str] | None = None,
+        *,
+        progress: ProgressFn | None = None,
+        control: Control | None = None,
+        reembed: bool = False,
+    ) -> IndexReport:
+        control = control or Control()
+        report = IndexReport()
+        start = time.monotonic()
+        with WriterLock(self.home):
+            catalog = Catalog(self.home / "catalog.sqlite3")
+            try:
+                self._run(catalog, folders, progress, control, reembed, report)
+            finally:
+                catalog.close()
+                self._close_readers()
+        report.seconds = time.monotonic() - start
+        return report
+
+    # -- steps ----------------------------------------------------------------------------
+    def _run(
+        self,
+        catalog: Catalog,
+        folders: Iterable[str] | None,
+        progress: ProgressFn | None,
+        control: Control,
+        reembed: bool,
+        report: IndexReport,
+    ) -> None:
+        roots = self._roots(catalog, folders)
+        if not reembed:
+            catalog.check_model(self.spec.identity)  # before any slow work
+        model: ClipModel | None = None
+        if reembed:
+            model = self._load_model()
+            _bind(catalog, model, reembed=True)
+
+        emit = progress or (lambda p: None)
+        emit(Progress("scanning", 0, 0, 0, 0.0, None, None))
+        plan = self._plan(catalog, roots, report)
+        report.unchanged = plan.unchanged
+        if not plan.todo and not plan.missing:
+            emit(Progress("done", 0, 0, 0, 0.0, 0.0, None))
+            return
+
+        if plan.todo and model is None:
+            model = self._load_model()
+            _bind(catalog, model)
+        index, notice = open_index(self.home / INDEX_FILE, catalog)
+        if notice:
+            report.notices.append(notice)
+        try:
+            if plan.todo and model is not None:
+                self._embed_all(catalog, index, model, plan, emit, control, report)
+            if not control.cancelled and plan.missing:
+                removed = catalog.remove_paths(plan.missing)
+                index.remove(removed)
+                report.removed = len(removed)
+        finally:
+            emit(Progress("saving", report.encoded, len(plan.todo), report.failed, 0.0, None, None))
+            self._save_index(catalog, index)
+        emit(Progress("done", len(plan.todo), len(plan.todo), report.failed, report.rate, 0.0, None))
+
+    def _roots(self, catalog: Catalog, folders: Iterable[str] | None) -> list[str]:
+        if folders is None:
+            roots = catalog.folders()
+            if not roots:
+                raise ClipfindError("no folders to index yet: run `clipfind index FOLDER`")
+            return roots
+        roots = [os.path.abspath(os.path.expanduser(f)) for f in folders]
+        for root in roots:
+            if not os.path.isdir(root):
+                raise ClipfindError(f"folder not found: {root}")
+        for root in roots:
+            catalog.add_folder(root)
+        return roots
+
+    def _plan(self, catalog: Catalog, roots: list[str], report: IndexReport) -> _Plan:
+        known: dict[str, KnownFile] = {}
+        scanned: list[ScannedFile] = []
+        for root in roots:
+            if not os.path.isdir(root):
+                # An unplugged drive is not an empty folder: keep its photos until it is back.
+                report.notices.append(f"folder not reachable, its photos are kept: {root}")
+                continue
+            known.update(catalog.known_files(root))
+        reachable = [r for r in roots if os.path.isdir(r)]
+        scanned = list(scan_folders(reachable))
+        seen = {f.path for f in scanned}
+        todo = [f for f in scanned if _changed(known.get(f.path), f)]
+        missing = {p: k for p, k in known.items() if p not in seen}
+        return _Plan(todo, missing, known, len(scanned) - len(todo))
+
+    def _embed_all(
+        self,
+        catalog: Catalog,
+        index: VectorIndex,
+        model: ClipModel,
+        plan: _Plan,
+        emit: ProgressFn,
+        control: Control,
+        report: IndexReport,
+    ) -> None:
+        total = len(plan.todo)
+        started = time.monotonic()
+        last_save = started
+        done = 0
+        in_flight: deque[Future[_Prepared]] = deque()
+        pending = iter(plan.todo)
+        max_in_flight = max(2 * self.batch_size, 4 * self.workers)
+        batch: list[_Prepared] = []
+
+        def flush() -> None:
+            nonlocal done
+            if batch:
+                self._commit_batch(catalog, index, model, batch, plan, report)
+                done += len(batch)
+                rate = done / max(time.monotonic() - started, 1e-9)
+                eta = (total - done) / rate if rate > 0 else None
+                emit(Progress("indexing", done, total, report.failed, rate, eta, batch[-1].file.path))
+                batch.clear()
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="clipfind-decode") as pool:
+            try:
+                while True:
+                    while len(in_flight) < max_in_flight and not control.cancelled:
+                        item = next(pending, None)
+                        if item is None:
+                            break
+                        in_flight.append(pool.submit(self._prepare, item, model))
+                    if not in_flight:
+                        break
+                    batch.append(in_flight.popleft().result())
+                    images = sum(1 for p in batch if p.tensor is not None)
+                    if images >= self.batch_size or len(batch) >= 4 * self.batch_size or not in_flight:
+                        flush()
+                        control.wait_if_paused()
+                        if control.cancelled:
+                            report.cancelled = True
+                            break
+                        if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
+                            self._save_index(catalog, index)
+                            last_save = time.monotonic()
+            finally:
+                for fut in in_flight:
+                    fut.cancel()
+
+    def _prepare(self, file: ScannedFile, model: ClipModel) -> _Prepared:
+        """Runs in a worker thread: read once, hash, and decode only content the catalog lacks."""
+        item = _Prepared(file)
+        try:
+            if file.size > MAX_FILE_BYTES:
+                raise ImageLoadError(f"file too large ({file.size // 2**20} MiB)")
+            with open(file.path, "rb") as fh:
+                data = fh.read()
+            item.content_hash = content_hash(data)
+            if self._reader().has_hash(item.content_hash):
+                item.known_content = True
+                return item
+            loaded = load_image(data, min_side=model.image_size)
+            item.tensor = model.preprocess(loaded.image)
+            item.width, item.height, item.taken_at = loaded.width, loaded.height, loaded.taken_at
+        except ImageLoadError as exc:
+            item.error = str(exc)
+        except OSError as exc:
+            item.error = f"cannot read file: {exc.strerror or exc}"
+        except Exception as exc:  # a decoder bug must cost one photo, not the whole run
+            item.error = f"unexpected error: {type(exc).__name__}: {exc}"
+        return item
+
+    def _commit_batch(
+        self,
+        catalog: Catalog,
+        index: VectorIndex,
+        model: ClipModel,
+        batch: list[_Prepared],
+        plan: _Plan,
+        report: IndexReport,
+    ) -> None:
+        import torch
+
+        images = [p for p in batch if p.tensor is not None]
+        vectors = model.encode_images(torch.stack([p.tensor for p in images])) if images else None
+        vector_of = {id(p): vectors[i] for i, p in enumerate(images)} if vectors is not None else {}
+        report.encoded += len(images)
+        new_ids: list[int] = []
+        with catalog.transaction():
+            for p in batch:
+                f = p.file
+                if p.error is not None:
+                    catalog.put_failure(f.path, f.size, f.mtime_ns, p.content_hash, p.error)
+                    report.failed += 1
+                elif p.known_content:
+                    new_ids.extend(self._reuse(catalog, p, plan, report))
+                else:
+                    existed = f.path in plan.known
+                    new_ids.append(
+                        catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash or "", p.width,
+                                          p.height, p.taken_at, vector_of[id(p)])
+                    )
+                    if existed:
+                        report.updated += 1
+                    else:
+                        report.added += 1
+        # The catalog is committed first: an index that lags is caught up from it on open.
+        if new_ids:
+            ids, vecs = catalog.vectors(ids=new_ids)
+            index.add(ids, vecs)
+        failed_ids = [plan.known[p.file.path].id for p in batch if p.error is not None and p.file.path in plan.known]
+        index.remove(failed_ids)
+        index.generation = catalog.generation
+
+    def _reuse(self, catalog: Catalog, p: _Prepared, plan: _Plan, report: IndexReport) -> list[int]:
+        """Same bytes as a file the catalog knows: a move keeps its row, a copy reuses its vector."""
+        f = p.file
+        assert p.content_hash is not None
+        for file_id, old_path in catalog.ids_with_hash(p.content_hash):
+            if old_path in plan.missing:
+                catalog.move(file_id, f.path, f.size, f.mtime_ns)
+                del plan.missing[old_path]
+                report.moved += 1
+                return []
+        row = catalog.vector_by_hash(p.content_hash)
+        if row is None:  # the only copy changed since the worker looked: left for the next pass
+            return []
+        _, width, height, taken_at, vector = row
+        if f.path in plan.known:
+            report.updated += 1  # touched, or changed back to content we have seen
+        else:
+            report.copied += 1
+        return [catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash, width, height, taken_at, vector)]
+
+    # -- helpers --------------------------------------------------------------------------
+    def _reader(self) -> Catalog:
+        reader = getattr(self._local, "catalog", None)
+        if reader is None:
+            reader = Catalog(self.home / "catalog.sqlite3", create=False)
+            self._local.catalog = reader
+            with self._readers_lock:
+                self._readers.append(reader)
+        return reader
+
+    def _close_readers(self) -> None:
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+
+    def _save_index(self, catalog: Catalog, index: VectorIndex) -> None:
+        if catalog.model_identity is not None:
+            index.save(self.home / INDEX_FILE, catalog.model_identity)
+
+
+def _bind(catalog: Catalog, model: ClipModel, *, reembed: bool = False) -> None:
+    catalog.bind_model(model.spec.identity, model.dim, model.spec.name, model.spec.pretrained, reembed=reembed)
+
+
+def _changed(known: KnownFile | None, f: ScannedFile) -> bool:
+    return known is None or known.size != f.size or known.mtime_ns != f.mtime_ns
+

@@ -1,0 +1,213 @@
+"""One photo library (a clipfind home): the single entry point the CLI and the GUI call.
+
+It owns the catalog connection of the calling thread, loads the model and the vector index
+only when a capability needs them, and keeps every decision (what a query means, what a
+duplicate is, who is the keeper) in the core modules it wires together.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clipfind.annindex import VectorIndex, exact_search, open_index
+from clipfind.catalog import Catalog, Failure
+from clipfind.dupes import DupeGroup, NeighbourGraph, build_graph, find_duplicates, pair_key
+from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, resolve_home
+from clipfind.records import PhotoInfo
+from clipfind.search import EXACT_LIMIT, Filters, Query, Searcher, SearchHit
+from clipfind.trash import TrashReport, move_to_trash
+
+if TYPE_CHECKING:
+    from clipfind.indexer import Indexer
+    from clipfind.model import ClipModel, ModelSpec, ProgressFn
+
+NEIGHBOURS_K = 24  # per photo; a burst of more near-identical shots than this is split
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    path: str
+    files: int
+    reachable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    home: str
+    model: str | None
+    pretrained: str | None
+    dim: int | None
+    files_indexed: int
+    files_failed: int
+    folders: tuple[FolderStatus, ...]
+    failures: tuple[Failure, ...]
+
+
+def resolve_spec(catalog: Catalog, name: str | None, pretrained: str | None) -> ModelSpec:
+    """Explicit choice (option or environment), else the catalog's own model, else the default."""
+    from clipfind.model import ModelSpec
+
+    name = name or os.environ.get("CLIPFIND_MODEL") or None
+    pretrained = pretrained if pretrained is not None else os.environ.get("CLIPFIND_PRETRAINED")
+    if name is None and pretrained is None and catalog.model_name:
+        return ModelSpec(catalog.model_name, catalog.model_pretrained)
+    return ModelSpec.parse(name, pretrained)
+
+
+class Library:
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        model: str | None = None,
+        pretrained: str | None = None,
+        *,
+        device: str | None = None,
+        download_progress: ProgressFn | None = None,
+    ) -> None:
+        self.home: Path = resolve_home(home)
+        self.catalog = Catalog(self.home / CATALOG_FILE)
+        self.spec = resolve_spec(self.catalog, model, pretrained)
+        self.notices: list[str] = []
+        self._device = device
+        self._download_progress = download_progress
+        self._model: ClipModel | None = None
+        self._model_lock = threading.Lock()
+        self._index: VectorIndex | None = None
+        self._searcher: Searcher | None = None
+        self._graph: NeighbourGraph | None = None
+        self._graph_generation: int | None = None
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # -- model and index, loaded on first need ----------------------------------------------
+    def model(self) -> ClipModel:
+        with self._model_lock:
+            if self._model is None:
+                from clipfind.model import load_model
+
+                self.catalog.check_model(self.spec.identity)
+                self._model = load_model(self.spec, self._device, self._download_progress)
+            return self._model
+
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index, notice = open_index(self.home / INDEX_FILE, self.catalog)
+            if notice:
+                self.notices.append(notice)
+        return self._index
+
+    # -- capabilities ---------------------------------------------------------------------
+    def indexer(self, **options: int) -> Indexer:
+        from clipfind.indexer import Indexer
+
+        return Indexer(self.home, self.spec, self.model, **options)
+
+    def search(self, query: Query, k: int = 20, filters: Filters = Filters()) -> list[SearchHit]:
+        if self.catalog.count_vectors() == 0:
+            return []
+        if self._searcher is None:
+            self._searcher = Searcher(self.catalog, self.index(), self._encode_texts, self._encode_image)
+        return self._searcher.search(query, k, filters)
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        return self.model().encode_texts(texts)
+
+    def _encode_image(self, path: str) -> np.ndarray:
+        from clipfind.imageload import load_image
+
+        model = self.model()
+        loaded = load_image(path, min_side=model.image_size)
+        return model.encode_images(model.preprocess(loaded.image).unsqueeze(0))[0]
+
+    def neighbour_graph(self) -> NeighbourGraph | None:
+        """Each photo's nearest neighbours, cached on disk per catalog generation."""
+        generation = self.catalog.generation
+        if self._graph is not None and self._graph_generation == generation:
+            return self._graph
+        if self.catalog.count_vectors() == 0:
+            return None
+        path = self.home / NEIGHBOURS_FILE
+        graph = _load_graph(path, generation, self.catalog.model_identity or "")
+        if graph is None:
+            ids, vectors = self._one_vector_per_content()
+            if len(ids) <= EXACT_LIMIT:
+                graph = build_graph(ids, vectors, lambda q, k: exact_search(ids, vectors, q, k), NEIGHBOURS_K)
+            else:
+                index = self.index()
+                graph = build_graph(ids, vectors, index.search, NEIGHBOURS_K)
+            _save_graph(path, graph, generation, self.catalog.model_identity or "")
+        self._graph, self._graph_generation = graph, generation
+        return graph
+
+    def _one_vector_per_content(self) -> tuple[np.ndarray, np.ndarray]:
+        """Byte-identical copies share one graph row, so they cannot crowd out real neighbours."""
+        ids, vectors = self.catalog.vectors()
+        hashes = [p.content_hash for p in self.catalog.photos()]  # same rows, same id order
+        _, first = np.unique(np.asarray(hashes), return_index=True)
+        keep = np.sort(first)
+        return ids[keep], vectors[keep]
+
+    def duplicates(self, threshold: float) -> list[DupeGroup]:
+        files = self.catalog.all_files()
+        return find_duplicates(files, self.neighbour_graph(), threshold, self.catalog.ignored_pairs())
+
+    def mark_not_duplicates(self, photos: Sequence[PhotoInfo]) -> None:
+        """Remember that these photos are not duplicates of one another, by content."""
+        hashes = sorted({p.content_hash for p in photos})
+        if len(hashes) == 1:  # byte-identical copies: hide the identical group itself
+            self.catalog.ignore_pairs([pair_key(hashes[0], hashes[0])])
+        else:
+            self.catalog.ignore_pairs([pair_key(a, b) for a, b in itertools.combinations(hashes, 2)])
+
+    def trash(self, photos: Sequence[PhotoInfo]) -> TrashReport:
+        report = move_to_trash(self.catalog, photos)
+        if self._index is not None:
+            self._index.remove([p.id for p in report.moved])
+        return report
+
+    def status(self) -> Status:
+        folders = tuple(
+            FolderStatus(f, len(self.catalog.known_files(f)), os.path.isdir(f)) for f in self.catalog.folders()
+        )
+        return Status(
+            home=str(self.home),
+            model=self.catalog.model_name,
+            pretrained=self.catalog.model_pretrained,
+            dim=self.catalog.dim,
+            files_indexed=self.catalog.count("ok"),
+            files_failed=self.catalog.count("failed"),
+            folders=folders,
+            failures=tuple(self.catalog.failures()),
+        )
+
+
+def _load_graph(path: Path, generation: int, model: str) -> NeighbourGraph | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["generation"]) != generation or str(data["model"]) != model:
+                return None
+            return NeighbourGraph(data["ids"], data["neighbours"], data["similarities"])
+    except (OSError, KeyError, ValueError):
+        return None  # missing or damaged: rebuild
+
+
+def _save_graph(path: Path, graph: NeighbourGraph, generation: int, model: str) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        ids=graph.ids,
+        neighbours=graph.neighbours,
+        similarities=graph.similarities,
+        generation=np.int64(generation),
+        model=np.str_(model),
+    )
+    os.replace(tmp, path)

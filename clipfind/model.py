@@ -1,0 +1,425 @@
+"""Load an open_clip model and turn photos and queries into unit vectors.
+
+Weights come through open_clip's own loading path. Before open_clip runs, the weights file it
+will look for on the Hugging Face Hub is made sure to be in the local cache (downloaded with a
+progress callback when missing); open_clip then runs with the Hub switched to offline mode, so a
+machine that has the weights never touches the network and one without them fails at once with
+a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import PIL.Image
+import torch
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, RepositoryNotFoundError
+from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+from open_clip.pretrained import _get_safe_alternatives  # its rule for which weights file to ask the Hub for
+from tqdm import tqdm
+
+from clipfind import model_table
+from clipfind.errors import ModelLoadError
+
+DEFAULT_MODEL = "ViT-B-32"  # the first row of model_table.MODELS (tested)
+DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+TINY_MODEL = "clipfind-tiny"
+HF_HUB_PREFIX = "hf-hub:"
+
+_TINY_CONFIG = Path(__file__).resolve().parent.parent / "assets" / "model_configs" / f"{TINY_MODEL}.json"
+_CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz")
+
+ProgressFn = Callable[[int, int | None], None]
+"""(bytes_done, bytes_total or None) of the weights file being downloaded."""
+
+
+def _is_path(pretrained: str) -> bool:
+    """Tags are plain words like laion2b_s34b_b79k; anything path-like is a checkpoint file."""
+    return (
+        "/" in pretrained
+        or os.sep in pretrained
+        or pretrained.startswith(("~", "."))
+        or pretrained.lower().endswith(_CHECKPOINT_SUFFIXES)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """Which model and which weights; `identity` is what the catalog stores next to the vectors."""
+
+    name: str  # open_clip architecture name, "clipfind-tiny", or "hf-hub:org/repo"
+    pretrained: str | None  # open_clip tag, a checkpoint file path, or None for random weights
+
+    @property
+    def is_hub_repo(self) -> bool:
+        return self.name.startswith(HF_HUB_PREFIX)
+
+    @property
+    def is_file(self) -> bool:
+        return self.pretrained is not None and _is_path(self.pretrained)
+
+    @property
+    def identity(self) -> str:
+        """Stable across runs, so the catalog can refuse to mix vectors of different models."""
+        if self.is_hub_repo:
+            return self.name  # the repo carries its own weights
+        if self.pretrained is None:
+            return f"{self.name}/none"
+        if self.is_file:
+            return f"{self.name}/file:{os.path.abspath(os.path.expanduser(self.pretrained))}"
+        return f"{self.name}/{self.pretrained}"
+
+    @classmethod
+    def parse(cls, name: str | None, pretrained: str | None) -> ModelSpec:
+        """Build a spec from --model/--pretrained as typed.
+
+        `pretrained` "none" or "" means random weights; None means the model's usual weights (the
+        table's default tag, else open_clip's first tag, else random); paths get ~ expanded and
+        are made absolute; tags are normalised the way open_clip matches them.
+        """
+        name = (name or "").strip() or DEFAULT_MODEL
+        if name.startswith(HF_HUB_PREFIX):
+            if pretrained and pretrained.strip().lower() != "none":
+                raise ModelLoadError(
+                    f"--pretrained cannot be used with {name}: the weights come from that repository."
+                )
+            return cls(name, None)
+        name = name.replace("/", "-")  # open_clip accepts "ViT-B/32" for "ViT-B-32"
+        if pretrained is None:
+            tags = open_clip.list_pretrained_tags_by_model(name)
+            return cls(name, model_table.default_tag(name) or (tags[0] if tags else None))
+        pretrained = pretrained.strip()
+        if pretrained.lower() in ("", "none"):
+            return cls(name, None)
+        if _is_path(pretrained):
+            return cls(name, os.path.abspath(os.path.expanduser(pretrained)))
+        return cls(name, pretrained.lower().replace("-", "_"))
+
+
+def register_tiny_model() -> None:
+    """Make "clipfind-tiny" (a few-MB architecture for tests and benchmarks) known to open_clip."""
+    if TINY_MODEL in open_clip.list_models():
+        return
+    if not _TINY_CONFIG.is_file():
+        raise ModelLoadError(f"The {TINY_MODEL} config is missing from this installation ({_TINY_CONFIG}).")
+    open_clip.add_model_config(_TINY_CONFIG)
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """The fastest device present, or the one asked for if it exists here."""
+    if requested:
+        try:
+            device = torch.device(requested)
+        except RuntimeError as e:
+            raise ModelLoadError(f"Unknown device '{requested}'; use cpu, cuda or mps.") from e
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError(f"--device {requested} was asked for, but CUDA is not available here; use cpu.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ModelLoadError(f"--device {requested} was asked for, but MPS is not available here; use cpu.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _physical_cores() -> int:
+    """Cores this process may run on, counting hyper-threads once (they slow matmul-bound work)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            package = (topology / "physical_package_id").read_text().strip()
+            core = (topology / "core_id").read_text().strip()
+        except OSError:  # no sysfs (macOS, Windows, some containers): count logical CPUs
+            return max(1, len(cpus))
+        cores.add((package, core))
+    return max(1, len(cores))
+
+
+def configure_cpu_threads() -> int:
+    """Use one torch thread per physical core we may run on (OMP_NUM_THREADS wins if set)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(env) if env.isdigit() and int(env) > 0 else _physical_cores()
+    torch.set_num_threads(threads)
+    try:
+        # Eager inference does not use inter-op parallelism; one thread avoids idle extras.
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # torch allows this only once and only before parallel work has started
+    return threads
+
+
+class ClipModel:
+    """A loaded model with its own preprocessing and tokenizer; outputs are unit float32 rows."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: torch.device,
+        model: Any,  # an open_clip CLIP/CustomTextCLIP: its attributes are untyped
+        transform: Callable[[PIL.Image.Image], torch.Tensor],
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        dim: int,
+    ) -> None:
+        self.spec = spec
+        self.device = device
+        self.dim = dim
+        self._model = model
+        size = model.visual.preprocess_cfg["size"]  # what open_clip's own transform resizes to
+        self.image_size: int = size if isinstance(size, int) else int(size[0])
+        self._transform = transform
+        self._tokenizer = tokenizer
+
+    def preprocess(self, image: PIL.Image.Image) -> torch.Tensor:
+        """open_clip's eval transform for this model: (3, image_size, image_size) float32."""
+        return self._transform(image)
+
+    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
+        """(n, 3, H, W) preprocessed images -> (n, dim) unit vectors."""
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            features = self._model.encode_image(batch.to(self.device), normalize=True)
+        return _unit_rows(features)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Queries -> (n, dim) unit vectors in the same space as the images."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        tokens = self._tokenizer(list(texts)).to(self.device)
+        with torch.inference_mode():
+            features = self._model.encode_text(tokens, normalize=True)
+        return _unit_rows(features)
+
+
+def _unit_rows(features: torch.Tensor) -> np.ndarray:
+    """open_clip's normalised features as the float32 numpy rows the catalog and index store."""
+    return features.float().cpu().numpy()
+
+
+@dataclass(frozen=True, slots=True)
+class _HubFile:
+    """A file open_clip will ask the Hub for: the first of `candidates` that the repo has."""
+
+    repo: str
+    candidates: tuple[str, ...]
+
+
+def _hub_weights(spec: ModelSpec) -> _HubFile | None:
+    """The weights file open_clip looks up for this spec, resolved the way its download_pretrained does."""
+    if spec.is_hub_repo:
+        return _HubFile(spec.name.removeprefix(HF_HUB_PREFIX), (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME))
+    if spec.pretrained is None or spec.is_file:
+        return None
+    repo, filename = os.path.split(open_clip.get_pretrained_cfg(spec.name, spec.pretrained)["hf_hub"])
+    filename = filename or HF_WEIGHTS_NAME
+    # open_clip tries the .safetensors twin of a weights file first, then the file itself.
+    return _HubFile(repo, (*_get_safe_alternatives(filename), filename))
+
+
+def _progress_bar(progress: ProgressFn) -> type[tqdm]:
+    """A tqdm class for hf_hub_download(tqdm_class=...) that prints nothing and reports bytes to `progress`."""
+
+    class _CallbackBar(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True  # the caller draws its own bar
+            super().__init__(*args, **kwargs)
+            progress(int(self.n), self.total)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self.n += n or 0
+            progress(int(self.n), self.total)
+            return None
+
+        def update_transfer(self, n: int) -> None:
+            """Network bytes of a Xet download: defining this makes huggingface_hub report through
+            one bar (bytes written, against the file size) instead of two."""
+
+        def set_transfer_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+            """Rate text of that Xet transfer bar; nothing to show."""
+
+    return _CallbackBar
+
+
+def _quiet(done: int, total: int | None) -> None:
+    """Progress sink for the small config file: only the weights deserve a bar."""
+
+
+def _what(spec: ModelSpec) -> str:
+    return spec.name if spec.is_hub_repo else f"the weights for {spec.name} ({spec.pretrained})"
+
+
+def _offline_message(spec: ModelSpec, reason: str) -> str:
+    row = model_table.lookup(spec.name, spec.pretrained)
+    size = f" (about {row.download_text})" if row else ""
+    if spec.is_hub_repo:
+        return f"Could not download {spec.name}: {reason}. Connect once to download it{size}."
+    return (
+        f"Could not download {_what(spec)}: {reason}. Connect once to download them{size}, "
+        "or pass a checkpoint file with --pretrained /path/to/open_clip_model.safetensors."
+    )
+
+
+def _fetch(spec: ModelSpec, hub: _HubFile, progress: ProgressFn | None) -> str:
+    """Path of `hub` in the local Hugging Face cache, downloading it first if it is not there.
+
+    A plain hf_hub_download retries for ~20 s per file when there is no network; one quick HEAD
+    request tells us instead, and its answer says which candidate the repo has.
+    """
+    for filename in hub.candidates:
+        cached = try_to_load_from_cache(hub.repo, filename)
+        if isinstance(cached, str):
+            return cached
+    if hf_constants.is_offline_mode():
+        raise ModelLoadError(_offline_message(spec, "offline mode is on (HF_HUB_OFFLINE is set)"))
+    for filename in hub.candidates:
+        try:
+            get_hf_file_metadata(hf_hub_url(hub.repo, filename), timeout=hf_constants.HF_HUB_ETAG_TIMEOUT)
+        except RemoteEntryNotFoundError:
+            continue
+        except RepositoryNotFoundError as e:  # also gated/private repositories
+            raise ModelLoadError(
+                f"Hugging Face repository {hub.repo} was not found (or it is private or gated); check the name."
+            ) from e
+        except HfHubHTTPError as e:
+            raise ModelLoadError(
+                f"Could not download {_what(spec)}: the Hugging Face Hub answered {e.response.status_code}. "
+                "Try again later."
+            ) from e
+        except Exception as e:  # no answer at all: name resolution, refused connection, timeout
+            raise ModelLoadError(_offline_message(spec, "no internet connection")) from e
+        try:
+            return hf_hub_download(hub.repo, filename, tqdm_class=_progress_bar(progress) if progress else None)
+        except Exception as e:
+            raise ModelLoadError(
+                f"Downloading {_what(spec)} failed: {_brief(e)}. Run the command again to resume."
+            ) from e
+    raise ModelLoadError(f"Hugging Face repository {hub.repo} has no {' or '.join(hub.candidates)}.")
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Keep open_clip off the network while it loads: everything it needs is cached by now, and its
+    own lookups would cost a round-trip per file (or ~20 s of retries per file without network)."""
+    saved = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_OFFLINE = saved
+
+
+def _brief(e: BaseException) -> str:
+    """One line of an exception, for messages that must fit on one line."""
+    text = str(e).strip().splitlines()
+    line = text[0] if text else type(e).__name__
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def _check_spec(spec: ModelSpec) -> None:
+    """Refuse unknown names, tags and missing files before anything heavy happens."""
+    if spec.is_hub_repo:
+        return
+    if open_clip.get_model_config(spec.name) is None:
+        raise ModelLoadError(
+            f"Unknown model '{spec.name}'. Run `clipfind models` to see the supported models "
+            "(any open_clip architecture name or hf-hub:org/repo works too)."
+        )
+    if spec.pretrained is None:
+        return
+    if spec.is_file:
+        path = os.path.expanduser(spec.pretrained)
+        if not os.path.isfile(path):
+            raise ModelLoadError(f"Checkpoint file not found: {path}")
+        return
+    if not open_clip.is_pretrained_cfg(spec.name, spec.pretrained):
+        tags = open_clip.list_pretrained_tags_by_model(spec.name)
+        if not tags:
+            raise ModelLoadError(
+                f"{spec.name} has no published weights in open_clip; pass a checkpoint file with --pretrained PATH."
+            )
+        raise ModelLoadError(
+            f"Unknown --pretrained '{spec.pretrained}' for {spec.name}. Valid tags: {', '.join(tags)} "
+            "(or a checkpoint file path)."
+        )
+
+
+def _load_failure(spec: ModelSpec, weights: str | None, e: Exception) -> ModelLoadError:
+    """Name the file at fault: after _check_spec and _fetch, what is left to fail is the weights."""
+    if spec.is_file:
+        path = os.path.expanduser(spec.pretrained or "")
+        if isinstance(e, RuntimeError) and "state_dict" in str(e):
+            return ModelLoadError(
+                f"Checkpoint file {path} does not match the {spec.name} architecture ({_brief(e)}); "
+                "pass weights made for this model."
+            )
+        return ModelLoadError(
+            f"Checkpoint file {path} could not be read: it is corrupt or not an open_clip checkpoint ({_brief(e)})."
+        )
+    if weights:
+        return ModelLoadError(
+            f"Could not load {_what(spec)} from {weights} ({_brief(e)}); delete that file to download it again."
+        )
+    return ModelLoadError(f"Could not load {spec.name}: {_brief(e)}")
+
+
+def load_model(spec: ModelSpec, device: str | None = None, progress: ProgressFn | None = None) -> ClipModel:
+    """Load `spec` on `device` (default: the fastest present), downloading weights once if needed.
+
+    `progress` gets (bytes_done, bytes_total) while the weights download; without it
+    huggingface_hub draws its usual tqdm bar on stderr. Every failure is a ModelLoadError whose
+    one-line message says what to do.
+    """
+    torch_device = pick_device(device)
+    if spec.name == TINY_MODEL:
+        register_tiny_model()
+    _check_spec(spec)
+    if spec.pretrained is None and not spec.is_hub_repo:
+        warnings.warn(
+            f"{spec.name} is loaded with random weights (--pretrained none): search results are meaningless.",
+            UserWarning,
+            stacklevel=2,
+        )
+    hub = _hub_weights(spec)
+    config_path = _fetch(spec, _HubFile(hub.repo, (HF_CONFIG_NAME,)), _quiet) if spec.is_hub_repo and hub else None
+    weights = _fetch(spec, hub, progress) if hub else None
+    tag = open_clip.get_pretrained_cfg(spec.name, spec.pretrained or "") if not spec.is_file else {}
+    try:
+        with _hub_offline():
+            model, _, transform = open_clip.create_model_and_transforms(
+                spec.name,
+                pretrained=spec.pretrained,
+                device=torch_device,
+                # open_clip 3 only warns when a tag was trained with QuickGELU (e.g. ViT-B-32/openai)
+                # and the architecture lacks it; the vectors would be off, so match the tag.
+                force_quick_gelu=bool(tag.get("quick_gelu", False)),
+            )
+            tokenizer = open_clip.get_tokenizer(spec.name)
+    except Exception as e:  # open_clip raises RuntimeError, OSError, ValueError, safetensors and pickle errors
+        raise _load_failure(spec, weights, e) from e
+    model.eval()
+    if "MobileCLIP" in spec.name:
+        from timm.utils import reparameterize_model
+
+        # MobileCLIP's FastViT blocks have training-time branches; fusing them is much faster and equivalent.
+        model = reparameterize_model(model, inplace=True)
+    if config_path:
+        with open(config_path, encoding="utf-8") as f:
+            dim = int(json.load(f)["model_cfg"]["embed_dim"])
+    else:
+        dim = int(open_clip.get_model_config(spec.name)["embed_dim"])
+    return ClipModel(spec, torch_device, model, transform, tokenizer, dim)

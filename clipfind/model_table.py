@@ -1,0 +1,89 @@
+"""The supported models as data, so the code, `clipfind models` and the README show one table.
+
+Every row is an open_clip (architecture, pretrained tag) pair that tests/test_model_table.py checks
+against the installed open_clip. Download sizes are the fp32 checkpoints (parameters x 4 bytes).
+Licences are those the weights are published under; read them before commercial use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """One supported model: what to pass to --model/--pretrained and what the user should know."""
+
+    name: str  # open_clip architecture name (--model)
+    pretrained: str  # open_clip pretrained tag (--pretrained)
+    dim: int  # embedding dimension stored in the catalog
+    image_size: int  # square input side in pixels
+    licence: str  # licence of the published weights
+    download_mb: int  # approximate size of the weights download
+    note: str
+
+    @property
+    def download_text(self) -> str:
+        """Size as people read it ("600 MB", "1.7 GB"); a rough figure is all a user needs."""
+        if self.download_mb >= 1000:
+            return f"{self.download_mb / 1000:.1f} GB"
+        return f"{round(self.download_mb, -1)} MB"
+
+
+# The first row is the default model; the first row of each name gives that name's default tag.
+MODELS: tuple[ModelRow, ...] = (
+    ModelRow(
+        "ViT-B-32", "laion2b_s34b_b79k", 512, 224, "MIT (LAION)", 605,
+        "default: good balance of speed and quality",
+    ),
+    ModelRow(
+        "ViT-B-32", "openai", 512, 224, "MIT (OpenAI CLIP)", 605,
+        "the original CLIP; same speed as the default",
+    ),
+    ModelRow(
+        "ViT-B-32-256", "datacomp_s34b_b86k", 512, 256, "MIT (LAION)", 605,
+        "better than the default, a little slower (256 px input)",
+    ),
+    ModelRow(
+        "ViT-B-16", "laion2b_s34b_b88k", 512, 224, "MIT (LAION)", 599,
+        "finer detail, about 4x slower to index than ViT-B-32",
+    ),
+    ModelRow(
+        "ViT-L-14", "laion2b_s32b_b82k", 768, 224, "MIT (LAION)", 1710,
+        "best quality here; slow on a CPU, for a GPU",
+    ),
+    ModelRow(
+        "MobileCLIP2-S0", "dfndr2b", 512, 256, "Apple AMLR (research use; read it first)", 300,
+        "fastest of similar quality, smallest download",
+    ),
+    ModelRow(
+        "MobileCLIP-S2", "datacompdr", 512, 256, "Apple AMLR (research use; read it first)", 397,
+        "fast on a CPU with quality above ViT-B-32",
+    ),
+)
+
+DEFAULT_ROW = MODELS[0]
+
+
+def default_tag(name: str) -> str | None:
+    """The tag to use when only --model is given, so a table model never loads random weights."""
+    return next((row.pretrained for row in MODELS if row.name == name), None)
+
+
+def lookup(name: str, pretrained: str | None) -> ModelRow | None:
+    """The row for a (name, tag) pair, e.g. to tell the download size in an error message."""
+    return next((row for row in MODELS if row.name == name and row.pretrained == pretrained), None)
+
+
+def table_markdown() -> str:
+    """The table as Markdown, for the README and `clipfind models`."""
+    lines = [
+        "| --model | --pretrained | Dim | Input | Download | Weights licence | Notes |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for row in MODELS:
+        lines.append(
+            f"| `{row.name}` | `{row.pretrained}` | {row.dim} | {row.image_size} px | {row.download_text}"
+            f" | {row.licence} | {row.note} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,23 @@
+"""Result types shared by the core, the CLI and the GUI (one per capability)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoInfo:
+    """What the catalog knows of one indexed file; enough to rank, show and clean it up."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None  # ISO 8601 from EXIF DateTimeOriginal, local time, no zone
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)

@@ -1,0 +1,189 @@
+"""What a query means and how it is answered: weighted text and image terms, filters, top-k.
+
+A query is a weighted sum of unit vectors: text phrases and photos add, "minus" phrases
+subtract; the sum is normalised and compared by cosine with every photo. Weights use the
+`term^weight` suffix (Lucene's boost syntax), e.g. `beach^2` or `--minus "people^0.5"`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from clipfind.annindex import VectorIndex, exact_search, sync_index
+from clipfind.catalog import Catalog
+from clipfind.errors import ClipfindError
+from clipfind.records import PhotoInfo
+
+# Below this many candidates, brute force is both exact and faster than a graph walk.
+EXACT_LIMIT = 20_000
+_WEIGHT = re.compile(r"^(?P<term>.*?\S)\s*\^(?P<weight>[0-9]*\.?[0-9]+)$", re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    kind: Literal["text", "image"]
+    value: str  # a phrase, or a photo's path
+    weight: float  # negative for "minus" terms
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    terms: tuple[Term, ...]
+
+    @property
+    def needs_text_model(self) -> bool:
+        return any(t.kind == "text" for t in self.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    folder: str | None = None
+    date_from: str | None = None  # ISO date or datetime, inclusive
+    date_to: str | None = None
+    min_score: float | None = None
+
+    @property
+    def restricts_candidates(self) -> bool:
+        return self.folder is not None or self.date_from is not None or self.date_to is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    photo: PhotoInfo
+    score: float  # cosine similarity to the query, -1..1
+
+
+def split_weight(text: str) -> tuple[str, float]:
+    """'beach^2' -> ('beach', 2.0); anything else keeps weight 1 and its text unchanged."""
+    match = _WEIGHT.match(text)
+    if match is None:
+        return text, 1.0
+    weight = float(match["weight"])
+    if not math.isfinite(weight):
+        raise ClipfindError(f"bad weight in {text!r}")
+    return match["term"], weight
+
+
+def build_query(
+    texts: Sequence[str] = (), images: Sequence[str] = (), minus: Sequence[str] = ()
+) -> Query:
+    """Turn the user's words into a Query, or say what is wrong with them."""
+    terms: list[Term] = []
+    for raw in texts:
+        phrase, weight = split_weight(raw.strip())
+        if phrase.strip():
+            terms.append(Term("text", phrase.strip(), weight))
+    for raw in images:
+        path, weight = (raw, 1.0) if os.path.exists(raw) else split_weight(raw)
+        terms.append(Term("image", os.path.abspath(os.path.expanduser(path)), weight))
+    for raw in minus:
+        phrase, weight = split_weight(raw.strip())
+        if phrase.strip():
+            terms.append(Term("text", phrase.strip(), -weight))
+    if not any(t.weight > 0 for t in terms):
+        raise ClipfindError("nothing to search for: give a phrase or --image PHOTO")
+    return Query(tuple(terms))
+
+
+TextEncoder = Callable[[list[str]], np.ndarray]
+ImageEncoder = Callable[[str], np.ndarray]
+
+
+class Searcher:
+    """Answers queries over a catalog, keeping its in-memory index in step with the catalog."""
+
+    def __init__(self, catalog: Catalog, index: VectorIndex, encode_texts: TextEncoder, encode_image: ImageEncoder) -> None:
+        self.catalog = catalog
+        self.index = index
+        self._encode_texts = encode_texts
+        self._encode_image = encode_image
+        self._exact_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def query_vector(self, query: Query) -> tuple[np.ndarray, set[int]]:
+        """(unit query vector, catalog ids to leave out: the query photos themselves)."""
+        parts: list[np.ndarray] = []
+        weights: list[float] = []
+        exclude: set[int] = set()
+        texts = [t for t in query.terms if t.kind == "text"]
+        if texts:
+            encoded = self._encode_texts([t.value for t in texts])
+            parts.extend(encoded)
+            weights.extend(t.weight for t in texts)
+        for term in query.terms:
+            if term.kind != "image":
+                continue
+            stored = self.catalog.photo_by_path(term.value)
+            if stored is not None:
+                exclude.add(stored[0].id)
+                parts.append(stored[1])
+            else:
+                if not os.path.isfile(term.value):
+                    raise ClipfindError(f"query photo not found: {term.value}")
+                parts.append(self._encode_image(term.value))
+            weights.append(term.weight)
+        vector = np.sum([w * p for w, p in zip(weights, parts)], axis=0).astype(np.float32)
+        norm = float(np.linalg.norm(vector))
+        if norm < 1e-6:
+            raise ClipfindError("the query terms cancel each other out; change the weights")
+        return vector / norm, exclude
+
+    def search(self, query: Query, k: int = 20, filters: Filters = Filters()) -> list[SearchHit]:
+        if k <= 0:
+            raise ClipfindError("k must be a positive number")
+        vector, exclude = self.query_vector(query)
+        return self.search_vector(vector, k, filters, exclude)
+
+    def search_vector(
+        self, vector: np.ndarray, k: int, filters: Filters = Filters(), exclude: set[int] = frozenset()  # type: ignore[assignment]
+    ) -> list[SearchHit]:
+        sync_index(self.index, self.catalog)
+        want = k + len(exclude)
+        if filters.restricts_candidates:
+            allowed = self.catalog.ids_matching(filters.folder, filters.date_from, filters.date_to)
+            if len(allowed) <= EXACT_LIMIT:
+                ids, vectors = self.catalog.vectors(ids=allowed.tolist())
+                labels, sims = exact_search(ids, vectors, vector, want)
+            else:
+                labels, sims = self._approximate(vector, want, set(allowed.tolist()))
+        elif len(self.index) <= EXACT_LIMIT:
+            ids, vectors = self._all_vectors()
+            labels, sims = exact_search(ids, vectors, vector, want)
+        else:
+            labels, sims = self._approximate(vector, want, None)
+        return self._hits(labels[0], sims[0], k, filters.min_score, exclude)
+
+    def _approximate(self, vector: np.ndarray, want: int, allowed: set[int] | None) -> tuple[np.ndarray, np.ndarray]:
+        fetch = want if allowed is None else want * 4
+        while True:
+            labels, sims = self.index.search(vector, fetch)
+            if allowed is None:
+                return labels, sims
+            keep = np.isin(labels[0], np.fromiter(allowed, dtype=np.int64))
+            if keep.sum() >= want or fetch >= len(self.index):
+                return labels[:, keep], sims[:, keep]
+            fetch *= 4
+
+    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        generation = self.catalog.generation
+        if self._exact_cache is None or self._exact_cache[0] != generation:
+            ids, vectors = self.catalog.vectors()
+            self._exact_cache = (generation, ids, vectors)
+        return self._exact_cache[1], self._exact_cache[2]
+
+    def _hits(
+        self, labels: np.ndarray, sims: np.ndarray, k: int, min_score: float | None, exclude: set[int]
+    ) -> list[SearchHit]:
+        ranked = [(int(l), float(s)) for l, s in zip(labels, sims) if int(l) not in exclude]
+        if min_score is not None:
+            ranked = [(l, s) for l, s in ranked if s >= min_score]
+        ranked = ranked[:k]
+        photos = {p.id: p for p in self.catalog.photos([l for l, _ in ranked])}
+        # A photo deleted since the index last synced simply drops out.
+        return [SearchHit(photos[l], s) for l, s in ranked if l in photos]

@@ -1,0 +1,40 @@
+"""Helpers shared by tests: where the real photos are, and small builders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PHOTOS = SHARED_DATA / "photos"
+FORMATS = SHARED_DATA / "formats"
+
+needs_shared_data = pytest.mark.skipif(
+    not PHOTOS.is_dir(), reason=f"real test photos not found at {SHARED_DATA} (../shared/data beside the project)"
+)
+
+
+def copy_photos(dest: Path, count: int, subfolder: str = "kodak24") -> list[Path]:
+    """Copy `count` real photos into dest (PNG and JPEG sources as they are)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    sources = sorted(p for p in (PHOTOS / subfolder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    out = []
+    for src in sources[:count]:
+        target = dest / src.name
+        shutil.copy2(src, target)
+        out.append(target)
+    return out
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def set_mtime(path: Path, seconds: float) -> None:
+    os.utime(path, (seconds, seconds))

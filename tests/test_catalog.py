@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipfind.catalog import SCHEMA_VERSION, Catalog
+from clipfind.errors import CatalogError, ModelMismatchError
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    cat = Catalog(tmp_path / "c.sqlite3")
+    cat.bind_model("m/none", 4, "m", None)
+    yield cat
+    cat.close()
+
+
+def vec(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_put_photo_roundtrip_and_changed_file_keeps_id(catalog: Catalog) -> None:
+    i = catalog.put_photo("/p/a.jpg", 10, 1, "h1", 40, 30, "2020-01-02T03:04:05", vec(1, 0, 0, 0))
+    found = catalog.photo_by_path("/p/a.jpg")
+    assert found is not None
+    photo, vector = found
+    assert (photo.id, photo.size, photo.width, photo.height, photo.taken_at) == (i, 10, 40, 30, "2020-01-02T03:04:05")
+    np.testing.assert_array_equal(vector, vec(1, 0, 0, 0))
+    j = catalog.put_photo("/p/a.jpg", 11, 2, "h2", 40, 30, None, vec(0, 1, 0, 0))
+    assert j == i
+    assert catalog.count("ok") == 1
+
+
+def test_ids_never_reused_after_delete(catalog: Catalog) -> None:
+    a = catalog.put_photo("/p/a.jpg", 1, 1, "h1", 1, 1, None, vec(1, 0, 0, 0))
+    catalog.remove_paths(["/p/a.jpg"])
+    b = catalog.put_photo("/p/b.jpg", 1, 1, "h2", 1, 1, None, vec(1, 0, 0, 0))
+    assert b > a
+
+
+def test_generation_and_vectors_since(catalog: Catalog) -> None:
+    catalog.put_photo("/p/a.jpg", 1, 1, "h1", 1, 1, None, vec(1, 0, 0, 0))
+    g = catalog.generation
+    b = catalog.put_photo("/p/b.jpg", 1, 1, "h2", 1, 1, None, vec(0, 1, 0, 0))
+    ids, vectors = catalog.vectors(since_generation=g)
+    assert ids.tolist() == [b]
+    assert vectors.shape == (1, 4)
+    removed = catalog.remove_paths(["/p/b.jpg", "/p/missing.jpg"])
+    assert removed == [b]
+    assert catalog.generation > g + 1
+
+
+def test_failure_recorded_and_replaces_ok_row(catalog: Catalog) -> None:
+    i = catalog.put_photo("/p/a.jpg", 1, 1, "h1", 1, 1, None, vec(1, 0, 0, 0))
+    j = catalog.put_failure("/p/a.jpg", 2, 2, "h9", "truncated file")
+    assert i == j
+    assert catalog.count("ok") == 0
+    assert [(f.path, f.error) for f in catalog.failures()] == [("/p/a.jpg", "truncated file")]
+    assert catalog.vectors()[0].size == 0
+
+
+def test_non_utf8_path_roundtrip(catalog: Catalog) -> None:
+    weird = "/p/" + b"caf\xe9 \xf0\x9f\x93\xb7.jpg".decode("utf-8", "surrogateescape")
+    catalog.put_photo(weird, 1, 1, "h", 1, 1, None, vec(1, 0, 0, 0))
+    assert weird in catalog.known_files()
+    assert catalog.photo_by_path(weird) is not None
+
+
+def test_folder_filter_does_not_match_sibling_prefix(catalog: Catalog) -> None:
+    catalog.put_photo("/p/trip/a.jpg", 1, 1, "h1", 1, 1, None, vec(1, 0, 0, 0))
+    catalog.put_photo("/p/trip-old/b.jpg", 1, 1, "h2", 1, 1, None, vec(1, 0, 0, 0))
+    assert list(catalog.known_files("/p/trip")) == ["/p/trip/a.jpg"]
+    assert len(catalog.ids_matching(folder="/p/trip")) == 1
+    catalog.add_folder("/p/trip")
+    assert catalog.remove_folder("/p/trip") == 1
+    assert list(catalog.known_files()) == ["/p/trip-old/b.jpg"]
+    assert catalog.folders() == []
+
+
+def test_date_filter_uses_capture_date_then_mtime(catalog: Catalog) -> None:
+    catalog.put_photo("/p/old.jpg", 1, 1, "h1", 1, 1, "2001-05-05T10:00:00", vec(1, 0, 0, 0))
+    mtime_2020 = 1_590_000_000 * 10**9  # May 2020
+    catalog.put_photo("/p/new.jpg", 1, mtime_2020, "h2", 1, 1, None, vec(1, 0, 0, 0))
+    old = catalog.ids_matching(date_to="2010-01-01T00:00:00")
+    new = catalog.ids_matching(date_from="2019-01-01T00:00:00", date_to="2021-01-01T00:00:00")
+    assert len(old) == 1 and len(new) == 1 and old[0] != new[0]
+
+
+def test_model_mismatch_refused_and_reembed_clears(catalog: Catalog) -> None:
+    catalog.put_photo("/p/a.jpg", 1, 1, "h1", 1, 1, None, vec(1, 0, 0, 0))
+    with pytest.raises(ModelMismatchError, match="--reembed"):
+        catalog.bind_model("other/tag", 8, "other", "tag")
+    catalog.bind_model("other/tag", 8, "other", "tag", reembed=True)
+    assert catalog.count("ok") == 0
+    assert (catalog.model_identity, catalog.dim, catalog.model_name, catalog.model_pretrained) == ("other/tag", 8, "other", "tag")
+
+
+def test_move_keeps_id_and_vector(catalog: Catalog) -> None:
+    i = catalog.put_photo("/p/a.jpg", 1, 1, "h1", 1, 1, None, vec(1, 2, 3, 4))
+    catalog.move(i, "/q/a.jpg", 1, 5)
+    found = catalog.photo_by_path("/q/a.jpg")
+    assert found is not None and found[0].id == i
+    np.testing.assert_allclose(found[1], vec(1, 2, 3, 4))
+    assert catalog.photo_by_path("/p/a.jpg") is None
+
+
+def test_newer_schema_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    Catalog(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(CatalogError, match="newer clipfind"):
+        Catalog(path)
+
+
+def test_not_a_database_gives_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CatalogError, match="cannot open the catalog"):
+        Catalog(path)
+
+
+def test_wal_and_schema_version_stored(catalog: Catalog, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "c.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_ignored_pairs(catalog: Catalog) -> None:
+    catalog.ignore_pairs([("a", "b"), ("a", "b"), ("c", "c")])
+    assert catalog.ignored_pairs() == {("a", "b"), ("c", "c")}

@@ -1,0 +1,158 @@
+"""The indexer against real photos with the tiny random-weight model: diffing, moves, copies, failures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipfind.errors import ClipfindError, LockedError, ModelMismatchError
+from clipfind.home import WriterLock
+from clipfind.indexer import Control, Progress
+from clipfind.library import Library
+from tests.helpers import FORMATS, copy_photos, needs_shared_data
+
+pytestmark = needs_shared_data
+
+
+@pytest.fixture
+def lib(home: Path) -> Library:
+    library = Library(home, "clipfind-tiny", "none")
+    yield library
+    library.close()
+
+
+def index(lib: Library, *folders: Path, **kw):
+    return lib.indexer(batch_size=4).run([str(f) for f in folders] or None, **kw)
+
+
+def assert_index_matches_catalog(lib: Library) -> None:
+    from clipfind.annindex import open_index
+    from clipfind.home import INDEX_FILE
+
+    index, notice = open_index(lib.home / INDEX_FILE, lib.catalog)
+    assert notice is None
+    assert index.labels == lib.catalog.ok_ids()
+
+
+def test_first_run_indexes_everything_then_nothing_to_do(lib: Library, photo_folder: Path) -> None:
+    events: list[Progress] = []
+    report = index(lib, photo_folder, progress=events.append)
+    assert (report.added, report.failed, report.encoded) == (10, 0, 10)
+    assert lib.catalog.count("ok") == 10
+    indexing = [e for e in events if e.phase == "indexing"]
+    assert indexing[-1].done == indexing[-1].total == 10
+    assert all(e.rate > 0 and e.current for e in indexing)
+    assert events[-1].phase == "done"
+    assert_index_matches_catalog(lib)
+    again = index(lib, photo_folder)
+    assert (again.added, again.updated, again.encoded, again.unchanged) == (0, 0, 0, 10)
+    assert index(lib).unchanged == 10  # no folders given: the known ones
+
+
+def test_touch_add_delete_rename_change_copy(lib: Library, photo_folder: Path) -> None:
+    index(lib, photo_folder)
+    files = sorted(photo_folder.glob("*.png"))
+    ids_before = {p.path: p.id for p in lib.catalog.photos()}
+
+    os.utime(files[0], (1_000_000_000, 1_000_000_000))  # touched: same bytes
+    r = index(lib)
+    assert (r.updated, r.encoded, r.added) == (1, 0, 0)
+
+    copy_photos(photo_folder / "new", 1, "sklearn_images")  # added
+    r = index(lib)
+    assert (r.added, r.encoded) == (1, 1)
+
+    files[1].unlink()  # deleted
+    r = index(lib)
+    assert r.removed == 1 and str(files[1]) not in lib.catalog.known_files()
+
+    renamed = photo_folder / "trip" / "renamed.png"
+    files[2].rename(renamed)  # moved: keeps its id and vector, no model work
+    r = index(lib)
+    assert (r.moved, r.encoded, r.removed, r.added) == (1, 0, 0, 0)
+    assert lib.catalog.photo_by_path(str(renamed))[0].id == ids_before[str(files[2])]
+
+    before = lib.catalog.photo_by_path(str(files[3]))[1]
+    shutil.copyfile(PHOTO_SWAP, files[3])  # content changed in place: re-embedded, same id
+    r = index(lib)
+    assert (r.updated, r.encoded) == (1, 1)
+    photo, after = lib.catalog.photo_by_path(str(files[3]))
+    assert photo.id == ids_before[str(files[3])] and not np.allclose(before, after)
+
+    shutil.copy2(files[4], photo_folder / "copy of photo.png")  # byte-identical copy: vector reused
+    r = index(lib)
+    assert (r.copied, r.encoded) == (1, 0)
+    assert_index_matches_catalog(lib)
+
+
+PHOTO_SWAP = FORMATS.parent / "photos" / "sklearn_images" / "flower.jpg"
+
+
+def test_unreadable_files_recorded_and_skipped(lib: Library, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    copy_photos(folder, 2)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not a photo at all")
+    good = (FORMATS.parent / "photos" / "kodak24").glob("*.png").__next__().read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 3])
+    report = index(lib, folder)
+    assert (report.added, report.failed) == (2, 3)
+    failures = {Path(f.path).name: f.error for f in lib.catalog.failures()}
+    assert set(failures) == {"empty.jpg", "text.jpg", "truncated.png"}
+    assert all(failures.values())
+    again = index(lib, folder)
+    assert (again.failed, again.unchanged) == (0, 5)  # not retried until the file changes
+
+
+def test_pause_resume_and_cancel(lib: Library, tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    copy_photos(folder, 24)
+    control = Control()
+    seen: list[int] = []
+    paused_once = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.phase == "indexing":
+            seen.append(p.done)
+            if p.done >= 8 and not paused_once.is_set():
+                paused_once.set()
+                control.pause()
+                threading.Timer(0.3, control.resume).start()
+            if p.done >= 16:
+                control.cancel()
+
+    report = index(lib, folder, progress=on_progress, control=control)
+    assert paused_once.is_set() and report.cancelled
+    assert 16 <= lib.catalog.count("ok") < 24
+    rest = index(lib)
+    assert rest.added == 24 - report.added and lib.catalog.count("ok") == 24
+
+
+def test_second_indexer_refused(lib: Library, photo_folder: Path) -> None:
+    with WriterLock(lib.home):
+        with pytest.raises(LockedError):
+            index(lib, photo_folder)
+
+
+def test_missing_folder_and_other_model(lib: Library, photo_folder: Path, home: Path) -> None:
+    with pytest.raises(ClipfindError, match="folder not found"):
+        index(lib, photo_folder / "nope")
+    index(lib, photo_folder)
+    other = Library(home, "clipfind-tiny", str(home / "some-checkpoint.safetensors"))
+    with pytest.raises(ModelMismatchError, match="reembed"):
+        other.indexer().run()
+    other.close()
+
+
+def test_unreachable_folder_keeps_its_photos(lib: Library, photo_folder: Path, tmp_path: Path) -> None:
+    index(lib, photo_folder)
+    moved_away = tmp_path / "unplugged"
+    photo_folder.rename(moved_away)
+    report = index(lib)
+    assert report.removed == 0 and lib.catalog.count("ok") == 10
+    assert any("not reachable" in n for n in report.notices)

@@ -1,0 +1,83 @@
+"""clipfind.model_table: every advertised model exists in the installed open_clip as described.
+
+No weights are needed: names, tags and sizes are checked against open_clip's registry and configs.
+"""
+
+from __future__ import annotations
+
+import open_clip
+import pytest
+import timm
+
+from clipfind import model_table
+from clipfind.model import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
+from clipfind.model_table import MODELS, ModelRow, default_tag, lookup, table_markdown
+
+ROW_IDS = [f"{row.name}/{row.pretrained}" for row in MODELS]
+
+
+@pytest.mark.parametrize("row", MODELS, ids=ROW_IDS)
+def test_row_is_a_pretrained_pair_of_open_clip(row: ModelRow) -> None:
+    assert (row.name, row.pretrained) in open_clip.list_pretrained()
+    assert open_clip.get_pretrained_cfg(row.name, row.pretrained)["hf_hub"]  # downloadable through the Hub
+
+
+@pytest.mark.parametrize("row", MODELS, ids=ROW_IDS)
+def test_row_dim_and_image_size_match_the_config(row: ModelRow) -> None:
+    config = open_clip.get_model_config(row.name)
+    assert config["embed_dim"] == row.dim
+    assert config["vision_cfg"]["image_size"] == row.image_size
+    timm_name = config["vision_cfg"].get("timm_model_name")
+    assert timm_name is None or timm_name in timm.list_models()  # MobileCLIP's FastViT is in this timm
+
+
+@pytest.mark.parametrize("row", MODELS, ids=ROW_IDS)
+def test_row_needs_no_extra_package(row: ModelRow) -> None:
+    """Models whose tokenizer comes from `transformers` (SigLIP, ...) are not listed: it is not a dependency."""
+    assert "hf_tokenizer_name" not in open_clip.get_model_config(row.name)["text_cfg"]
+
+
+def test_rows_are_unique_and_described() -> None:
+    assert len({(row.name, row.pretrained) for row in MODELS}) == len(MODELS)
+    for row in MODELS:
+        assert row.licence and row.note and row.download_mb > 0
+
+
+def test_default_model_is_the_first_row() -> None:
+    assert (MODELS[0].name, MODELS[0].pretrained) == (DEFAULT_MODEL, DEFAULT_PRETRAINED)
+    assert model_table.DEFAULT_ROW is MODELS[0]
+    assert "default" in MODELS[0].note
+
+
+def test_default_tag() -> None:
+    assert default_tag("ViT-B-32") == "laion2b_s34b_b79k"  # the first ViT-B-32 row, not openai
+    assert default_tag("ViT-L-14") == "laion2b_s32b_b82k"
+    assert default_tag("RN50") is None
+    assert default_tag("hf-hub:org/repo") is None
+
+
+def test_lookup() -> None:
+    assert lookup("ViT-B-32", "openai") is MODELS[1]
+    assert lookup("ViT-B-32", None) is None
+    assert lookup("ViT-B-32", "nope") is None
+
+
+def test_download_text() -> None:
+    assert lookup("ViT-B-32", "laion2b_s34b_b79k").download_text == "600 MB"
+    assert lookup("ViT-L-14", "laion2b_s32b_b82k").download_text == "1.7 GB"
+
+
+def test_table_markdown_lists_every_row() -> None:
+    text = table_markdown()
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("| --model | --pretrained |")
+    assert len(lines) == 2 + len(MODELS)
+    for row, line in zip(MODELS, lines[2:], strict=True):
+        assert line.startswith(f"| `{row.name}` | `{row.pretrained}` | {row.dim} | {row.image_size} px |")
+        assert line.count("|") == 8
+
+
+@pytest.mark.parametrize("row", MODELS, ids=ROW_IDS)
+def test_spec_from_row(row: ModelRow) -> None:
+    spec = ModelSpec.parse(row.name, row.pretrained)
+    assert spec.identity == f"{row.name}/{row.pretrained}"
