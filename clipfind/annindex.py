@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import hnswlib
@@ -51,18 +50,19 @@ def exact_search(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: i
     return ids[top], np.take_along_axis(top_sims, order, axis=1).astype(np.float32)
 
 
-@dataclass
 class VectorIndex:
-    dim: int
-    generation: int = 0
-    _hnsw: hnswlib.Index = field(init=False, repr=False)
-    _live: set[int] = field(default_factory=set, repr=False)
-    _deleted: set[int] = field(default_factory=set, repr=False)
+    """An HNSW graph plus the bookkeeping hnswlib does not expose (which labels are deleted)."""
 
-    def __post_init__(self) -> None:
-        self._hnsw = hnswlib.Index(space="ip", dim=self.dim)
-        self._hnsw.init_index(max_elements=1024, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
-        self._hnsw.set_ef(HNSW_EF_SEARCH)
+    def __init__(self, dim: int, generation: int = 0, *, _hnsw: hnswlib.Index | None = None) -> None:
+        self.dim = dim
+        self.generation = generation
+        if _hnsw is None:
+            _hnsw = hnswlib.Index(space="ip", dim=dim)
+            _hnsw.init_index(max_elements=1024, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+        _hnsw.set_ef(HNSW_EF_SEARCH)
+        self._hnsw = _hnsw
+        self._live: set[int] = set()
+        self._deleted: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._live)
@@ -152,12 +152,12 @@ class VectorIndex:
             raise IndexCorrupt("index built for another model or format")
         if _checksum(path) != checksum:
             raise IndexCorrupt("index file checksum mismatch")
-        index = cls(dim, generation=generation)
+        hnsw = hnswlib.Index(space="ip", dim=dim)
         try:
-            index._hnsw.load_index(str(path))
+            hnsw.load_index(str(path))
         except RuntimeError as exc:
             raise IndexCorrupt(f"hnswlib could not load the index: {exc}") from None
-        index._hnsw.set_ef(HNSW_EF_SEARCH)
+        index = cls(dim, generation, _hnsw=hnsw)
         all_labels = set(index._hnsw.get_ids_list())
         index._deleted = deleted & all_labels
         index._live = all_labels - index._deleted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import warnings
@@ -347,18 +348,21 @@ def _warn(message: Any, category: Any, filename: str, lineno: int, file: Any = N
     print(f"clipfind: warning: {message}", file=sys.stderr)
 
 
+def _quiet_open_clip(record: logging.LogRecord) -> bool:
+    """open_clip logs its own random-weights notice; ours (a warning) already says it once."""
+    return not record.getMessage().startswith("No pretrained weights loaded")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _warn
+    logging.getLogger().addFilter(_quiet_open_clip)
     try:
         if args.command == "models":
             return cmd_models(args)
         from clipfind.library import Library
 
         lib = Library(args.home, args.model, args.pretrained)
-        if args.command in ("index", "search") and lib.spec.pretrained is None:
-            print(f"clipfind: warning: {lib.spec.name} with random weights (--pretrained none): "
-                  "results are meaningless, for tests and benchmarks only", file=sys.stderr)
         try:
             code = COMMANDS[args.command](lib, args)
             for notice in lib.notices:

@@ -112,6 +112,7 @@ class Library:
         return Indexer(self.home, self.spec, self.model, **options)
 
     def search(self, query: Query, k: int = 20, filters: Filters = Filters()) -> list[SearchHit]:
+        self.catalog.check_model(self.spec.identity)
         if self.catalog.count_vectors() == 0:
             return []
         if self._searcher is None:

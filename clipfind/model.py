@@ -284,7 +284,7 @@ def _fetch(spec: ModelSpec, hub: _HubFile, progress: ProgressFn | None) -> str:
         cached = try_to_load_from_cache(hub.repo, filename)
         if isinstance(cached, str):
             return cached
-    if hf_constants.is_offline_mode():
+    if hf_constants.HF_HUB_OFFLINE:
         raise ModelLoadError(_offline_message(spec, "offline mode is on (HF_HUB_OFFLINE is set)"))
     for filename in hub.candidates:
         try:
@@ -377,6 +377,17 @@ def _load_failure(spec: ModelSpec, weights: str | None, e: Exception) -> ModelLo
     return ModelLoadError(f"Could not load {spec.name}: {_brief(e)}")
 
 
+@contextmanager
+def _seeded_if_random(spec: ModelSpec) -> Iterator[None]:
+    """Random weights are the same in every process, so vectors stored by one run match the next."""
+    if spec.pretrained is not None or spec.is_hub_repo:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
+
+
 def load_model(spec: ModelSpec, device: str | None = None, progress: ProgressFn | None = None) -> ClipModel:
     """Load `spec` on `device` (default: the fastest present), downloading weights once if needed.
 
@@ -399,7 +410,7 @@ def load_model(spec: ModelSpec, device: str | None = None, progress: ProgressFn 
     weights = _fetch(spec, hub, progress) if hub else None
     tag = open_clip.get_pretrained_cfg(spec.name, spec.pretrained or "") if not spec.is_file else {}
     try:
-        with _hub_offline():
+        with _hub_offline(), _seeded_if_random(spec):
             model, _, transform = open_clip.create_model_and_transforms(
                 spec.name,
                 pretrained=spec.pretrained,

@@ -356,8 +356,8 @@ from clipfind.model import ModelSpec, load_model, register_tiny_model
 args = json.loads(sys.argv[1])
 images = torch.load(args["images"])
 register_tiny_model()
-for model, tag, repo in args.get("fake_tags", []):  # a tag like the real ones, but pointing at a test repo
-    _PRETRAINED.setdefault(model, {})[tag] = _pcfg(hf_hub=repo)
+for model, tag, repo, quick_gelu in args.get("fake_tags", []):  # tags like the real ones, on test repos
+    _PRETRAINED.setdefault(model, {})[tag] = _pcfg(hf_hub=repo, quick_gelu=quick_gelu)
 results = []
 for step in args["steps"]:
     if step.get("mark"):
@@ -376,7 +376,8 @@ for step in args["steps"]:
             texts=model.encode_texts(args["texts"]).tolist(),
             dim=model.dim,
             white=model.preprocess(Image.new("RGB", (90, 40), "white")).unique().tolist(),
-            warnings=[str(w.message) for w in caught if "meaningless" in str(w.message)],
+            warnings=[str(w.message) for w in caught if "meaningless" in str(w.message) or "GELU" in str(w.message)],
+            quick_gelu=any(type(m).__name__ == "QuickGELU" for m in model._model.modules()),
         )
     except ModelLoadError as e:
         result["error"] = str(e)
@@ -405,6 +406,7 @@ def assert_saved_weights(result: dict[str, Any], saved: Saved) -> None:
     np.testing.assert_allclose(np.array(result["texts"]), saved.text_vectors, atol=1e-5)
     assert result["dim"] == 64
     assert result["warnings"] == []
+    assert not result["quick_gelu"]
 
 
 def repo_files(saved: Saved, weights: str) -> dict[str, bytes]:
@@ -433,23 +435,28 @@ def test_offline_hub_cache(saved: Saved, tmp_path: Path) -> None:
     for repo, weights in REPOS.items():
         build_cache(tmp_path / "hub", repo, repo_files(saved, weights))
     env = {"HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    hub_repo, bin_only_repo, tag, missing_repo, default = run_scenario(
+    hub_repo, bin_only_repo, tag, quick_gelu_tag, missing_repo, default = run_scenario(
         saved,
         env,
         [
             {"spec": ["hf-hub:clipfind-test/tiny", None]},
             {"spec": ["hf-hub:clipfind-test/tiny-bin", None]},
             {"spec": [TINY_MODEL, "test_tag"]},
+            {"spec": [TINY_MODEL, "test_quickgelu"]},
             {"spec": ["hf-hub:clipfind-test/absent", None]},
             {"spec": [None, None], "parse": True},
         ],
-        fake_tags=[[TINY_MODEL, "test_tag", "clipfind-test/tiny-bin/"]],
+        fake_tags=[
+            [TINY_MODEL, "test_tag", "clipfind-test/tiny-bin/", False],
+            [TINY_MODEL, "test_quickgelu", "clipfind-test/tiny/", True],  # like ViT-B-32/openai
+        ],
     )
     assert_saved_weights(hub_repo, saved)
     assert hub_repo["white"] == [1.0]  # the repo's preprocess_cfg is used
     assert_saved_weights(bin_only_repo, saved)
     assert bin_only_repo["seconds"] < FAST  # no retries on the .safetensors open_clip tries first
     assert_saved_weights(tag, saved)
+    assert quick_gelu_tag["quick_gelu"] and quick_gelu_tag["warnings"] == []  # the tag's activation, no mismatch
     assert "Connect once to download it" in missing_repo["error"] and "HF_HUB_OFFLINE" in missing_repo["error"]
     assert missing_repo["seconds"] < FAST
     assert default["error"].startswith("Could not download the weights for ViT-B-32 (laion2b_s34b_b79k)")
@@ -558,7 +565,7 @@ def test_download_with_progress_then_never_again(saved: Saved, tmp_path: Path, f
             {"spec": ["hf-hub:clipfind-test/tiny", None], "progress": True},
             {"spec": [TINY_MODEL, "test_tag"], "progress": True},
         ],
-        fake_tags=[[TINY_MODEL, "test_tag", "clipfind-test/tiny-bin/"]],
+        fake_tags=[[TINY_MODEL, "test_tag", "clipfind-test/tiny-bin/", False]],
         endpoint=fake_hub.endpoint,
     )
     assert_saved_weights(hub_repo, saved)
