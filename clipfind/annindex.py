@@ -33,6 +33,10 @@ class IndexCorrupt(Exception):
     """The index file does not match its sidecar: rebuild from the catalog."""
 
 
+class IndexOutdated(Exception):
+    """The index holds another model's vectors (after --reembed): rebuild quietly."""
+
+
 def exact_search(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force top-k by inner product: exact, for small collections and as a test oracle.
 
@@ -149,7 +153,7 @@ class VectorIndex:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorrupt(f"unreadable index sidecar: {exc}") from None
         if expected != (INDEX_FORMAT, dim, model):
-            raise IndexCorrupt("index built for another model or format")
+            raise IndexOutdated()
         if _checksum(path) != checksum:
             raise IndexCorrupt("index file checksum mismatch")
         hnsw = hnswlib.Index(space="ip", dim=dim)
@@ -201,6 +205,8 @@ def open_index(path: Path, catalog: Catalog) -> tuple[VectorIndex, str | None]:
         sync_index(index, catalog)
         if index.deleted_fraction > COMPACT_DELETED_FRACTION:
             index = build_index(catalog, dim)
+    except IndexOutdated:
+        index = build_index(catalog, dim)
     except FileNotFoundError:
         index = build_index(catalog, dim)
         if len(index):

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,31 +121,26 @@ class Catalog:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """BEGIN IMMEDIATE so a writer takes the lock up front instead of failing mid-way."""
-        if self._db.in_transaction:
+        return self._within("BEGIN IMMEDIATE")
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A read transaction: several reads see one consistent state while a writer commits."""
+        return self._within("BEGIN")
+
+    @contextmanager
+    def _within(self, begin: str) -> Iterator[None]:
+        if self._db.in_transaction:  # nested: the outer block commits
             yield
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute(begin)
         try:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """A read transaction: several reads see one consistent state while a writer commits."""
-        if self._db.in_transaction:
-            yield
-            return
-        self._db.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self._db.execute("COMMIT")
 
     def _get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

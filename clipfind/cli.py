@@ -12,10 +12,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipfind import __version__
 from clipfind.errors import ClipfindError
+from clipfind.records import PhotoInfo
+
+if TYPE_CHECKING:
+    from clipfind.library import Library
+    from clipfind.trash import TrashReport
 
 EPILOG = "Global options (--home, --model, --pretrained) work before or after the command."
 
@@ -163,13 +168,13 @@ def _confirm(question: str, assume_yes: bool) -> bool:
     return answer in ("y", "yes")
 
 
-def _photo_json(photo: Any) -> dict[str, Any]:
+def _photo_json(photo: PhotoInfo) -> dict[str, Any]:
     return {"path": photo.path, "size": photo.size, "width": photo.width, "height": photo.height,
             "taken_at": photo.taken_at}
 
 
 # -- commands -----------------------------------------------------------------------------
-def cmd_index(lib: Any, args: argparse.Namespace) -> int:
+def cmd_index(lib: Library, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from clipfind.indexer import Control, Progress
@@ -219,7 +224,7 @@ def cmd_index(lib: Any, args: argparse.Namespace) -> int:
     return 130 if report.cancelled else 0
 
 
-def cmd_search(lib: Any, args: argparse.Namespace) -> int:
+def cmd_search(lib: Library, args: argparse.Namespace) -> int:
     from clipfind.search import Filters, build_query
 
     query = build_query(args.text, args.image, args.minus)
@@ -235,7 +240,7 @@ def cmd_search(lib: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dupes(lib: Any, args: argparse.Namespace) -> int:
+def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
     groups = [g for g in lib.duplicates(args.threshold) if args.tier in ("all", g.tier)]
     if args.json:
         _print_json([
@@ -261,39 +266,39 @@ def cmd_dupes(lib: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_trash(lib: Any, args: argparse.Namespace) -> int:
+def _catalog_photos(lib: Library, paths: Sequence[str]) -> list[PhotoInfo]:
     photos = []
-    for path in args.paths:
+    for path in paths:
         found = lib.catalog.photo_by_path(path)
         if found is None:
             raise ClipfindError(f"not in the catalog: {path}")
         photos.append(found[0])
+    return photos
+
+
+def cmd_trash(lib: Library, args: argparse.Namespace) -> int:
+    photos = _catalog_photos(lib, args.paths)
     size = _human_bytes(sum(p.size for p in photos))
     if _confirm(f"Move {len(photos)} photos ({size}) to the trash?", args.yes):
         return _report_trash(lib.trash(photos))
     return 1
 
 
-def _report_trash(report: Any) -> int:
+def _report_trash(report: TrashReport) -> int:
     for photo, reason in report.refused:
         print(f"clipfind: kept {photo.path}: {reason}", file=sys.stderr)
     print(f"moved {len(report.moved)} photos ({_human_bytes(report.freed_bytes)}) to the trash")
     return 0 if not report.refused else 1
 
 
-def cmd_not_dupes(lib: Any, args: argparse.Namespace) -> int:
-    photos = []
-    for path in args.paths:
-        found = lib.catalog.photo_by_path(path)
-        if found is None:
-            raise ClipfindError(f"not in the catalog: {path}")
-        photos.append(found[0])
+def cmd_not_dupes(lib: Library, args: argparse.Namespace) -> int:
+    photos = _catalog_photos(lib, args.paths)
     lib.mark_not_duplicates(photos)
     print(f"these {len(photos)} photos will not be shown as duplicates of each other again")
     return 0
 
 
-def cmd_forget(lib: Any, args: argparse.Namespace) -> int:
+def cmd_forget(lib: Library, args: argparse.Namespace) -> int:
     import os
 
     from clipfind.home import WriterLock
@@ -307,7 +312,7 @@ def cmd_forget(lib: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(lib: Any, args: argparse.Namespace) -> int:
+def cmd_status(lib: Library, args: argparse.Namespace) -> int:
     status = lib.status()
     if args.json:
         data = asdict(status)

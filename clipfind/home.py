@@ -77,7 +77,7 @@ def _lock_fd(fd: int) -> None:
     if os.name == "nt":  # pragma: no cover - exercised on Windows only
         import msvcrt
 
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
     else:
         import fcntl
 

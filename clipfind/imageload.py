@@ -119,7 +119,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         if icc:
             try:
                 source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+                converted = ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+                if converted is not None:
+                    return converted
             except (ImageCms.PyCMSError, OSError, ValueError):
                 pass  # a broken profile: plain conversion is still the same picture
         return im.convert("RGB")

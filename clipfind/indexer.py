@@ -28,7 +28,8 @@ from clipfind.scan import ScannedFile, scan_folders
 if TYPE_CHECKING:
     import torch
 
-    from clipfind.model import ClipModel, ModelSpec
+    from clipfind.model import ClipModel
+    from clipfind.modelspec import ModelSpec
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # larger files are not photos we can decode in memory
 INDEX_SAVE_SECONDS = 300.0
@@ -140,7 +141,7 @@ class Indexer:
         self.spec = spec
         self._load_model = load_model
         self.batch_size = batch_size
-        self.workers = workers or max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+        self.workers = workers or min(4, _usable_cpus())
         self._local = threading.local()
         self._readers: list[Catalog] = []
         self._readers_lock = threading.Lock()
@@ -329,9 +330,9 @@ class Indexer:
     ) -> None:
         import torch
 
-        images = [p for p in batch if p.tensor is not None]
-        vectors = model.encode_images(torch.stack([p.tensor for p in images])) if images else None
-        vector_of = {id(p): vectors[i] for i, p in enumerate(images)} if vectors is not None else {}
+        images = [(p, p.tensor) for p in batch if p.tensor is not None]
+        vectors = model.encode_images(torch.stack([t for _, t in images])) if images else None
+        vector_of = {id(p): vectors[i] for i, (p, _) in enumerate(images)} if vectors is not None else {}
         report.encoded += len(images)
         new_ids: list[int] = []
         with catalog.transaction():
@@ -399,6 +400,12 @@ class Indexer:
     def _save_index(self, catalog: Catalog, index: VectorIndex) -> None:
         if catalog.model_identity is not None:
             index.save(self.home / INDEX_FILE, catalog.model_identity)
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _bind(catalog: Catalog, model: ClipModel, *, reembed: bool = False) -> None:

@@ -21,13 +21,14 @@ from clipfind.annindex import VectorIndex, exact_search, open_index
 from clipfind.catalog import Catalog, Failure
 from clipfind.dupes import DupeGroup, NeighbourGraph, build_graph, find_duplicates, pair_key
 from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, resolve_home
+from clipfind.modelspec import ModelSpec
 from clipfind.records import PhotoInfo
 from clipfind.search import EXACT_LIMIT, Filters, Query, Searcher, SearchHit
 from clipfind.trash import TrashReport, move_to_trash
 
 if TYPE_CHECKING:
     from clipfind.indexer import Indexer
-    from clipfind.model import ClipModel, ModelSpec, ProgressFn
+    from clipfind.model import ClipModel, ProgressFn
 
 NEIGHBOURS_K = 24  # per photo; a burst of more near-identical shots than this is split
 
@@ -53,8 +54,6 @@ class Status:
 
 def resolve_spec(catalog: Catalog, name: str | None, pretrained: str | None) -> ModelSpec:
     """Explicit choice (option or environment), else the catalog's own model, else the default."""
-    from clipfind.model import ModelSpec
-
     name = name or os.environ.get("CLIPFIND_MODEL") or None
     pretrained = pretrained if pretrained is not None else os.environ.get("CLIPFIND_PRETRAINED")
     if name is None and pretrained is None and catalog.model_name:
@@ -94,7 +93,6 @@ class Library:
             if self._model is None:
                 from clipfind.model import load_model
 
-                self.catalog.check_model(self.spec.identity)
                 self._model = load_model(self.spec, self._device, self._download_progress)
             return self._model
 

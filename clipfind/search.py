@@ -180,10 +180,10 @@ class Searcher:
     def _hits(
         self, labels: np.ndarray, sims: np.ndarray, k: int, min_score: float | None, exclude: set[int]
     ) -> list[SearchHit]:
-        ranked = [(int(l), float(s)) for l, s in zip(labels, sims) if int(l) not in exclude]
+        ranked = [(int(label), float(sim)) for label, sim in zip(labels, sims) if int(label) not in exclude]
         if min_score is not None:
-            ranked = [(l, s) for l, s in ranked if s >= min_score]
+            ranked = [(label, sim) for label, sim in ranked if sim >= min_score]
         ranked = ranked[:k]
-        photos = {p.id: p for p in self.catalog.photos([l for l, _ in ranked])}
+        photos = {p.id: p for p in self.catalog.photos([label for label, _ in ranked])}
         # A photo deleted since the index last synced simply drops out.
-        return [SearchHit(photos[l], s) for l, s in ranked if l in photos]
+        return [SearchHit(photos[label], sim) for label, sim in ranked if label in photos]

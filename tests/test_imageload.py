@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image
 
 from clipfind.errors import ImageLoadError
 from clipfind.imageload import MAX_DECODE_PIXELS, PHOTO_EXTENSIONS, load_image

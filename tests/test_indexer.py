@@ -156,3 +156,26 @@ def test_unreachable_folder_keeps_its_photos(lib: Library, photo_folder: Path, t
     report = index(lib)
     assert report.removed == 0 and lib.catalog.count("ok") == 10
     assert any("not reachable" in n for n in report.notices)
+
+
+def test_reembed_with_another_model_replaces_every_vector(lib: Library, photo_folder: Path, home: Path,
+                                                          tmp_path: Path) -> None:
+    import open_clip
+    import torch
+
+    from clipfind.model import register_tiny_model
+    from clipfind.search import build_query
+
+    index(lib, photo_folder)
+    register_tiny_model()
+    torch.manual_seed(1)
+    checkpoint = tmp_path / "tiny-other.pt"
+    torch.save(open_clip.create_model("clipfind-tiny").state_dict(), checkpoint)
+    other = Library(home, "clipfind-tiny", str(checkpoint))
+    report = other.indexer(batch_size=4).run(reembed=True)
+    assert (report.added, report.encoded) == (10, 10) and not report.notices
+    assert other.catalog.model_identity == f"clipfind-tiny/file:{checkpoint}"
+    assert_index_matches_catalog(other)
+    query = sorted(photo_folder.glob("*.png"))[0]
+    assert len(other.search(build_query(images=[str(query)]), k=3)) == 3
+    other.close()
