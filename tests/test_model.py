@@ -38,16 +38,14 @@ from PIL import Image
 from clipfind import model as model_module
 from clipfind.errors import ModelLoadError
 from clipfind.model import (
-    DEFAULT_MODEL,
-    DEFAULT_PRETRAINED,
     TINY_MODEL,
     ClipModel,
-    ModelSpec,
     configure_cpu_threads,
     load_model,
     pick_device,
     register_tiny_model,
 )
+from clipfind.modelspec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -351,7 +349,8 @@ from PIL import Image
 import open_clip
 from open_clip.pretrained import _PRETRAINED, _pcfg
 from clipfind.errors import ModelLoadError
-from clipfind.model import ModelSpec, load_model, register_tiny_model
+from clipfind.model import load_model, register_tiny_model
+from clipfind.modelspec import ModelSpec
 
 args = json.loads(sys.argv[1])
 images = torch.load(args["images"])

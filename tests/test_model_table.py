@@ -10,7 +10,7 @@ import pytest
 import timm
 
 from clipfind import model_table
-from clipfind.model import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
+from clipfind.modelspec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
 from clipfind.model_table import MODELS, ModelRow, default_tag, lookup, table_markdown
 
 ROW_IDS = [f"{row.name}/{row.pretrained}" for row in MODELS]
