@@ -228,7 +228,6 @@ class Indexer:
 
     def _plan(self, catalog: Catalog, roots: list[str], report: IndexReport) -> _Plan:
         known: dict[str, KnownFile] = {}
-        scanned: list[ScannedFile] = []
         for root in roots:
             if not os.path.isdir(root):
                 # An unplugged drive is not an empty folder: keep its photos until it is back.
