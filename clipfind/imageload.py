@@ -98,10 +98,22 @@ def _decode(im: Image.Image, min_side: int | None) -> LoadedImage:
             f"too large to decode safely ({decoded / 1e6:.0f} MP, limit {MAX_DECODE_PIXELS / 1e6:.0f} MP)"
         )
     im.load()
-    rgb = _to_rgb(im)
+    rgb = _reduce(_to_rgb(im), min_side)
     if orientation in range(2, 9):
         rgb = ImageOps.exif_transpose(_with_orientation(rgb, orientation))
     return LoadedImage(rgb, width, height, taken_at)
+
+
+def _reduce(im: Image.Image, min_side: int | None) -> Image.Image:
+    """Box-reduce what draft() could not (PNG, HEIC, WebP...) to within 2x of the model's size.
+
+    The model's bicubic resize from 2x is as good as from full size, and a 20 MP wallpaper
+    costs a fraction of the time.
+    """
+    if not min_side:
+        return im
+    factor = min(im.size) // (2 * min_side)
+    return im.reduce(factor) if factor >= 2 else im
 
 
 def _with_orientation(image: Image.Image, orientation: int) -> Image.Image:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from clipfind import model_table
 from clipfind.errors import ModelLoadError
+from clipfind.preprocess import fast_preprocess
 from clipfind.modelspec import HF_HUB_PREFIX, ModelSpec
 
 TINY_MODEL = "clipfind-tiny"
@@ -115,7 +116,7 @@ class ClipModel:
         self._model = model
         size = model.visual.preprocess_cfg["size"]  # what open_clip's own transform resizes to
         self.image_size: int = size if isinstance(size, int) else int(size[0])
-        self._transform = transform
+        self._transform = fast_preprocess(transform) or transform
         self._tokenizer = tokenizer
 
     def preprocess(self, image: PIL.Image.Image) -> torch.Tensor:
