@@ -8,9 +8,13 @@ is rebuilt from the stored vectors instead of being fed to hnswlib.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import struct
+import time
 from pathlib import Path
 
 import hnswlib
@@ -121,22 +125,36 @@ class VectorIndex:
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: Path, model: str) -> None:
-        """Write index then sidecar, each to a temp file, fsync, rename: a kill leaves old or new."""
+        """Write index and sidecar to temp files, check, fsync, then rename both.
+
+        A full disk or a read-only home leaves the old pair untouched (and no temp files); a
+        kill between the two renames leaves a pair whose checksums disagree, rebuilt on load.
+        """
         tmp = path.with_name(path.name + ".tmp")
-        self._hnsw.save_index(str(tmp))
-        _fsync_file(tmp)
-        checksum = _checksum(tmp)
+        sidecar_path = path.with_name(path.name + SIDECAR_SUFFIX)
+        sidecar_tmp = sidecar_path.with_name(sidecar_path.name + ".tmp")
+        try:
+            open(tmp, "wb").close()  # hnswlib reports no error of its own: surface EROFS/EACCES here
+            self._hnsw.save_index(str(tmp))
+            _check_hnsw_file(tmp)
+            _fsync_file(tmp)
+            sidecar = {
+                "format": INDEX_FORMAT,
+                "dim": self.dim,
+                "model": model,
+                "generation": self.generation,
+                "count": len(self._live),
+                "deleted": sorted(self._deleted),
+                "checksum": _checksum(tmp),
+            }
+            _write_synced(sidecar_tmp, json.dumps(sidecar).encode())
+        except BaseException:
+            for leftover in (tmp, sidecar_tmp):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
+            raise
         os.replace(tmp, path)
-        sidecar = {
-            "format": INDEX_FORMAT,
-            "dim": self.dim,
-            "model": model,
-            "generation": self.generation,
-            "count": len(self._live),
-            "deleted": sorted(self._deleted),
-            "checksum": checksum,
-        }
-        _atomic_write(path.with_name(path.name + SIDECAR_SUFFIX), json.dumps(sidecar).encode())
+        os.replace(sidecar_tmp, sidecar_path)
         _fsync_dir(path.parent)
 
     @classmethod
@@ -171,8 +189,9 @@ class VectorIndex:
 
 
 def build_index(catalog: Catalog, dim: int) -> VectorIndex:
-    generation = catalog.generation
-    ids, vectors = catalog.vectors()
+    with catalog.snapshot():  # the vectors of exactly that generation, while an indexer commits
+        generation = catalog.generation
+        ids, vectors = catalog.vectors()
     index = VectorIndex(dim, generation=generation)
     index.add(ids, vectors)
     return index
@@ -201,7 +220,17 @@ def open_index(path: Path, catalog: Catalog) -> tuple[VectorIndex, str | None]:
         return VectorIndex(dim or 1), None
     notice = None
     try:
-        index = VectorIndex.load(path, dim, model)
+        try:
+            index = VectorIndex.load(path, dim, model)
+        except IndexCorrupt:
+            # An indexer in another process may have renamed its new index but not yet its
+            # sidecar: a moment later the pair matches again.
+            time.sleep(0.2)
+            index = VectorIndex.load(path, dim, model)
+        if index.generation > catalog.generation:
+            # The catalog went back (restored from a backup, or lost its last commits): the
+            # index may hold vectors the catalog no longer has, and sync cannot tell which.
+            raise IndexCorrupt("it is newer than the catalog")
         sync_index(index, catalog)
         if index.deleted_fraction > COMPACT_DELETED_FRACTION:
             index = build_index(catalog, dim)
@@ -238,10 +267,41 @@ def _fsync_dir(folder: Path) -> None:
         _fsync_file(folder)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+
+
+# hnswlib's saveIndex header: offsetLevel0, max_elements, cur_element_count, size_data_per_element,
+# label_offset, offsetData, maxlevel, enterpoint_node, maxM, maxM0, M, mult, ef_construction.
+_HNSW_HEADER = struct.Struct("<6QiI3QdQ")
+_LINKS_SIZE = struct.Struct("<I")
+
+
+def _check_hnsw_file(path: Path) -> None:
+    """Walk hnswlib's file layout: it must end exactly at the end of the file.
+
+    hnswlib writes through an unchecked std::ofstream, so on a full disk it leaves a short file
+    and reports success; checked here before that file may replace a good index.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        header = fh.read(_HNSW_HEADER.size)
+        if len(header) < _HNSW_HEADER.size:
+            raise OSError(errno.EIO, f"the vector index was not written completely (is the disk full?): {path}")
+        count, per_element = _HNSW_HEADER.unpack(header)[2:4]
+        pos = _HNSW_HEADER.size + count * per_element
+        if pos <= size:
+            fh.seek(pos)
+            links = fh.read()  # one length word per element, then its upper-level links (small)
+            offset = 0
+            for _ in range(count):
+                if offset + _LINKS_SIZE.size > len(links):
+                    offset = len(links) + 1
+                    break
+                offset += _LINKS_SIZE.size + _LINKS_SIZE.unpack_from(links, offset)[0]
+            pos += offset
+    if pos != size:
+        raise OSError(errno.EIO, f"the vector index was not written completely (is the disk full?): {path}")

@@ -8,9 +8,11 @@ date by reading only the rows newer than G.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -93,13 +95,34 @@ class Catalog:
         if not create and not self.path.exists():
             raise CatalogError(f"no catalog at {self.path}; run `clipfind index FOLDER` first")
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db = self._connect()
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+            if not self.path.is_file() or os.access(self.path.parent, os.W_OK):
+                raise
+        # A read-only home (a mounted backup, a write-protected share) can still be searched. With
+        # nowhere to put SQLite's -shm file only an immutable open works, and on a read-only
+        # disk nothing can change the catalog meanwhile anyway.
+        uri = "file:" + urllib.parse.quote(os.fsencode(self.path.absolute()))
+        for options in ("?mode=ro", "?mode=ro&immutable=1"):
+            db = sqlite3.connect(uri + options, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+        raise sqlite3.OperationalError("the catalog is on a read-only disk and cannot be opened")
 
     def close(self) -> None:
         self._db.close()
@@ -137,10 +160,13 @@ class Catalog:
         self._db.execute(begin)
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # Also when COMMIT itself fails (a full disk): a transaction left open would make
+            # every later block look nested, and nothing this connection writes would be saved.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def _get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -388,17 +414,22 @@ class Catalog:
         )
         return int(cur.lastrowid or 0)
 
-    def move(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> None:
-        """A renamed or moved file keeps its id and vector; only its path changes."""
+    def move(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> int | None:
+        """A renamed or moved file keeps its id and vector; only its path changes.
+
+        Returns the id of the row the move replaced (a file renamed over another), if any: a
+        label to delete from the index.
+        """
         with self.transaction():
-            self._db.execute(
-                "DELETE FROM files WHERE path = ? AND id != ?", (to_db(new_path), file_id)
-            )
+            replaced = self._db.execute(
+                "DELETE FROM files WHERE path = ? AND id != ? RETURNING id", (to_db(new_path), file_id)
+            ).fetchall()
             self._db.execute(
                 "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
                 (to_db(new_path), size, mtime_ns, file_id),
             )
             self._bump_generation()
+        return int(replaced[0][0]) if replaced else None
 
     def remove_paths(self, paths: Iterable[str]) -> list[int]:
         """Drop rows for files gone from disk; returns their ids (labels to delete from the index)."""
@@ -419,6 +450,21 @@ class Catalog:
 
     def ignored_pairs(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self._db.execute("SELECT hash_a, hash_b FROM not_duplicates")}
+
+    # -- moves to the trash in flight -----------------------------------------------------------
+    def trash_pending(self) -> list[str]:
+        """Files whose move to the trash began but was not recorded as done (the mover was killed)."""
+        rows = self._db.execute("SELECT value FROM meta WHERE key LIKE 'trash_pending:%'")
+        return [from_db(bytes.fromhex(r[0])) for r in rows]
+
+    def set_trash_pending(self, path: str, pending: bool) -> None:
+        raw = to_db(path)
+        key = "trash_pending:" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+        with self.transaction():
+            if pending:
+                self._set_meta(key, raw.hex())
+            else:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def integrity_ok(self) -> bool:
         return self._db.execute("PRAGMA quick_check").fetchone()[0] == "ok"

@@ -6,17 +6,18 @@ import argparse
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from clipfind import __version__
 from clipfind.errors import ClipfindError
-from clipfind.records import PhotoInfo
+from clipfind.records import PhotoInfo, human_bytes
 
 if TYPE_CHECKING:
     from clipfind.library import Library
@@ -39,14 +40,21 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                        "(tests only) (default: $CLIPFIND_PRETRAINED, else the model's default tag)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other clipfind error (the usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"clipfind: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="clipfind", description="Search your photos by meaning and find duplicates, all on your machine.",
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"clipfind {__version__}")
     _global_options(parser, top=True)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG)
@@ -146,14 +154,6 @@ def _date_to(text: str) -> str:
 
 
 # -- output helpers -----------------------------------------------------------------------
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def _print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, ensure_ascii=True)
     sys.stdout.write("\n")
@@ -251,16 +251,16 @@ def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
         ])
     else:
         for g in groups:
-            print(f"{g.tier}: {len(g.members)} photos, {_human_bytes(g.reclaimable_bytes)} reclaimable")
+            print(f"{g.tier}: {len(g.members)} photos, {human_bytes(g.reclaimable_bytes)} reclaimable")
             for m in g.members:
                 mark = "keep" if m.photo.id == g.keeper.id else f"{m.similarity:.3f}"
                 size = f"{m.photo.width}x{m.photo.height}" if m.photo.width else "?"
-                print(f"  {mark:>6}  {size:>11}  {_human_bytes(m.photo.size):>9}  {m.photo.path}")
+                print(f"  {mark:>6}  {size:>11}  {human_bytes(m.photo.size):>9}  {m.photo.path}")
         total = sum(g.reclaimable_bytes for g in groups)
-        print(f"{len(groups)} groups, {_human_bytes(total)} reclaimable", file=sys.stderr)
+        print(f"{len(groups)} groups, {human_bytes(total)} reclaimable", file=sys.stderr)
     if args.trash and groups:
         doomed = [p for g in groups for p in g.others]
-        size = _human_bytes(sum(p.size for p in doomed))
+        size = human_bytes(sum(p.size for p in doomed))
         if _confirm(f"Move {len(doomed)} photos ({size}) to the trash, keeping one per group?", args.yes):
             return _report_trash(lib.trash(doomed))
     return 0
@@ -278,7 +278,7 @@ def _catalog_photos(lib: Library, paths: Sequence[str]) -> list[PhotoInfo]:
 
 def cmd_trash(lib: Library, args: argparse.Namespace) -> int:
     photos = _catalog_photos(lib, args.paths)
-    size = _human_bytes(sum(p.size for p in photos))
+    size = human_bytes(sum(p.size for p in photos))
     if _confirm(f"Move {len(photos)} photos ({size}) to the trash?", args.yes):
         return _report_trash(lib.trash(photos))
     return 1
@@ -287,7 +287,7 @@ def cmd_trash(lib: Library, args: argparse.Namespace) -> int:
 def _report_trash(report: TrashReport) -> int:
     for photo, reason in report.refused:
         print(f"clipfind: kept {photo.path}: {reason}", file=sys.stderr)
-    print(f"moved {len(report.moved)} photos ({_human_bytes(report.freed_bytes)}) to the trash")
+    print(f"moved {len(report.moved)} photos ({human_bytes(report.freed_bytes)}) to the trash")
     return 0 if not report.refused else 1
 
 
@@ -358,8 +358,16 @@ def _quiet_open_clip(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("No pretrained weights loaded")
 
 
+def _paths_as_bytes() -> None:
+    """Print file names that are not valid UTF-8 as the bytes they are, instead of failing on them."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and sys.stdout.errors == "strict":
+        reconfigure(errors="surrogateescape")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _paths_as_bytes()
     warnings.showwarning = _warn
     logging.getLogger().addFilter(_quiet_open_clip)
     try:
@@ -378,11 +386,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClipfindError as exc:
         print(f"clipfind: error: {exc}", file=sys.stderr)
         return 1
+    except sqlite3.DatabaseError as exc:  # a disk that filled up, or a catalog damaged on disk
+        print(f"clipfind: error: the catalog cannot be used: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("clipfind: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the home or a photo on a disk that is full, read-only or failing
+        print(f"clipfind: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -25,3 +25,7 @@ class CatalogError(ClipfindError):
 
 class LockedError(ClipfindError):
     """Another indexer holds the write lock on this home."""
+
+
+class StorageError(ClipfindError):
+    """The home folder cannot be written (disk full, read-only, I/O error); nothing is lost."""

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from clipfind.errors import LockedError
+from clipfind.errors import LockedError, StorageError
 
 CATALOG_FILE = "catalog.sqlite3"
 INDEX_FILE = "vectors.hnsw"
@@ -29,6 +29,16 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
     return home
 
 
+def remove_temp_files(home: Path) -> None:
+    """Temp files of a save that a kill or a full disk interrupted; call with the WriterLock held."""
+    for pattern in (f"{INDEX_FILE}.tmp", f"{INDEX_FILE}.json.tmp", f"{NEIGHBOURS_FILE}.*"):
+        for leftover in home.glob(pattern):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass  # a read-only home: nothing to clean, and nothing will be written either
+
+
 class WriterLock:
     """An advisory lock on HOME/indexer.lock: one indexer (CLI or app) writes a catalog at a time.
 
@@ -40,7 +50,10 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only or full home: say so instead of a traceback
+            raise StorageError(f"cannot write to {self.path.parent}: {exc.strerror or exc}") from None
         try:
             _lock_fd(fd)
         except OSError:

@@ -74,13 +74,24 @@ def load_image(source: str | os.PathLike[str] | bytes, min_side: int | None = 22
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     try:
         with Image.open(fp) as im:
-            return _decode(im, min_side)
+            try:
+                return _decode(im, min_side)
+            except _ReducedDecodeFailed:
+                pass
+        if isinstance(fp, io.BytesIO):
+            fp.seek(0)
+        with Image.open(fp) as im:  # a few valid JPEGs only decode at full scale
+            return _decode(im, None)
     except ImageLoadError:
         raise
     except Image.UnidentifiedImageError:
         raise ImageLoadError("not an image, or a format clipfind cannot read") from None
     except _DECODE_ERRORS as exc:
         raise ImageLoadError(_reason(exc)) from None
+
+
+class _ReducedDecodeFailed(Exception):
+    """libjpeg failed at reduced (DCT-scaled) size; some valid JPEGs decode only at full size."""
 
 
 def _decode(im: Image.Image, min_side: int | None) -> LoadedImage:
@@ -90,6 +101,7 @@ def _decode(im: Image.Image, min_side: int | None) -> LoadedImage:
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     taken_at = _taken_at(exif)
+    full_size = im.size
     if min_side and im.format == "JPEG":
         im.draft("RGB" if im.mode in ("RGB", "YCbCr") else None, (min_side, min_side))
     decoded = im.size[0] * im.size[1]
@@ -97,7 +109,12 @@ def _decode(im: Image.Image, min_side: int | None) -> LoadedImage:
         raise ImageLoadError(
             f"too large to decode safely ({decoded / 1e6:.0f} MP, limit {MAX_DECODE_PIXELS / 1e6:.0f} MP)"
         )
-    im.load()
+    try:
+        im.load()
+    except OSError:
+        if im.size != full_size:
+            raise _ReducedDecodeFailed() from None
+        raise
     rgb = _reduce(_to_rgb(im), min_side)
     if orientation in range(2, 9):
         rgb = ImageOps.exif_transpose(_with_orientation(rgb, orientation))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
+import stat
 import threading
 import time
 from collections import deque
@@ -20,8 +22,8 @@ from typing import TYPE_CHECKING, Literal
 
 from clipfind.annindex import VectorIndex, open_index
 from clipfind.catalog import Catalog, KnownFile
-from clipfind.errors import ClipfindError, ImageLoadError
-from clipfind.home import INDEX_FILE, WriterLock
+from clipfind.errors import ClipfindError, ImageLoadError, StorageError
+from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
 from clipfind.imageload import load_image
 from clipfind.scan import ScannedFile, scan_folders
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from clipfind.modelspec import ModelSpec
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # larger files are not photos we can decode in memory
+RETRY_MTIME_NS = -1  # stored for files that could not be read: never equal to a file's, so retried
 INDEX_SAVE_SECONDS = 300.0
 
 
@@ -114,6 +117,7 @@ class _Prepared:
     height: int | None = None
     taken_at: str | None = None
     error: str | None = None
+    transient: bool = False  # the error may go away without the file changing (permissions, I/O)
     known_content: bool = False  # the catalog already has a vector for these bytes
 
 
@@ -159,9 +163,15 @@ class Indexer:
         report = IndexReport()
         start = time.monotonic()
         with WriterLock(self.home):
+            remove_temp_files(self.home)
             catalog = Catalog(self.home / "catalog.sqlite3")
             try:
                 self._run(catalog, folders, progress, control, reembed, report)
+            except (sqlite3.OperationalError, OSError) as exc:
+                # Photos that cannot be read are recorded per file; what reaches here is the home
+                # itself failing (full disk, read-only, I/O error). What was committed is kept.
+                raise StorageError(f"indexing stopped: cannot write to {self.home}: {_reason(exc)}; "
+                                   "the photos indexed so far are kept") from exc
             finally:
                 catalog.close()
                 self._close_readers()
@@ -190,13 +200,17 @@ class Indexer:
         emit(Progress("scanning", 0, 0, 0, 0.0, None, None))
         plan = self._plan(catalog, roots, report)
         report.unchanged = plan.unchanged
+        if plan.todo and model is None:
+            model = self._load_model()
+            _bind(catalog, model)
+        if folders is not None:
+            # Only now: a run refused for a bad model leaves the catalog as it was.
+            for root in roots:
+                catalog.add_folder(root)
         if not plan.todo and not plan.missing:
             emit(Progress("done", 0, 0, 0, 0.0, 0.0, None))
             return
 
-        if plan.todo and model is None:
-            model = self._load_model()
-            _bind(catalog, model)
         index, notice = open_index(self.home / INDEX_FILE, catalog)
         if notice:
             report.notices.append(notice)
@@ -222,8 +236,6 @@ class Indexer:
         for root in roots:
             if not os.path.isdir(root):
                 raise ClipfindError(f"folder not found: {root}")
-        for root in roots:
-            catalog.add_folder(root)
         return roots
 
     def _plan(self, catalog: Catalog, roots: list[str], report: IndexReport) -> _Plan:
@@ -235,7 +247,7 @@ class Indexer:
                 continue
             known.update(catalog.known_files(root))
         reachable = [r for r in roots if os.path.isdir(r)]
-        scanned = list(scan_folders(reachable))
+        scanned = list(scan_folders(reachable, include_skipped=True))
         seen = {f.path for f in scanned}
         todo = [f for f in scanned if _changed(known.get(f.path), f)]
         missing = {p: k for p, k in known.items() if p not in seen}
@@ -299,10 +311,11 @@ class Indexer:
         """Runs in a worker thread: read once, hash, and decode only content the catalog lacks."""
         item = _Prepared(file)
         try:
+            if file.skip is not None:
+                raise ImageLoadError(file.skip)
             if file.size > MAX_FILE_BYTES:
                 raise ImageLoadError(f"file too large ({file.size // 2**20} MiB)")
-            with open(file.path, "rb") as fh:
-                data = fh.read()
+            data = read_photo(file.path)
             item.content_hash = content_hash(data)
             if self._reader().has_hash(item.content_hash):
                 item.known_content = True
@@ -314,6 +327,7 @@ class Indexer:
             item.error = str(exc)
         except OSError as exc:
             item.error = f"cannot read file: {exc.strerror or exc}"
+            item.transient = True
         except Exception as exc:  # a decoder bug must cost one photo, not the whole run
             item.error = f"unexpected error: {type(exc).__name__}: {exc}"
         return item
@@ -334,14 +348,18 @@ class Indexer:
         vector_of = {id(p): vectors[i] for i, (p, _) in enumerate(images)} if vectors is not None else {}
         report.encoded += len(images)
         new_ids: list[int] = []
+        dropped: list[int] = []
         with catalog.transaction():
             for p in batch:
                 f = p.file
                 if p.error is not None:
-                    catalog.put_failure(f.path, f.size, f.mtime_ns, p.content_hash, p.error)
+                    # A read error may pass without the file changing (permissions given back, a
+                    # flaky drive): its row gets a modification time no file has, so it is retried.
+                    mtime_ns = RETRY_MTIME_NS if p.transient else f.mtime_ns
+                    catalog.put_failure(f.path, f.size, mtime_ns, p.content_hash, p.error)
                     report.failed += 1
                 elif p.known_content:
-                    new_ids.extend(self._reuse(catalog, p, plan, report))
+                    new_ids.extend(self._reuse(catalog, p, plan, report, dropped))
                 else:
                     existed = f.path in plan.known
                     new_ids.append(
@@ -357,16 +375,24 @@ class Indexer:
             ids, vecs = catalog.vectors(ids=new_ids)
             index.add(ids, vecs)
         failed_ids = [plan.known[p.file.path].id for p in batch if p.error is not None and p.file.path in plan.known]
-        index.remove(failed_ids)
+        index.remove(failed_ids + dropped)
         index.generation = catalog.generation
 
-    def _reuse(self, catalog: Catalog, p: _Prepared, plan: _Plan, report: IndexReport) -> list[int]:
-        """Same bytes as a file the catalog knows: a move keeps its row, a copy reuses its vector."""
+    def _reuse(
+        self, catalog: Catalog, p: _Prepared, plan: _Plan, report: IndexReport, dropped: list[int]
+    ) -> list[int]:
+        """Same bytes as a file the catalog knows: a move keeps its row, a copy reuses its vector.
+
+        A move onto a path the catalog knew (`mv a.jpg b.jpg` over an existing b.jpg) drops b's
+        row; its id goes to `dropped`, to leave the index too.
+        """
         f = p.file
         assert p.content_hash is not None
         for file_id, old_path in catalog.ids_with_hash(p.content_hash):
             if old_path in plan.missing:
-                catalog.move(file_id, f.path, f.size, f.mtime_ns)
+                replaced = catalog.move(file_id, f.path, f.size, f.mtime_ns)
+                if replaced is not None:
+                    dropped.append(replaced)
                 del plan.missing[old_path]
                 report.moved += 1
                 return []
@@ -399,6 +425,34 @@ class Indexer:
     def _save_index(self, catalog: Catalog, index: VectorIndex) -> None:
         if catalog.model_identity is not None:
             index.save(self.home / INDEX_FILE, catalog.model_identity)
+
+
+def read_photo(path: str) -> bytes:
+    """The file's bytes, read once; never blocks on a pipe, nor reads a device or a growing file forever.
+
+    The scan skipped pipes and devices, but the folder may have changed since.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageLoadError("not a regular file (a pipe or a device named like a photo)")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageLoadError(f"file too large ({st.st_size // 2**20} MiB)")
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageLoadError(f"file too large (over {MAX_FILE_BYTES // 2**20} MiB)")
+    return data
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _usable_cpus() -> int:

@@ -7,8 +7,11 @@ duplicate is, who is the keeper) in the core modules it wires together.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import sqlite3
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +23,12 @@ import numpy as np
 from clipfind.annindex import VectorIndex, exact_search, open_index
 from clipfind.catalog import Catalog, Failure
 from clipfind.dupes import DupeGroup, NeighbourGraph, build_graph, find_duplicates, pair_key
-from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, resolve_home
+from clipfind.errors import LockedError
+from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, WriterLock, resolve_home
 from clipfind.modelspec import ModelSpec
 from clipfind.records import PhotoInfo
 from clipfind.search import EXACT_LIMIT, Filters, Query, Searcher, SearchHit
-from clipfind.trash import TrashReport, move_to_trash
+from clipfind.trash import TrashReport, finish_interrupted, move_to_trash
 
 if TYPE_CHECKING:
     from clipfind.indexer import Indexer
@@ -73,6 +77,9 @@ class Library:
     ) -> None:
         self.home: Path = resolve_home(home)
         self.catalog = Catalog(self.home / CATALOG_FILE)
+        if self.catalog.trash_pending():
+            with contextlib.suppress(sqlite3.OperationalError):  # read-only: settled by a later run
+                finish_interrupted(self.catalog)
         self.spec = resolve_spec(self.catalog, model, pretrained)
         self.notices: list[str] = []
         self._device = device
@@ -86,6 +93,10 @@ class Library:
 
     def close(self) -> None:
         self.catalog.close()
+
+    def set_download_progress(self, callback: ProgressFn | None) -> None:
+        """Where weight-download progress goes when the model is first loaded (the app's bar)."""
+        self._download_progress = callback
 
     # -- model and index, loaded on first need ----------------------------------------------
     def model(self) -> ClipModel:
@@ -101,7 +112,23 @@ class Library:
             self._index, notice = open_index(self.home / INDEX_FILE, self.catalog)
             if notice:
                 self.notices.append(notice)
+                self._save_repaired_index(self._index)
         return self._index
+
+    def _save_repaired_index(self, index: VectorIndex) -> None:
+        """Keep a rebuilt index, so the repair (and its notice) happens once, not on every start.
+
+        Only when no indexer holds the home: it saves its own index when it finishes. A read-only
+        or full disk just means the next start rebuilds again.
+        """
+        model = self.catalog.model_identity
+        if model is None:
+            return
+        try:
+            with WriterLock(self.home):
+                index.save(self.home / INDEX_FILE, model)
+        except (LockedError, OSError):
+            pass
 
     # -- capabilities ---------------------------------------------------------------------
     def indexer(self, **options: int) -> Indexer:
@@ -137,7 +164,7 @@ class Library:
         path = self.home / NEIGHBOURS_FILE
         graph = _load_graph(path, generation, self.catalog.model_identity or "")
         if graph is None:
-            ids, vectors = self._one_vector_per_content()
+            generation, ids, vectors = self._one_vector_per_content()
             if len(ids) <= EXACT_LIMIT:
                 graph = build_graph(ids, vectors, lambda q, k: exact_search(ids, vectors, q, k), NEIGHBOURS_K)
             else:
@@ -147,13 +174,16 @@ class Library:
         self._graph, self._graph_generation = graph, generation
         return graph
 
-    def _one_vector_per_content(self) -> tuple[np.ndarray, np.ndarray]:
-        """Byte-identical copies share one graph row, so they cannot crowd out real neighbours."""
-        ids, vectors = self.catalog.vectors()
-        hashes = [p.content_hash for p in self.catalog.photos()]  # same rows, same id order
+    def _one_vector_per_content(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(generation, ids, vectors): byte-identical copies share one graph row, so they cannot
+        crowd out real neighbours."""
+        with self.catalog.snapshot():  # one state of the catalog while an indexer commits
+            generation = self.catalog.generation
+            ids, vectors = self.catalog.vectors()
+            hashes = [p.content_hash for p in self.catalog.photos()]  # same rows, same id order
         _, first = np.unique(np.asarray(hashes), return_index=True)
         keep = np.sort(first)
-        return ids[keep], vectors[keep]
+        return generation, ids[keep], vectors[keep]
 
     def duplicates(self, threshold: float) -> list[DupeGroup]:
         files = self.catalog.all_files()
@@ -195,18 +225,28 @@ def _load_graph(path: Path, generation: int, model: str) -> NeighbourGraph | Non
             if int(data["generation"]) != generation or str(data["model"]) != model:
                 return None
             return NeighbourGraph(data["ids"], data["neighbours"], data["similarities"])
-    except (OSError, KeyError, ValueError):
-        return None  # missing or damaged: rebuild
+    except Exception:  # missing, or damaged in any way (BadZipFile, EOFError, ...): it is a cache, rebuild
+        return None
 
 
 def _save_graph(path: Path, graph: NeighbourGraph, generation: int, model: str) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        ids=graph.ids,
-        neighbours=graph.neighbours,
-        similarities=graph.similarities,
-        generation=np.int64(generation),
-        model=np.str_(model),
-    )
-    os.replace(tmp, path)
+    """A cache: a temp file of its own (other threads and processes may save at the same time), and
+    a failure to write it (full disk, read-only home) costs only the time to rebuild it next time."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(
+                fh,
+                ids=graph.ids,
+                neighbours=graph.neighbours,
+                similarities=graph.similarities,
+                generation=np.int64(generation),
+                model=np.str_(model),
+            )
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -21,3 +21,12 @@ class PhotoInfo:
     @property
     def pixels(self) -> int:
         return (self.width or 0) * (self.height or 0)
+
+
+def human_bytes(n: float) -> str:
+    """Sizes as people read them (decimal units, like file managers)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

@@ -30,6 +30,7 @@ class ScannedFile:
     path: str
     size: int
     mtime_ns: int
+    skip: str | None = None  # why a file named like a photo cannot be one (with include_skipped)
 
 
 def is_hidden(name: str) -> bool:
@@ -40,12 +41,19 @@ def is_photo_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in PHOTO_EXTENSIONS
 
 
-def scan_folders(folders: Iterable[str], on_error: OnError | None = None) -> Iterator[ScannedFile]:
-    """Yield each photo once, even when folders overlap or symlinks point back up the tree."""
+def scan_folders(
+    folders: Iterable[str], on_error: OnError | None = None, *, include_skipped: bool = False
+) -> Iterator[ScannedFile]:
+    """Yield each photo once, even when folders overlap or symlinks point back up the tree.
+
+    With include_skipped, files named like photos that are not regular files (FIFOs, devices)
+    come too, with `skip` set, and those that cannot be looked at (a symlink loop, a dangling
+    link) with what lstat says: the indexer records each with its reason instead of ignoring it.
+    """
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     for folder in folders:
-        yield from _walk(os.path.abspath(folder), seen_dirs, seen_files, on_error)
+        yield from _walk(os.path.abspath(folder), seen_dirs, seen_files, on_error, include_skipped)
 
 
 def _walk(
@@ -53,6 +61,7 @@ def _walk(
     seen_dirs: set[tuple[int, int]],
     seen_files: set[tuple[int, int]],
     on_error: OnError | None,
+    include_skipped: bool = False,
 ) -> Iterator[ScannedFile]:
     stack = [top]
     while stack:
@@ -83,12 +92,27 @@ def _walk(
             except OSError as exc:
                 if on_error:
                     on_error(entry.path, exc)
+                if include_skipped and is_photo_name(entry.name):
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # gone already
+                    yield ScannedFile(entry.path, st.st_size, st.st_mtime_ns)  # reading it says why
                 continue
             if not stat.S_ISREG(st.st_mode):
-                continue  # FIFOs, sockets and devices named like photos
+                # FIFOs, sockets and devices named like photos: never opened
+                if include_skipped:
+                    yield ScannedFile(entry.path, st.st_size, st.st_mtime_ns, _not_regular(st.st_mode))
+                continue
             key = (st.st_dev, st.st_ino)
             if key in seen_files:
                 continue  # a hard or symbolic link to a file already listed
             seen_files.add(key)
             yield ScannedFile(entry.path, st.st_size, st.st_mtime_ns)
         stack.extend(reversed(subdirs))
+
+
+def _not_regular(mode: int) -> str:
+    kind = ("a pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return f"not a photo: {kind} named like one"

@@ -18,7 +18,7 @@ import numpy as np
 
 from clipfind.annindex import VectorIndex, exact_search, sync_index
 from clipfind.catalog import Catalog
-from clipfind.errors import ClipfindError
+from clipfind.errors import ClipfindError, ImageLoadError
 from clipfind.records import PhotoInfo
 
 # Below this many candidates, brute force is both exact and faster than a graph walk.
@@ -126,7 +126,10 @@ class Searcher:
             else:
                 if not os.path.isfile(term.value):
                     raise ClipfindError(f"query photo not found: {term.value}")
-                parts.append(self._encode_image(term.value))
+                try:
+                    parts.append(self._encode_image(term.value))
+                except ImageLoadError as exc:
+                    raise ClipfindError(f"cannot use {term.value} as a query photo: {exc}") from None
             weights.append(term.weight)
         vector = np.sum([w * p for w, p in zip(weights, parts)], axis=0).astype(np.float32)
         norm = float(np.linalg.norm(vector))

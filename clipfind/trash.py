@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from clipfind.catalog import Catalog
+from clipfind.errors import ClipfindError
 from clipfind.records import PhotoInfo
 
 
@@ -26,34 +27,68 @@ def _send(path: str) -> None:
     send2trash(path)
 
 
+def finish_interrupted(catalog: Catalog) -> None:
+    """Settle moves a kill interrupted: forget the files that did reach the trash, keep the rest.
+
+    Each move is marked in the catalog before the file is sent and unmarked, together with
+    forgetting the file, once it is in the trash; a mark left behind means the mover died
+    in between, and whether the file is still at its path says which way it went.
+    """
+    for path in catalog.trash_pending():
+        with catalog.transaction():
+            if not os.path.lexists(path):
+                catalog.remove_paths([path])
+            catalog.set_trash_pending(path, False)
+
+
+def _unchanged(photo: PhotoInfo) -> str | None:
+    """Why the file at photo.path is not the photo that was grouped, or None if it is."""
+    from clipfind.indexer import content_hash, read_photo
+
+    try:
+        st = os.stat(photo.path)
+        if st.st_size != photo.size or st.st_mtime_ns != photo.mtime_ns:
+            return "changed on disk since it was grouped"
+        # Same size and time can still be other bytes (a file restored or copied with its date).
+        if photo.content_hash and content_hash(read_photo(photo.path)) != photo.content_hash:
+            return "changed on disk since it was grouped"
+    except FileNotFoundError:
+        raise
+    except (OSError, ClipfindError) as exc:
+        return f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+    return None
+
+
 def move_to_trash(
     catalog: Catalog, photos: Sequence[PhotoInfo], send: Callable[[str], None] = _send
 ) -> TrashReport:
     """Trash exactly `photos`, one at a time, forgetting each in the catalog as soon as it moved.
 
-    A file whose size or modification time differs from what was grouped is refused: the
-    user decided about the photo they saw, not about whatever is at that path now. If the
+    A file whose size, modification time or content differs from what was grouped is refused:
+    the user decided about the photo they saw, not about whatever is at that path now. If the
     system trash cannot take a file, it stays where it is; there is no fallback to deleting.
     """
     report = TrashReport()
+    finish_interrupted(catalog)
     for photo in photos:
         try:
-            st = os.stat(photo.path)
+            reason = _unchanged(photo)
         except FileNotFoundError:
             catalog.remove_paths([photo.path])
             report.refused.append((photo, "already gone"))
             continue
-        except OSError as exc:
-            report.refused.append((photo, f"cannot read: {exc.strerror or exc}"))
+        if reason is not None:
+            report.refused.append((photo, reason))
             continue
-        if st.st_size != photo.size or st.st_mtime_ns != photo.mtime_ns:
-            report.refused.append((photo, "changed on disk since it was grouped"))
-            continue
+        catalog.set_trash_pending(photo.path, True)
         try:
             send(photo.path)
         except Exception as exc:  # send2trash raises OSError subclasses and its own TrashPermissionError
+            catalog.set_trash_pending(photo.path, False)
             report.refused.append((photo, f"could not move to trash: {exc}"))
             continue
-        catalog.remove_paths([photo.path])
+        with catalog.transaction():
+            catalog.remove_paths([photo.path])
+            catalog.set_trash_pending(photo.path, False)
         report.moved.append(photo)
     return report

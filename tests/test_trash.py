@@ -6,13 +6,14 @@ from pathlib import Path
 import numpy as np
 
 from clipfind.catalog import Catalog
+from clipfind.indexer import content_hash
 from clipfind.trash import move_to_trash
 
 
 def make(catalog: Catalog, path: Path, data: bytes):
     path.write_bytes(data)
     st = path.stat()
-    catalog.put_photo(str(path), st.st_size, st.st_mtime_ns, data.hex()[:8], 1, 1, None, np.ones(4, np.float32) / 2)
+    catalog.put_photo(str(path), st.st_size, st.st_mtime_ns, content_hash(data), 1, 1, None, np.ones(4, np.float32) / 2)
     return catalog.photo_by_path(str(path))[0]
 
 

@@ -1,0 +1,157 @@
+"""Dialogs: photo preview, folders (settings), unreadable files, and the one trash confirmation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget, QMessageBox, QPushButton,
+    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from clipfind.catalog import Failure
+from clipfind.records import PhotoInfo, human_bytes
+
+
+def describe(photo: PhotoInfo) -> str:
+    size = f"{photo.width} × {photo.height}" if photo.width else "size unknown"
+    taken = photo.taken_at.replace("T", " ") if photo.taken_at else "no capture date"
+    return f"{size} · {human_bytes(photo.size)} · {taken}"
+
+
+def confirm_trash(parent: QWidget, photos: Sequence[PhotoInfo]) -> bool:
+    """The single confirmation before anything moves: how many files, how much space."""
+    if not photos:
+        return False
+    total = human_bytes(sum(p.size for p in photos))
+    answer = QMessageBox.question(
+        parent,
+        "Move to trash",
+        f"Move {len(photos)} photo{'s' if len(photos) != 1 else ''} ({total}) to the system trash?\n\n"
+        "You can restore them from the trash later; nothing is deleted permanently.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+class PreviewDialog(QDialog):
+    def __init__(self, photo: PhotoInfo, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(os.path.basename(photo.path))
+        self.resize(900, 700)
+        image = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
+        image.setMinimumSize(400, 300)
+        pixmap = _upright_pixmap(photo.path, 1600)
+        if pixmap.isNull():
+            image.setText("This photo cannot be shown.")
+        else:
+            image.setPixmap(pixmap.scaled(860, 600, Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.SmoothTransformation))
+        path = QLabel(photo.path, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+        path.setWordWrap(True)
+        info = QLabel(describe(photo))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(image, 1)
+        layout.addWidget(path)
+        layout.addWidget(info)
+        layout.addWidget(buttons)
+
+
+def _upright_pixmap(path: str, side: int) -> QPixmap:
+    from PySide6.QtGui import QImage
+
+    from clipfind.errors import ImageLoadError
+    from clipfind.imageload import load_image
+
+    try:
+        image = load_image(path, min_side=side).image
+    except ImageLoadError:
+        return QPixmap()
+    image.thumbnail((side, side))
+    data = image.tobytes("raw", "RGB")
+    return QPixmap.fromImage(QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888))
+
+
+class FoldersDialog(QDialog):
+    """Settings: the photo folders. Removing one drops its photos from the catalog (not the disk)."""
+
+    def __init__(self, folders: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Photo folders")
+        self.resize(560, 360)
+        self.added: list[str] = []
+        self.removed: list[str] = []
+        self.list = QListWidget()
+        self.list.addItems(folders)
+        add = QPushButton("Add folder…")
+        add.clicked.connect(self._add)
+        remove = QPushButton("Remove")
+        remove.clicked.connect(self._remove)
+        side = QVBoxLayout()
+        side.addWidget(add)
+        side.addWidget(remove)
+        side.addStretch(1)
+        row = QHBoxLayout()
+        row.addWidget(self.list, 1)
+        row.addLayout(side)
+        note = QLabel("Removing a folder takes its photos out of search and duplicates; the files stay on disk.")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+
+    def _add(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a photo folder")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        folder = os.path.abspath(folder)
+        if not self.list.findItems(folder, Qt.MatchFlag.MatchExactly):
+            self.list.addItem(folder)
+            self.added.append(folder)
+
+    def _remove(self) -> None:
+        for item in self.list.selectedItems():
+            folder = item.text()
+            self.list.takeItem(self.list.row(item))
+            if folder in self.added:
+                self.added.remove(folder)
+            else:
+                self.removed.append(folder)
+
+
+class ErrorsDialog(QDialog):
+    """Unreadable files, listed together rather than thrown at the user one by one."""
+
+    def __init__(self, failures: Sequence[Failure], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Photos that could not be read")
+        self.resize(820, 420)
+        table = QTableWidget(len(failures), 2)
+        table.setHorizontalHeaderLabels(["File", "Why"])
+        for row, failure in enumerate(failures):
+            table.setItem(row, 0, QTableWidgetItem(failure.path))
+            table.setItem(row, 1, QTableWidgetItem(failure.error))
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table = table
+        text = (f"{len(failures)} file{'s' if len(failures) != 1 else ''} skipped. They stay where they are; clipfind tries again "
+                "when a file changes." if failures else "Every photo could be read.")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(text))
+        layout.addWidget(table, 1)
+        layout.addWidget(buttons)

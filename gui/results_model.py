@@ -1,0 +1,102 @@
+"""The search results as a Qt list model, with thumbnails filled in lazily as they decode."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
+
+from clipfind.search import SearchHit
+from gui.workers import ThumbnailLoader
+
+PathRole = Qt.ItemDataRole.UserRole + 1
+ScoreRole = Qt.ItemDataRole.UserRole + 2
+HitRole = Qt.ItemDataRole.UserRole + 3
+CACHE_SIZE = 2000
+
+
+class ThumbnailCache:
+    """Decoded thumbnails by path, least recently used dropped first."""
+
+    def __init__(self, loader: ThumbnailLoader) -> None:
+        self.loader = loader
+        self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
+        side = loader.size.width()
+        self.placeholder = QPixmap(side, side)
+        self.placeholder.fill(QColor("#e9ecef"))
+        loader.ready.connect(self._store)
+
+    def get(self, path: str) -> QPixmap | None:
+        pixmap = self._pixmaps.get(path)
+        if pixmap is None:
+            self.loader.request(path)
+            return None
+        self._pixmaps.move_to_end(path)
+        return pixmap
+
+    def _store(self, path: str, image: QImage) -> None:
+        if image.isNull():
+            pixmap = QPixmap(self.placeholder)
+            painter = QPainter(pixmap)
+            painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, "unreadable")
+            painter.end()
+        else:
+            pixmap = _centred(QPixmap.fromImage(image), self.placeholder.width())
+        self._pixmaps[path] = pixmap
+        while len(self._pixmaps) > CACHE_SIZE:
+            self._pixmaps.popitem(last=False)
+
+
+class ResultsModel(QAbstractListModel):
+    def __init__(self, cache: ThumbnailCache) -> None:
+        super().__init__()
+        self.cache = cache
+        self.hits: list[SearchHit] = []
+        self._row_of: dict[str, int] = {}
+        cache.loader.ready.connect(self._thumbnail_ready)
+
+    def set_hits(self, hits: list[SearchHit]) -> None:
+        self.beginResetModel()
+        self.cache.loader.cancel_pending()
+        self.hits = hits
+        self._row_of = {h.photo.path: i for i, h in enumerate(hits)}
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.hits)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or index.row() >= len(self.hits):
+            return None
+        hit = self.hits[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{hit.score:.3f}  {os.path.basename(hit.photo.path)}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return QIcon(self.cache.get(hit.photo.path) or self.cache.placeholder)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{hit.photo.path}\nsimilarity {hit.score:.3f}"
+        if role == PathRole:
+            return hit.photo.path
+        if role == ScoreRole:
+            return hit.score
+        if role == HitRole:
+            return hit
+        return None
+
+    def _thumbnail_ready(self, path: str, image: QImage) -> None:
+        row = self._row_of.get(path)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+def _centred(pixmap: QPixmap, side: int) -> QPixmap:
+    """On a square transparent canvas, so captions line up whatever the photo's shape."""
+    canvas = QPixmap(side, side)
+    canvas.fill(QColor(0, 0, 0, 0))
+    painter = QPainter(canvas)
+    painter.drawPixmap((side - pixmap.width()) // 2, (side - pixmap.height()) // 2, pixmap)
+    painter.end()
+    return canvas

@@ -1,0 +1,265 @@
+"""Search tab: a search bar (text, minus, query photo), filters, and the results grid."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from PySide6.QtCore import QDate, QMimeData, QModelIndex, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QLineEdit, QListView, QMenu, QMessageBox, QPushButton,
+    QToolButton, QVBoxLayout, QWidget,
+)
+
+from clipfind.errors import ClipfindError
+from clipfind.library import Library
+from clipfind.search import Filters, SearchHit, build_query
+from gui.icons import icon
+from gui.results_model import HitRole, ResultsModel, ThumbnailCache
+
+RESULTS = 500  # plenty to scroll through; the grid is virtual, so this costs little
+
+
+def local_file(mime: QMimeData) -> str | None:
+    """The first local file in dropped or pasted data, or a pasted image saved to a temp file."""
+    for url in mime.urls():
+        if url.isLocalFile() and os.path.isfile(url.toLocalFile()):
+            return url.toLocalFile()
+    if mime.hasImage():
+        image = QImage(mime.imageData())
+        if not image.isNull():
+            path = os.path.join(tempfile.gettempdir(), "clipfind-pasted.png")
+            image.save(path)
+            return path
+    return None
+
+
+class SearchView(QWidget):
+    """Everything the user does to search; the Library answers, this only draws."""
+
+    status = Signal(str)
+    photos_trashed = Signal()
+
+    def __init__(self, library: Library, cache: ThumbnailCache) -> None:
+        super().__init__()
+        self.library = library
+        self.query_image: str | None = None
+        self.setAcceptDrops(True)
+
+        self.text = QLineEdit(placeholderText="Describe a photo: a dog on a beach at sunset")
+        self.text.setClearButtonEnabled(True)
+        self.text.returnPressed.connect(self.run_search)
+        self.minus = QLineEdit(placeholderText="minus (e.g. people)")
+        self.minus.setMaximumWidth(200)
+        self.minus.returnPressed.connect(self.run_search)
+        search_button = QPushButton(icon("search"), "Search")
+        search_button.clicked.connect(self.run_search)
+
+        self.chip = QLabel()
+        self.chip.setFixedSize(48, 48)
+        self.chip.setScaledContents(True)
+        self.chip_clear = QToolButton(icon=icon("close"), toolTip="Clear the query photo")
+        self.chip_clear.clicked.connect(self.clear_query_image)
+        pick_image = QToolButton(icon=icon("image"), toolTip="Search with a photo (or drop / paste one)")
+        pick_image.clicked.connect(self._pick_query_image)
+        self._show_chip(None)
+
+        bar = QHBoxLayout()
+        bar.addWidget(pick_image)
+        bar.addWidget(self.chip)
+        bar.addWidget(self.chip_clear)
+        bar.addWidget(self.text, 1)
+        bar.addWidget(QLabel("−"))
+        bar.addWidget(self.minus)
+        bar.addWidget(search_button)
+
+        self.folder = QComboBox()
+        self.folder.setMinimumWidth(220)
+        self.use_dates = QCheckBox("Taken between")
+        self.date_from = QDateEdit(QDate.currentDate().addYears(-1), calendarPopup=True)
+        self.date_to = QDateEdit(QDate.currentDate(), calendarPopup=True)
+        for widget in (self.date_from, self.date_to):
+            widget.setDisplayFormat("yyyy-MM-dd")
+        filters = QHBoxLayout()
+        filters.addWidget(QLabel("Folder:"))
+        filters.addWidget(self.folder)
+        filters.addSpacing(16)
+        filters.addWidget(self.use_dates)
+        filters.addWidget(self.date_from)
+        filters.addWidget(QLabel("and"))
+        filters.addWidget(self.date_to)
+        filters.addStretch(1)
+        self.count = QLabel()
+        filters.addWidget(self.count)
+
+        self.model = ResultsModel(cache)
+        self.grid = QListView()
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setUniformItemSizes(True)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setIconSize(QSize(180, 180))
+        self.grid.setGridSize(QSize(200, 222))
+        self.grid.setWordWrap(True)
+        self.grid.setSpacing(6)
+        self.grid.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
+        self.grid.setModel(self.model)
+        self.grid.doubleClicked.connect(self.open_photo)
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid.customContextMenuRequested.connect(self._context_menu)
+        self.empty = QLabel("Type what you are looking for and press Enter,\nor drop a photo here to find similar ones.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setStyleSheet("color: #6c757d; font-size: 15px;")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addLayout(filters)
+        layout.addWidget(self.empty, 1)
+        layout.addWidget(self.grid, 1)
+        self.grid.hide()
+
+        QShortcut(QKeySequence(Qt.Key.Key_Return), self.grid, activated=self._open_current)
+        QShortcut(QKeySequence(Qt.Key.Key_Enter), self.grid, activated=self._open_current)
+        QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste)
+        self.refresh_folders()
+
+    # -- input ------------------------------------------------------------------------------
+    def refresh_folders(self) -> None:
+        current = self.folder.currentData()
+        self.folder.clear()
+        self.folder.addItem("All folders", None)
+        for folder in self.library.catalog.folders():
+            self.folder.addItem(folder, folder)
+        index = self.folder.findData(current)
+        self.folder.setCurrentIndex(max(index, 0))
+
+    def set_query_image(self, path: str) -> None:
+        self.query_image = path
+        self._show_chip(path)
+        self.run_search()
+
+    def clear_query_image(self) -> None:
+        self.query_image = None
+        self._show_chip(None)
+
+    def clear(self) -> None:
+        self.text.clear()
+        self.minus.clear()
+        self.clear_query_image()
+        self.model.set_hits([])
+        self._show_results(False)
+
+    def _show_chip(self, path: str | None) -> None:
+        visible = path is not None
+        if visible:
+            pixmap = QPixmap(path)
+            self.chip.setPixmap(pixmap if not pixmap.isNull() else QPixmap(icon("image").pixmap(48, 48)))
+            self.chip.setToolTip(path)
+        self.chip.setVisible(visible)
+        self.chip_clear.setVisible(visible)
+
+    def _pick_query_image(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Find photos like…", "", "Photos (*.jpg *.jpeg *.png *.heic *.webp *.tif *.tiff *.gif *.bmp *.avif)")
+        if path:
+            self.set_query_image(path)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if local_file(event.mimeData()) or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        path = local_file(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.set_query_image(path)
+
+    def paste(self) -> None:
+        path = local_file(QGuiApplication.clipboard().mimeData())
+        if path:
+            self.set_query_image(path)
+
+    def filters(self) -> Filters:
+        date_from = date_to = None
+        if self.use_dates.isChecked():
+            date_from = self.date_from.date().toString("yyyy-MM-dd") + "T00:00:00"
+            date_to = self.date_to.date().toString("yyyy-MM-dd") + "T23:59:59"
+        return Filters(folder=self.folder.currentData(), date_from=date_from, date_to=date_to)
+
+    # -- searching --------------------------------------------------------------------------
+    def run_search(self) -> None:
+        texts = [self.text.text()] if self.text.text().strip() else []
+        minus = [self.minus.text()] if self.minus.text().strip() else []
+        images = [self.query_image] if self.query_image else []
+        if not texts and not images:
+            return
+        try:
+            query = build_query(texts, images, minus)
+            hits = self.library.search(query, RESULTS, self.filters())
+        except ClipfindError as exc:
+            self.status.emit(str(exc))
+            QMessageBox.warning(self, "Search", str(exc))
+            return
+        self.model.set_hits(hits)
+        self._show_results(True)
+        self.count.setText(f"{len(hits)} photos" if hits else "no matching photos yet")
+        if hits:
+            self.grid.scrollToTop()
+
+    def _show_results(self, visible: bool) -> None:
+        self.grid.setVisible(visible)
+        self.empty.setVisible(not visible)
+
+    # -- actions on results -------------------------------------------------------------------
+    def _hit(self, index: QModelIndex) -> SearchHit | None:
+        return index.data(HitRole) if index.isValid() else None
+
+    def _open_current(self) -> None:
+        self.open_photo(self.grid.currentIndex())
+
+    def open_photo(self, index: QModelIndex) -> None:
+        hit = self._hit(index)
+        if hit:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(hit.photo.path))
+
+    def selected_hits(self) -> list[SearchHit]:
+        return [h for h in (self._hit(i) for i in self.grid.selectionModel().selectedIndexes()) if h]
+
+    def _context_menu(self, pos) -> None:  # noqa: ANN001
+        index = self.grid.indexAt(pos)
+        hit = self._hit(index)
+        if hit is None:
+            return
+        menu = QMenu(self)
+        menu.addAction(icon("open"), "Open", lambda: self.open_photo(index))
+        menu.addAction(icon("image"), "Preview…", lambda: self.preview(hit))
+        menu.addAction(icon("similar"), "Find similar", lambda: self.set_query_image(hit.photo.path))
+        menu.addAction(icon("folder"), "Open containing folder",
+                       lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(hit.photo.path))))
+        menu.addAction(icon("copy"), "Copy path", lambda: QGuiApplication.clipboard().setText(hit.photo.path))
+        menu.addSeparator()
+        selected = self.selected_hits() if index in self.grid.selectionModel().selectedIndexes() else [hit]
+        menu.addAction(icon("trash"), f"Move {len(selected)} to trash…", lambda: self.trash(selected))
+        menu.exec(self.grid.viewport().mapToGlobal(pos))
+
+    def preview(self, hit: SearchHit) -> None:
+        from gui.dialogs import PreviewDialog
+
+        PreviewDialog(hit.photo, self).exec()
+
+    def trash(self, hits: list[SearchHit]) -> None:
+        from gui.dialogs import confirm_trash
+
+        photos = [h.photo for h in hits]
+        if not confirm_trash(self, photos):
+            return
+        report = self.library.trash(photos)
+        gone = {p.path for p in report.moved}
+        self.model.set_hits([h for h in self.model.hits if h.photo.path not in gone])
+        self.status.emit(f"moved {len(report.moved)} photos to the trash")
+        if report.refused:
+            QMessageBox.warning(self, "Some photos were kept",
+                                "\n".join(f"{p.path}: {why}" for p, why in report.refused[:20]))
+        self.photos_trashed.emit()
