@@ -266,3 +266,10 @@ def test_model_unavailable_shows_what_to_do_and_duplicates_still_work(make_windo
     window.dupes.regroup()
     assert [g.tier for g in window.dupes.groups][:1] == ["identical"]
     shoot(window, "09-model-unavailable", qtbot, 1000)
+
+
+def test_command_line_of_the_app() -> None:
+    from gui.app import build_parser
+
+    args = build_parser().parse_args(["--home", "/h", "--model", "clipfind-tiny", "--pretrained", "none", "a", "b"])
+    assert (args.home, args.model, args.pretrained, args.folders) == ("/h", "clipfind-tiny", "none", ["a", "b"])
