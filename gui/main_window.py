@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, QSize, Qt, QThread
+import gc
+
+from PySide6.QtCore import QSettings, QSize, Qt, QThread, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QTabWidget, QToolButton,
@@ -27,6 +29,7 @@ def _duration(seconds: float | None) -> str:
 
 
 class MainWindow(QMainWindow):
+    index_batch_size = 32  # photos per model call and per catalog commit; pause acts between batches
     def __init__(self, library: Library, settings: QSettings, folders: list[str] | None = None) -> None:
         super().__init__()
         self.library = library
@@ -39,6 +42,12 @@ class MainWindow(QMainWindow):
         self.indexer: IndexWorker | None = None
         self._threads: list[QThread] = []
         self._queued: list[str] | None = None
+
+        # Python's cyclic GC may run in whichever thread allocates: in a worker it would destroy
+        # Qt objects owned by the GUI thread and crash. Collect here, on the GUI thread, instead.
+        gc.disable()
+        self._gc_timer = QTimer(self, interval=1000, timeout=gc.collect)
+        self._gc_timer.start()
 
         self.cache = ThumbnailCache(ThumbnailLoader(200, self))
         self.search = SearchView(library, self.cache)
@@ -240,7 +249,7 @@ class MainWindow(QMainWindow):
             self._queued = folders or []
             return
         self._queued = None
-        worker = IndexWorker(self.library, folders)
+        worker = IndexWorker(self.library, folders, self.index_batch_size)
         worker.progress.connect(self._index_progress)
         worker.finished.connect(self._index_finished)
         worker.failed.connect(self._index_failed)
@@ -333,5 +342,8 @@ class MainWindow(QMainWindow):
         for thread in self._threads:
             thread.quit()
             thread.wait(5000)
+        self._gc_timer.stop()
+        gc.collect()
+        gc.enable()
         super().closeEvent(event)
 

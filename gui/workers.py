@@ -45,16 +45,17 @@ class IndexWorker(QObject):
     finished = Signal(object)  # IndexReport
     failed = Signal(str)
 
-    def __init__(self, library: Library, folders: list[str] | None) -> None:
+    def __init__(self, library: Library, folders: list[str] | None, batch_size: int = 32) -> None:
         super().__init__()
         self.library = library
         self.folders = folders
+        self.batch_size = batch_size
         self.control = Control()
 
     @Slot()
     def run(self) -> None:
         try:
-            report: IndexReport = self.library.indexer().run(
+            report: IndexReport = self.library.indexer(batch_size=self.batch_size).run(
                 self.folders, progress=self._report, control=self.control
             )
         except ClipfindError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -46,6 +47,7 @@ def make_window(qtbot, tmp_path: Path, trash_home: Path) -> Iterator[Callable[..
     yield make
     for window in windows:
         window.close()
+    gc.collect()  # on the GUI thread, before the next test's workers start allocating
 
 
 def shoot(widget: QWidget, name: str, qtbot=None, settle_ms: int = 0) -> Path:

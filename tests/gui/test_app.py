@@ -194,11 +194,14 @@ def test_duplicates_regroup_and_trash_exactly_the_selection(make_window, tmp_pat
     assert window.library.catalog.photo_by_path(str(folder / "kodim01 copy.png")) is None
 
 
-def test_pause_resume(make_window, tmp_path: Path, qtbot) -> None:
-    folder = tmp_path / "Many"  # three batches of 32
+def test_pause_resume(make_window, tmp_path: Path, qtbot, monkeypatch) -> None:
+    folder = tmp_path / "Many"
     copy_photos(folder, 24, "kodak24")
     copy_photos(folder / "b", 39, "pexels_interior")
     copy_photos(folder / "c", 23, "debian_wallpapers")
+    from gui.main_window import MainWindow
+
+    monkeypatch.setattr(MainWindow, "index_batch_size", 4)  # many batches: the pause lands well before the end
     window = make_window([str(folder)])
     qtbot.waitUntil(lambda: window.indexer is not None, timeout=WAIT)
     progress: list[int] = []
