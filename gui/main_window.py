@@ -44,9 +44,12 @@ class MainWindow(QMainWindow):
         self._queued: list[str] | None = None
 
         # Python's cyclic GC may run in whichever thread allocates: in a worker it would destroy
-        # Qt objects owned by the GUI thread and crash. Collect here, on the GUI thread, instead.
+        # Qt objects owned by the GUI thread and crash. Collect here, on the GUI thread, instead;
+        # objects alive now (torch, open_clip: ~400k) are frozen so a collection stays short.
         gc.disable()
-        self._gc_timer = QTimer(self, interval=1000, timeout=gc.collect)
+        gc.freeze()
+        self._gc_ticks = 0
+        self._gc_timer = QTimer(self, interval=1000, timeout=self._collect_garbage)
         self._gc_timer.start()
 
         self.cache = ThumbnailCache(ThumbnailLoader(200, self))
@@ -170,7 +173,12 @@ class MainWindow(QMainWindow):
         self.download.setRange(0, total or 0)
         self.download.setValue(done)
 
+    def _collect_garbage(self) -> None:
+        self._gc_ticks += 1
+        gc.collect(2 if self._gc_ticks % 30 == 0 else 1)
+
     def _model_loaded(self) -> None:
+        gc.freeze()  # the model's objects live as long as the app: keep them out of collections
         self.model_ready = True
         self.download.hide()
         self.banner_box.hide()
@@ -343,6 +351,7 @@ class MainWindow(QMainWindow):
             thread.quit()
             thread.wait(5000)
         self._gc_timer.stop()
+        gc.unfreeze()
         gc.collect()
         gc.enable()
         super().closeEvent(event)
