@@ -34,3 +34,22 @@ def photo_folder(tmp_path: Path) -> Path:
     copy_photos(folder, 6, "kodak24")
     copy_photos(folder / "trip", 4, "skimage_data")
     return folder
+
+
+@pytest.fixture
+def trash_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private system trash: $XDG_DATA_HOME/Trash inside the test.
+
+    send2trash reads XDG_DATA_HOME once, when first imported, so its module constants are
+    pointed here too; otherwise a test would use the trash of whichever test imported it first.
+    """
+    import os
+
+    from send2trash import plat_other
+
+    xdg = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_DATA_HOME", str(xdg))
+    monkeypatch.setattr(plat_other, "XDG_DATA_HOME", os.fsencode(xdg))
+    monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(xdg / "Trash"))
+    monkeypatch.setattr(plat_other, "HOMETRASH", str(xdg / "Trash"))
+    return xdg / "Trash" / "files"

@@ -17,8 +17,7 @@ def make(catalog: Catalog, path: Path, data: bytes):
     return catalog.photo_by_path(str(path))[0]
 
 
-def test_moves_only_selected_unchanged_files_and_forgets_them(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+def test_moves_only_selected_unchanged_files_and_forgets_them(tmp_path: Path, trash_home: Path) -> None:
     cat = Catalog(tmp_path / "c.sqlite3")
     cat.bind_model("m", 4, "m", None)
     a = make(cat, tmp_path / "a.jpg", b"aaaa")
@@ -29,7 +28,7 @@ def test_moves_only_selected_unchanged_files_and_forgets_them(tmp_path: Path, mo
     assert [p.path for p in report.moved] == [a.path]
     assert [(p.path, r) for p, r in report.refused] == [(b.path, "changed on disk since it was grouped")]
     assert not os.path.exists(a.path) and os.path.exists(b.path) and os.path.exists(c.path)
-    trashed = list((tmp_path / "xdg" / "Trash" / "files").iterdir())
+    trashed = list(trash_home.iterdir())
     assert [t.read_bytes() for t in trashed] == [b"aaaa"]
     assert cat.photo_by_path(a.path) is None and cat.photo_by_path(c.path) is not None
 

@@ -21,14 +21,6 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture
-def trash_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """send2trash puts files under $XDG_DATA_HOME/Trash: keep it inside the test."""
-    xdg = tmp_path / "xdg"
-    monkeypatch.setenv("XDG_DATA_HOME", str(xdg))
-    return xdg / "Trash" / "files"
-
-
-@pytest.fixture
 def make_window(qtbot, tmp_path: Path, trash_home: Path) -> Iterator[Callable[..., object]]:
     from gui.main_window import MainWindow
 
