@@ -96,7 +96,11 @@ class Catalog:
             raise CatalogError(f"no catalog at {self.path}; run `clipfind index FOLDER` first")
         try:
             self._db = self._connect()
-            self._migrate()
+            try:
+                self._migrate()
+            except BaseException:
+                self._db.close()  # a refused catalog keeps no -wal/-shm files beside it
+                raise
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from None
 
@@ -107,9 +111,10 @@ class Catalog:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             return db
-        except sqlite3.OperationalError:
+        except sqlite3.DatabaseError as exc:
             db.close()
-            if not self.path.is_file() or os.access(self.path.parent, os.W_OK):
+            read_only = isinstance(exc, sqlite3.OperationalError) and not os.access(self.path.parent, os.W_OK)
+            if not (read_only and self.path.is_file()):
                 raise
         # A read-only home (a mounted backup, a write-protected share) can still be searched. With
         # nowhere to put SQLite's -shm file only an immutable open works, and on a read-only

@@ -127,12 +127,19 @@ def load_image(source: str | os.PathLike[str] | bytes, min_side: int | None = 22
     try:
         with opened as im:
             return _decode(im, min_side)
+    except _ReducedDecodeFailed:
+        pass  # decoded again at full size, below
     except ImageLoadError:
         raise
     except MemoryError:
         raise ImageLoadError("not enough memory to decode the image") from None
     except Exception as exc:  # truncated data, corrupt streams, decoder errors of any type
         raise ImageLoadError(f"cannot decode image: {_one_line(exc)}") from exc
+    return load_image(source, None)
+
+
+class _ReducedDecodeFailed(Exception):
+    """The reduced decode failed; a few valid JPEGs (sharp's testimgl.jpg) decode only at full size."""
 
 
 def _open(source: str | os.PathLike[str] | bytes) -> ImageFile.ImageFile:
@@ -173,7 +180,12 @@ def _decode(im: ImageFile.ImageFile, min_side: int | None) -> LoadedImage:
             f"too large to decode safely ({width * height / 1e6:.0f} MP, "
             f"limit {MAX_DECODE_PIXELS / 1e6:.0f} MP)"
         )
-    im.load()
+    try:
+        im.load()
+    except OSError:
+        if im.size != (width, height):
+            raise _ReducedDecodeFailed() from None
+        raise
     # EXIF is read only now: PNG may keep it after the pixel data, and plugins that orient the
     # image themselves (Pillow's TIFF, pillow-heif) have removed or reset the tag by now, so
     # what remains is exactly what is left for us to do.

@@ -119,6 +119,8 @@ class _Prepared:
     error: str | None = None
     transient: bool = False  # the error may go away without the file changing (permissions, I/O)
     known_content: bool = False  # the catalog already has a vector for these bytes
+    # (id, width, height, taken_at, vector) of that content, kept in case its row changes before commit
+    stored: tuple | None = None
 
 
 @dataclass
@@ -317,7 +319,8 @@ class Indexer:
                 raise ImageLoadError(f"file too large ({file.size // 2**20} MiB)")
             data = read_photo(file.path)
             item.content_hash = content_hash(data)
-            if self._reader().has_hash(item.content_hash):
+            item.stored = self._reader().vector_by_hash(item.content_hash)
+            if item.stored is not None:
                 item.known_content = True
                 return item
             loaded = load_image(data, min_side=model.image_size)
@@ -396,8 +399,10 @@ class Indexer:
                 del plan.missing[old_path]
                 report.moved += 1
                 return []
-        row = catalog.vector_by_hash(p.content_hash)
-        if row is None:  # the only copy changed since the worker looked: left for the next pass
+        # The only copy may have changed since the worker looked (a.jpg copied to b.jpg, then a.jpg
+        # edited, both in one batch): the vector the worker saw still describes these bytes.
+        row = catalog.vector_by_hash(p.content_hash) or p.stored
+        if row is None:
             return []
         _, width, height, taken_at, vector = row
         if f.path in plan.known:

@@ -77,10 +77,14 @@ class Library:
     ) -> None:
         self.home: Path = resolve_home(home)
         self.catalog = Catalog(self.home / CATALOG_FILE)
-        if self.catalog.trash_pending():
-            with contextlib.suppress(sqlite3.OperationalError):  # read-only: settled by a later run
-                finish_interrupted(self.catalog)
-        self.spec = resolve_spec(self.catalog, model, pretrained)
+        try:
+            if self.catalog.trash_pending():
+                with contextlib.suppress(sqlite3.OperationalError):  # read-only: settled by a later run
+                    finish_interrupted(self.catalog)
+            self.spec = resolve_spec(self.catalog, model, pretrained)
+        except BaseException:
+            self.catalog.close()  # a refused start leaves no -wal/-shm files behind
+            raise
         self.notices: list[str] = []
         self._device = device
         self._download_progress = download_progress

@@ -131,11 +131,15 @@ class Searcher:
                 except ImageLoadError as exc:
                     raise ClipfindError(f"cannot use {term.value} as a query photo: {exc}") from None
             weights.append(term.weight)
-        vector = np.sum([w * p for w, p in zip(weights, parts)], axis=0).astype(np.float32)
+        # Relative weights, in float64: "beach^1e39" must not overflow float32 into a NaN query.
+        scale = max((abs(w) for w in weights), default=0.0)
+        if not 0.0 < scale < math.inf:
+            raise ClipfindError("nothing to search for: give a phrase or --image PHOTO")
+        vector = np.sum([(w / scale) * np.asarray(p, np.float64) for w, p in zip(weights, parts)], axis=0)
         norm = float(np.linalg.norm(vector))
-        if norm < 1e-6:
+        if not norm >= 1e-6:  # also NaN
             raise ClipfindError("the query terms cancel each other out; change the weights")
-        return vector / norm, exclude
+        return (vector / norm).astype(np.float32), exclude
 
     def search(self, query: Query, k: int = 20, filters: Filters = Filters()) -> list[SearchHit]:
         if k <= 0:
