@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
 
 from clipfind.annindex import VectorIndex, open_index
 from clipfind.catalog import Catalog, KnownFile
@@ -28,9 +30,7 @@ from clipfind.imageload import load_image
 from clipfind.scan import ScannedFile, scan_folders
 
 if TYPE_CHECKING:
-    import torch
-
-    from clipfind.model import ClipModel
+    from clipfind.encoders import ImageEncoder
     from clipfind.modelspec import ModelSpec
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # larger files are not photos we can decode in memory
@@ -112,7 +112,7 @@ class _Prepared:
 
     file: ScannedFile
     content_hash: str | None = None
-    tensor: torch.Tensor | None = None
+    tensor: Any = None  # (3, H, W) float32, numpy or torch
     width: int | None = None
     height: int | None = None
     taken_at: str | None = None
@@ -138,7 +138,7 @@ class Indexer:
         self,
         home: Path,
         spec: ModelSpec,
-        load_model: Callable[[], ClipModel],
+        load_model: Callable[[], ImageEncoder],
         *,
         batch_size: int = 32,
         workers: int | None = None,
@@ -193,7 +193,7 @@ class Indexer:
         roots = self._roots(catalog, folders)
         if not reembed:
             catalog.check_model(self.spec.identity)  # before any slow work
-        model: ClipModel | None = None
+        model: ImageEncoder | None = None
         if reembed:
             model = self._load_model()
             _bind(catalog, model, reembed=True)
@@ -219,6 +219,8 @@ class Indexer:
         try:
             if plan.todo and model is not None:
                 self._embed_all(catalog, index, model, plan, emit, control, report)
+                report.notices.extend(model.notices)
+                model.notices.clear()
             if not control.cancelled and plan.missing:
                 removed = catalog.remove_paths(plan.missing)
                 index.remove(removed)
@@ -259,7 +261,7 @@ class Indexer:
         self,
         catalog: Catalog,
         index: VectorIndex,
-        model: ClipModel,
+        model: ImageEncoder,
         plan: _Plan,
         emit: ProgressFn,
         control: Control,
@@ -309,7 +311,7 @@ class Indexer:
                 for fut in in_flight:
                     fut.cancel()
 
-    def _prepare(self, file: ScannedFile, model: ClipModel) -> _Prepared:
+    def _prepare(self, file: ScannedFile, model: ImageEncoder) -> _Prepared:
         """Runs in a worker thread: read once, hash, and decode only content the catalog lacks."""
         item = _Prepared(file)
         try:
@@ -339,15 +341,13 @@ class Indexer:
         self,
         catalog: Catalog,
         index: VectorIndex,
-        model: ClipModel,
+        model: ImageEncoder,
         batch: list[_Prepared],
         plan: _Plan,
         report: IndexReport,
     ) -> None:
-        import torch
-
         images = [(p, p.tensor) for p in batch if p.tensor is not None]
-        vectors = model.encode_images(torch.stack([t for _, t in images])) if images else None
+        vectors = model.encode_images(np.stack([np.asarray(t) for _, t in images])) if images else None
         vector_of = {id(p): vectors[i] for i, (p, _) in enumerate(images)} if vectors is not None else {}
         report.encoded += len(images)
         new_ids: list[int] = []
@@ -466,7 +466,7 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _bind(catalog: Catalog, model: ClipModel, *, reembed: bool = False) -> None:
+def _bind(catalog: Catalog, model: ImageEncoder, *, reembed: bool = False) -> None:
     catalog.bind_model(model.spec.identity, model.dim, model.spec.name, model.spec.pretrained, reembed=reembed)
 
 

@@ -9,8 +9,11 @@ a message that says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,10 +32,12 @@ from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS
 from open_clip.pretrained import _get_safe_alternatives  # its rule for which weights file to ask the Hub for
 from tqdm import tqdm
 
-from clipfind import model_table
+from clipfind import model_table, runtime
+from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, save_choice
 from clipfind.errors import ModelLoadError
-from clipfind.preprocess import fast_preprocess
 from clipfind.modelspec import HF_HUB_PREFIX, ModelSpec
+from clipfind.onnx_encoder import save_sidecar
+from clipfind.preprocess import FastPreprocess, fast_preprocess
 
 TINY_MODEL = "clipfind-tiny"
 
@@ -70,25 +75,9 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def _physical_cores() -> int:
-    """Cores this process may run on, counting hyper-threads once (they slow matmul-bound work)."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    cores = set()
-    for cpu in cpus:
-        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            package = (topology / "physical_package_id").read_text().strip()
-            core = (topology / "core_id").read_text().strip()
-        except OSError:  # no sysfs (macOS, Windows, some containers): count logical CPUs
-            return max(1, len(cpus))
-        cores.add((package, core))
-    return max(1, len(cores))
-
-
 def configure_cpu_threads() -> int:
     """Use one torch thread per physical core we may run on (OMP_NUM_THREADS wins if set)."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    threads = int(env) if env.isdigit() and int(env) > 0 else _physical_cores()
+    threads = cpu_threads()
     torch.set_num_threads(threads)
     try:
         # Eager inference does not use inter-op parallelism; one thread avoids idle extras.
@@ -109,6 +98,10 @@ class ClipModel:
         transform: Callable[[PIL.Image.Image], torch.Tensor],
         tokenizer: Callable[[list[str]], torch.Tensor],
         dim: int,
+        *,
+        precision: str = "fp32",
+        home: Path | None = None,
+        requested_device: str | None = None,
     ) -> None:
         self.spec = spec
         self.device = device
@@ -118,18 +111,33 @@ class ClipModel:
         self.image_size: int = size if isinstance(size, int) else int(size[0])
         self._transform = fast_preprocess(transform) or transform
         self._tokenizer = tokenizer
+        if precision not in runtime.PRECISIONS:
+            raise ModelLoadError(f"Unknown precision '{precision}'; use one of {', '.join(runtime.PRECISIONS)}.")
+        self.precision = precision  # asked for; `mode` is what runs once the image tower is first used
+        self.mode: str | None = None
+        self.choice: runtime.Choice | None = None
+        self.notices: list[str] = []  # one-line news for the user (a calibration that just ran)
+        self._home = home
+        self._requested_device = requested_device  # None: the fastest present (part of the choice's key)
+        self._tower: runtime.Tower | None = None
+        self._tower_lock = threading.Lock()
 
     def preprocess(self, image: PIL.Image.Image) -> torch.Tensor:
         """open_clip's eval transform for this model: (3, image_size, image_size) float32."""
-        return self._transform(image)
+        return torch.as_tensor(self._transform(image))
 
-    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
+    def encode_images(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
         """(n, 3, H, W) preprocessed images -> (n, dim) unit vectors."""
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with torch.inference_mode():
-            features = self._model.encode_image(batch.to(self.device), normalize=True)
-        return _unit_rows(features)
+        batch = torch.as_tensor(batch).to(self.device)
+        with self._tower_lock:  # not in inference mode: settling may export the tower to ONNX
+            features = self._settle(batch) if self._tower is None else None
+        if features is None:
+            assert self._tower is not None
+            with torch.inference_mode():
+                features = self._tower(batch)
+        return _unit_rows(torch.nn.functional.normalize(features.float(), dim=-1))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Queries -> (n, dim) unit vectors in the same space as the images."""
@@ -139,6 +147,52 @@ class ClipModel:
         with torch.inference_mode():
             features = self._model.encode_text(tokens, normalize=True)
         return _unit_rows(features)
+
+    # -- how the image tower runs ---------------------------------------------------------------
+    def _settle(self, batch: torch.Tensor) -> torch.Tensor | None:
+        """Settle how the image tower runs: as asked, as measured before on this machine, or by
+        measuring now on `batch` (the user's own photos). Returns `batch`'s features when computing
+        them was part of the work, else None."""
+        visual = self._model.visual
+        folder = self._home if self._home is not None else Path(tempfile.gettempdir()) / "clipfind"
+        exported = onnx_path(folder, self.spec)
+        if self.precision != "auto":
+            try:
+                tower = runtime.build_tower(self.precision, visual, self.device, exported)
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"The image encoder cannot run in {self.precision} here ({_brief(exc)}); use --precision auto."
+                ) from exc
+            self._use(self.precision, tower, exported)
+            return None
+        key = machine_key(self.spec, self._requested_device)
+        cached = load_choice(self._home, key) if self._home else None
+        if cached is not None:
+            with contextlib.suppress(Exception):  # e.g. onnxruntime uninstalled since: measure again
+                self._use(cached.mode, runtime.build_tower(cached.mode, visual, self.device, exported), exported)
+                self.choice = cached
+                return None
+        if len(batch) < runtime.CALIBRATION_MIN_IMAGES:
+            with torch.inference_mode():  # too few photos to measure on: fp32 now, decide on a fuller batch
+                return visual(batch)
+        choice, reference, tower = runtime.calibrate(visual, batch, self.device, exported)
+        self.choice = choice
+        self._use(choice.mode, tower, exported)
+        if self._home is not None:
+            save_choice(self._home, key, choice)
+        self.notices.append(f"measured once on this machine: {choice.summary()}")
+        return reference
+
+    def _use(self, mode: str, tower: runtime.Tower, exported: Path) -> None:
+        self._tower = tower
+        self.mode = mode
+        if mode == "onnx" and isinstance(self._transform, FastPreprocess) and self._home is not None:
+            # Later indexing runs can then use the export without importing torch (clipfind.onnx_encoder).
+            with contextlib.suppress(OSError):
+                save_sidecar(exported, self.spec, self.dim, self._transform)
+        if mode != "fp32":
+            # The fp32 tower is no longer needed: keeping it would hold a second copy of the weights.
+            self._model.visual = torch.nn.Identity()
 
 
 def _unit_rows(features: torch.Tensor) -> np.ndarray:
@@ -323,12 +377,20 @@ def _seeded_if_random(spec: ModelSpec) -> Iterator[None]:
         yield
 
 
-def load_model(spec: ModelSpec, device: str | None = None, progress: ProgressFn | None = None) -> ClipModel:
+def load_model(
+    spec: ModelSpec,
+    device: str | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    precision: str = "auto",
+    home: Path | None = None,
+) -> ClipModel:
     """Load `spec` on `device` (default: the fastest present), downloading weights once if needed.
 
     `progress` gets (bytes_done, bytes_total) while the weights download; without it
     huggingface_hub draws its usual tqdm bar on stderr. Every failure is a ModelLoadError whose
-    one-line message says what to do.
+    one-line message says what to do. `precision` picks how the image tower runs (see
+    clipfind.runtime); in "auto" the measured choice is cached in `home`.
     """
     torch_device = pick_device(device)
     if spec.name == TINY_MODEL:
@@ -368,4 +430,8 @@ def load_model(spec: ModelSpec, device: str | None = None, progress: ProgressFn 
             dim = int(json.load(f)["model_cfg"]["embed_dim"])
     else:
         dim = int(open_clip.get_model_config(spec.name)["embed_dim"])
-    return ClipModel(spec, torch_device, model, transform, tokenizer, dim)
+    if torch_device.type == "cpu":
+        configure_cpu_threads()  # the same thread count that ONNX Runtime gets
+    return ClipModel(
+        spec, torch_device, model, transform, tokenizer, dim, precision=precision, home=home, requested_device=device
+    )

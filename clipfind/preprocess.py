@@ -3,24 +3,18 @@
 The torchvision version spends ~20 ms per photo in ToTensor and Normalize on small tensors
 (torch's per-op overhead, and its thread pool contending with the model's); the same
 arithmetic in numpy takes about 1 ms, which matters when the model does ~100 photos a second.
-The resize is Pillow's in both, so the tensors agree to float rounding.
+The resize is Pillow's in both, so the tensors agree to float rounding. FastPreprocess needs no
+torch, so an indexer running the tower in ONNX Runtime never imports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import PIL.Image
-import torch
-from torchvision import transforms as T
 
-_PIL_FILTERS = {
-    T.InterpolationMode.BICUBIC: PIL.Image.Resampling.BICUBIC,
-    T.InterpolationMode.BILINEAR: PIL.Image.Resampling.BILINEAR,
-    T.InterpolationMode.NEAREST: PIL.Image.Resampling.NEAREST,
-    T.InterpolationMode.LANCZOS: PIL.Image.Resampling.LANCZOS,
-}
 # Steps that only make sure of RGB / tensor form; the fast path does both itself.
 _PASS_THROUGH = {"MaybeConvertMode", "MaybeToTensor", "ToTensor"}
 
@@ -33,10 +27,23 @@ class FastPreprocess:
         self.size = size
         self.crop = crop
         self.resample = resample
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
         self._scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 1, 3)
         self._offset = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 1, 3)
 
-    def __call__(self, image: PIL.Image.Image) -> torch.Tensor:
+    def to_dict(self) -> dict[str, Any]:
+        """Enough to build it again without torchvision (see clipfind.onnx_encoder)."""
+        return {"size": self.size, "crop": list(self.crop), "resample": int(self.resample),
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FastPreprocess:
+        crop = d["crop"]
+        return cls(int(d["size"]), (int(crop[0]), int(crop[1])), PIL.Image.Resampling(int(d["resample"])),
+                   d["mean"], d["std"])
+
+    def __call__(self, image: PIL.Image.Image) -> np.ndarray:
         if image.mode != "RGB":
             image = image.convert("RGB")
         width, height = image.size
@@ -49,10 +56,10 @@ class FastPreprocess:
             image = image.resize(new, self.resample)
         crop_h, crop_w = self.crop
         if image.width < crop_w or image.height < crop_h:
-            return torch.from_numpy(self._array(_pad_to(image, crop_w, crop_h)))
+            return self._array(_pad_to(image, crop_w, crop_h))
         top = int(round((image.height - crop_h) / 2.0))
         left = int(round((image.width - crop_w) / 2.0))
-        return torch.from_numpy(self._array(image.crop((left, top, left + crop_w, top + crop_h))))
+        return self._array(image.crop((left, top, left + crop_w, top + crop_h)))
 
     def _array(self, image: PIL.Image.Image) -> np.ndarray:
         pixels = np.asarray(image, dtype=np.float32)
@@ -67,8 +74,16 @@ def _pad_to(image: PIL.Image.Image, width: int, height: int) -> PIL.Image.Image:
     return canvas.crop((left, top, left + width, top + height))
 
 
-def fast_preprocess(transform: Callable[[PIL.Image.Image], torch.Tensor]) -> FastPreprocess | None:
+def fast_preprocess(transform: Callable[[PIL.Image.Image], Any]) -> FastPreprocess | None:
     """The fast equivalent of an open_clip eval transform, or None if it is of another shape."""
+    from torchvision import transforms as T
+
+    filters = {
+        T.InterpolationMode.BICUBIC: PIL.Image.Resampling.BICUBIC,
+        T.InterpolationMode.BILINEAR: PIL.Image.Resampling.BILINEAR,
+        T.InterpolationMode.NEAREST: PIL.Image.Resampling.NEAREST,
+        T.InterpolationMode.LANCZOS: PIL.Image.Resampling.LANCZOS,
+    }
     steps = list(getattr(transform, "transforms", []))
     names = [type(step).__name__ for step in steps]
     core = [step for step, name in zip(steps, names) if name not in _PASS_THROUGH]
@@ -78,7 +93,7 @@ def fast_preprocess(transform: Callable[[PIL.Image.Image], torch.Tensor]) -> Fas
     if not isinstance(normalize, T.Normalize) or resize.max_size is not None:
         return None
     size = resize.size if isinstance(resize.size, int) else (resize.size[0] if len(resize.size) == 1 else None)
-    resample = _PIL_FILTERS.get(resize.interpolation)
+    resample = filters.get(resize.interpolation)
     if size is None or resample is None:
         return None
     crop = tuple(int(c) for c in centre.size)

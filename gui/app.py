@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from clipfind.modelspec import PRECISIONS
+
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="NAME", help="open_clip model name (default: $CLIPFIND_MODEL, "
                         "else the catalog's, else ViT-B-32)")
     parser.add_argument("--pretrained", metavar="TAG|PATH|none", help="weights tag, checkpoint file, or none")
+    parser.add_argument("--precision", choices=PRECISIONS, help="how the image encoder runs (default: auto, "
+                        "measured once per machine); fp32 forces the plain path")
     return parser
 
 
@@ -35,13 +44,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QSettings()
     pretrained = args.pretrained if args.pretrained is not None else settings.value("model/pretrained", None)
     try:
-        library = Library(args.home, args.model, pretrained)
+        library = Library(args.home, args.model, pretrained, precision=args.precision)
     except ClipfindError as exc:
         QMessageBox.critical(None, "clipfind", str(exc))
         return 1
     window = MainWindow(library, settings, args.folders or None)
     window.show()
+    _startup_probe(window)
     return app.exec()
+
+
+def _startup_probe(window: MainWindow) -> None:
+    """Hook for bench/startup.py and tests/gui/test_startup.py; does nothing unless CLIPFIND_STARTUP_PROBE=<file>.
+
+    Once the shown window is exposed and the running event loop has fired a zero-timer (so the window answers
+    input), appends "window <time.time()>" to the file; once the background model load has ended (loaded or
+    failed), appends "model <time.time()>" and closes the window, which quits the app the usual way.
+    """
+    path = os.environ.get("CLIPFIND_STARTUP_PROBE")
+    if not path:
+        return
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    def mark(event: str) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{event} {time.time():.6f}\n")
+
+    def wait_for_window() -> None:
+        if not window.windowHandle().isExposed():
+            QTimer.singleShot(0, wait_for_window)
+            return
+        mark("window")
+        wait_for_model()
+
+    def wait_for_model() -> None:  # quitting while the loader thread runs would abort ("QThread: Destroyed")
+        if window.model_ready or window.banner_box.isVisible():  # loaded, or failed with the banner saying why
+            mark("model")
+            window.close()
+        else:
+            QTimer.singleShot(10, wait_for_model)
+
+    QTimer.singleShot(0, wait_for_window)
 
 
 if __name__ == "__main__":

@@ -200,12 +200,11 @@ def test_ten_thousand_files_in_one_folder(tmp_path: Path, small_set: Path) -> No
         (folder / f"IMG_{i:05d}.jpg").write_bytes(data)
     home = tmp_path / "home"
     wrapper = [sys.executable, "-c",
-               "import resource, runpy, sys\n"
-               "sys.argv = ['clipfind', *sys.argv[1:]]\n"
-               "try:\n"
-               "    runpy.run_module('clipfind.cli', run_name='__main__')\n"
-               "finally:\n"
-               "    print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"]
+               "import resource, sys\n"
+               "from clipfind.cli import main\n"
+               "code = main(sys.argv[1:])\n"
+               "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+               "sys.exit(code)\n"]
     proc = cli_subprocess(home, "index", str(folder), "--json", wrapper=wrapper, timeout=400)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     summary = json.loads(proc.stdout)

@@ -10,6 +10,7 @@ import hashlib
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,7 @@ def test_random_sigkills_while_trashing(indexed, trash_home: Path, tmp_path: Pat
     originals = _digests(files)
     rng = random.Random()
     kills = attempts = 0
+    took = [0.3]  # seconds a whole trash run takes here (learnt from runs that finished): kills land inside it
     while kills < 6 and attempts < 30:
         attempts += 1
         remaining = [p for p in originals if os.path.exists(p)]
@@ -143,15 +145,18 @@ def test_random_sigkills_while_trashing(indexed, trash_home: Path, tmp_path: Pat
             break
         batch = rng.sample(remaining, min(len(remaining), 8))
         rows = committed_rows(home)
+        started = time.monotonic()
         child = fork_server.start(["--home", str(home), "trash", "--yes", *batch], tmp_path / f"t{attempts}.txt",
                                   env={"XDG_DATA_HOME": str(trash_home.parent)})
         if rng.random() < 0.5:  # after a random number of files went
             gone = rng.randrange(1, len(batch))
             kill_when(child.pid, child.is_alive, until=lambda r=rows - gone: committed_rows(home) <= r)
         else:
-            kill_when(child.pid, child.is_alive, delay=rng.uniform(0.0, 0.5))
+            kill_when(child.pid, child.is_alive, delay=rng.uniform(0.0, 0.9 * min(took)))
         child.join()
         kills += child.exitcode == -9
+        if child.exitcode == 0:
+            took.append(time.monotonic() - started)
         Library(home, "clipfind-tiny", "none").close()  # the next start settles an interrupted move
         _assert_each_once(home, originals, trash_home)
     assert kills >= 3, f"only {kills} of {attempts} trash runs were killed mid-way"

@@ -1,0 +1,211 @@
+"""Indexing speed, decode cost and memory, each against a baseline measured in the same run.
+
+    python -m bench.indexing            # 48 phone-size photos and the 117 real photos
+    python -m bench.indexing --full     # 200 phone-size photos and 514 ordinary photos
+
+Figures (issue 5, targets 1, 2 and 7):
+- decode: ms per 12 MP JPEG to a model-ready tensor with clipfind's reduced-scale decode, and
+  with a full decode plus open_clip's own transform; the mean absolute difference between the
+  two tensors (after normalisation).
+- the model-only ceiling: clipfind's image encoder in the mode it chose on this machine, same
+  batch size and threads, on tensors prepared beforehand; and torch eager fp32 likewise.
+- indexing end to end (model loaded, fresh catalog) on the phone-size folder and on ordinary
+  photos: img/s, its ratio to the ceiling, to torch fp32 and to a naive one-thread baseline
+  (open, convert, open_clip preprocess, encode one batch at a time).
+- peak resident memory of `clipfind index` as a fresh process.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import (
+    ROOT,
+    copy_ordinary_photos,
+    figure,
+    make_phone_photos,
+    note,
+    parser,
+    percentile,
+    section,
+)
+
+MODEL = "ViT-B-32"
+BATCH = 32
+ONE_GIB_MIB = 1024.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=MODEL, help=f"open_clip model name (default {MODEL})")
+    args = p.parse_args(argv)
+    phone_count, ordinary_count = (200, 514) if args.full else (48, 117)
+
+    warnings.filterwarnings("ignore", message=".*random weights.*")
+    import torch
+
+    from clipfind.imageload import load_image
+    from clipfind.library import Library
+
+    work = Path(tempfile.mkdtemp(prefix="clipfind-bench-"))
+    try:
+        section(f"indexing: {args.model}, random weights, batch {BATCH}, {torch.get_num_threads()} torch threads")
+        phone = make_phone_photos(work / "phone", phone_count)
+        ordinary = copy_ordinary_photos(work / "ordinary", ordinary_count)
+        note(f"made {len(phone)} JPEGs of 4000x3000 (quality 90) from ../shared/data/photos; "
+             f"{len(ordinary)} ordinary photos (0.2-20 MP)")
+
+        lib = Library(work / "home", args.model, "none")
+        model = lib.model()
+        transform = _open_clip_transform(model)
+
+        # -- decode cost ----------------------------------------------------------------
+        sample = phone[: min(24, len(phone))]
+        fast_ms, fast = _timed_each(sample, lambda p: model.preprocess(load_image(p, model.image_size).image))
+        full_ms, full = _timed_each(sample, lambda p: transform(_full_decode(p)))
+        diff = float(np.mean([np.abs(a.numpy() - b.numpy()).mean() for a, b in zip(fast, full)]))
+        figure("decode 12 MP to tensor, reduced-scale (clipfind)", percentile(fast_ms, 50), "ms", digits=1)
+        figure("decode 12 MP to tensor, full (open_clip transform)", percentile(full_ms, 50), "ms", digits=1)
+        figure("  speed-up of the reduced decode", percentile(full_ms, 50) / percentile(fast_ms, 50), "x")
+        figure("  mean |difference| after normalisation", diff, "", digits=4)
+
+        # -- the model-only ceiling -------------------------------------------------------------
+        prepared = torch.stack(fast[:BATCH] * (BATCH // len(fast[:BATCH]) + 1))[:BATCH]
+        model.encode_images(prepared)  # settles the mode (measures once, as a first index run would)
+        note(model.choice.summary() if model.choice else f"image encoder mode: {model.mode}")
+        ceiling = _model_only(model.encode_images, prepared)
+        fp32 = _fp32_tower(args.model)
+        fp32_rate = _model_only(lambda b: fp32(b).numpy(), prepared)
+        figure(f"model only, clipfind ({model.mode})", ceiling, "img/s")
+        figure("model only, torch eager fp32", fp32_rate, "img/s")
+
+        # -- end to end ---------------------------------------------------------------------
+        for label, folder, files, absolute in (
+            ("12 MP photos", work / "phone", phone, 30.0),
+            ("ordinary photos", work / "ordinary", ordinary, 50.0),
+        ):
+            section(f"indexing end to end, {label} ({len(files)})")
+            rate = _index_rate(lib, folder, len(files))
+            naive = _naive_rate(files[: min(len(files), 2 * BATCH)], fp32, transform)
+            figure("clipfind index (model loaded, fresh catalog)", rate, "img/s", target=f">= {absolute:.0f}",
+                   met=rate >= absolute)
+            figure("naive baseline (one thread, open_clip preprocess)", naive, "img/s")
+            figure("  clipfind / model-only ceiling", rate / ceiling, "", target=">= 0.90", met=rate / ceiling >= 0.9,
+                   digits=2)
+            figure("  clipfind / naive baseline", rate / naive, "x", target=">= 2", met=rate / naive >= 2)
+            if label == "12 MP photos":
+                figure("  clipfind / torch fp32 model-only", rate / fp32_rate, "x", target=">= 1.5",
+                       met=rate / fp32_rate >= 1.5)
+        lib.close()
+
+        # -- memory ------------------------------------------------------------------------------
+        section("memory")
+        peak, seconds = _cli_peak_rss(work / "phone", work / "home-rss", args.model)
+        figure("peak RSS of `clipfind index` (fresh process)", peak, "MiB", target="<= 1024",
+               met=peak <= ONE_GIB_MIB)
+        figure("  its rate, model load included", len(phone) / seconds, "img/s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _open_clip_transform(model):  # type: ignore[no-untyped-def]
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    return image_transform_v2(PreprocessCfg(**model._model.visual.preprocess_cfg), is_train=False)
+
+
+def _fp32_tower(name: str):  # type: ignore[no-untyped-def]
+    """The plain torch fp32 image tower, as a separate model (clipfind's may have been converted)."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    visual = open_clip.create_model(name, pretrained=None).visual.eval()
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.nn.functional.normalize(visual(batch), dim=-1)
+
+    return run
+
+
+def _full_decode(path: Path):  # type: ignore[no-untyped-def]
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def _timed_each(paths: list[Path], fn):  # type: ignore[no-untyped-def]
+    times, outs = [], []
+    for path in paths:
+        start = time.perf_counter()
+        outs.append(fn(path))
+        times.append(1000 * (time.perf_counter() - start))
+    return times, outs
+
+
+def _model_only(encode, prepared, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
+    encode(prepared[:4])
+    start = time.perf_counter()
+    for _ in range(repeats):
+        encode(prepared)
+    return repeats * len(prepared) / (time.perf_counter() - start)
+
+
+def _index_rate(lib, folder: Path, count: int) -> float:  # type: ignore[no-untyped-def]
+    """Photos per second; a file clipfind cannot read (one real TIFF) counts as done, not as fast."""
+    start = time.perf_counter()
+    report = lib.indexer(batch_size=BATCH).run([str(folder)])
+    seconds = time.perf_counter() - start
+    if report.encoded + report.failed != count or report.encoded < 0.95 * count:
+        raise SystemExit(f"bench: expected {count} photos indexed, got {report}")
+    return report.encoded / seconds
+
+
+def _naive_rate(paths: list[Path], tower, transform) -> float:  # type: ignore[no-untyped-def]
+    """What a first version of a CLIP indexer does: everything in one thread, one batch at a time."""
+    import torch
+
+    start = time.perf_counter()
+    for i in range(0, len(paths), BATCH):
+        from PIL import Image
+
+        images = []
+        for path in paths[i : i + BATCH]:
+            with Image.open(path) as im:
+                images.append(transform(im.convert("RGB")))
+        tower(torch.stack(images))
+    return len(paths) / (time.perf_counter() - start)
+
+
+def _cli_peak_rss(folder: Path, home: Path, model: str) -> tuple[float, float]:
+    """Peak RSS of a fresh `clipfind index` process, from the kernel's accounting of the child."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "clipfind.cli", "--home", str(home), "index", str(folder), "--model", model,
+         "--pretrained", "none"],
+        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak <= before:
+        raise SystemExit("bench: this child's peak RSS was not above an earlier child's; run the memory figure alone")
+    return peak / 1024, seconds
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""What indexing needs from an image encoder, and the record of how this machine runs each model.
+
+Light to import (no torch): a process that finds here that the model runs through ONNX Runtime
+on this machine, with the export already made, indexes without importing torch at all (see
+clipfind.onnx_encoder). clipfind.runtime does the measuring and the exporting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import PIL.Image
+
+from clipfind.modelspec import MODES, ModelSpec
+
+CHOICE_FILE = "runtime.json"
+ONNX_FOLDER = "onnx"
+ONNX_OPSET = 17
+
+
+class ImageEncoder(Protocol):
+    """The image side of a model: what the indexer calls."""
+
+    spec: ModelSpec
+    dim: int
+    image_size: int
+    notices: list[str]
+
+    def preprocess(self, image: PIL.Image.Image) -> Any: ...  # (3, H, W) float32, numpy or torch
+
+    def encode_images(self, batch: Any) -> np.ndarray: ...  # (n, 3, H, W) -> (n, dim) unit rows
+
+
+@dataclass
+class Choice:
+    """What a calibration measured, and the mode it picked."""
+
+    mode: str
+    rates: dict[str, float] = field(default_factory=dict)  # images per second per mode
+    cosines: dict[str, float] = field(default_factory=dict)  # minimum cosine to fp32 per mode
+    errors: dict[str, str] = field(default_factory=dict)  # modes that could not be built or run
+
+    def summary(self) -> str:
+        base = self.rates.get("fp32")
+        if self.mode == "fp32" or not base:
+            return "the image encoder runs in fp32 (no faster mode kept the vectors within tolerance here)"
+        return (
+            f"the image encoder runs in {self.mode}: {self.rates[self.mode] / base:.1f}x "
+            f"the fp32 speed, vectors within cosine {self.cosines[self.mode]:.4f} of fp32"
+        )
+
+
+def weights_fingerprint(spec: ModelSpec) -> str:
+    """A checkpoint file is known by its size and time, so a re-saved file is exported again."""
+    if not spec.is_file or not spec.pretrained:
+        return ""
+    try:
+        st = os.stat(os.path.expanduser(spec.pretrained))
+    except OSError:
+        return spec.pretrained
+    return f"{spec.pretrained}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def export_key(spec: ModelSpec) -> str:
+    """What an exported tower depends on: the weights and the exporter, not the machine."""
+    parts = [spec.identity, weights_fingerprint(spec), package_version("torch"), str(ONNX_OPSET)]
+    return _digest(parts)
+
+
+def machine_key(spec: ModelSpec, device: str | None) -> str:
+    """What a measured choice depends on; a change in any of these measures again. `device` is the
+    one asked for (None: the fastest present), so that a process can look the choice up without
+    importing torch to find out which devices exist."""
+    parts = [
+        export_key(spec), device or "auto", str(cpu_threads()), package_version("onnxruntime"), cpu_name(),
+        " ".join(sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni"})),
+    ]
+    return _digest(parts)
+
+
+def onnx_path(home: Path, spec: ModelSpec) -> Path:
+    name = spec.name.replace("/", "_").replace(":", "_")
+    return home / ONNX_FOLDER / f"{name}-{export_key(spec)}.onnx"
+
+
+def load_choice(home: Path, key: str) -> Choice | None:
+    try:
+        entry = json.loads((home / CHOICE_FILE).read_text(encoding="utf-8")).get(key)
+        if not entry or entry.get("mode") not in MODES:
+            return None
+        return Choice(**entry)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None  # missing or damaged: measure again
+
+
+def save_choice(home: Path, key: str, choice: Choice) -> None:
+    """Best effort: a read-only or full home only means measuring again next time."""
+    path = home / CHOICE_FILE
+    try:
+        try:
+            table = json.loads(path.read_text(encoding="utf-8"))
+            table = table if isinstance(table, dict) else {}
+        except (OSError, ValueError):
+            table = {}
+        table[key] = asdict(choice)
+        write_atomic(path, json.dumps(table, indent=1))
+    except OSError:
+        pass
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def cpu_threads() -> int:
+    """Threads for the model: one per physical core we may run on (OMP_NUM_THREADS wins if set)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else physical_cores()
+
+
+def physical_cores() -> int:
+    """Cores this process may run on, counting hyper-threads once (they slow matmul-bound work)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            package = (topology / "physical_package_id").read_text().strip()
+            core = (topology / "core_id").read_text().strip()
+        except OSError:  # no sysfs (macOS, Windows, some containers): count logical CPUs
+            return max(1, len(cpus))
+        cores.add((package, core))
+    return max(1, len(cores))
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return ""
+
+
+def cpu_flags() -> set[str]:
+    return set(_cpuinfo_field(("flags", "Features")).split())
+
+
+def cpu_name() -> str:
+    return _cpuinfo_field(("model name",)) or platform.processor() or platform.machine()
+
+
+def _cpuinfo_field(names: tuple[str, ...]) -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(names):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]

@@ -1,0 +1,85 @@
+"""The image tower through ONNX Runtime alone, in a process that never imports torch.
+
+Once clipfind.runtime has measured ONNX Runtime as the way to run a model on this machine and
+exported the tower, indexing needs neither torch nor open_clip: importing them costs seconds
+and about 750 MB of resident memory before any weights are loaded. Preprocessing is
+clipfind.preprocess.FastPreprocess, rebuilt from the parameters saved beside the export.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+
+from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, write_atomic
+from clipfind.modelspec import ModelSpec
+from clipfind.preprocess import FastPreprocess
+
+SIDECAR_SUFFIX = ".json"
+
+
+def open_session(path: Path) -> Any:
+    """An ONNX Runtime session with one thread per core, and no spinning between calls: idle
+    threads that spin would take the cores from the photo decoders between batches."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = cpu_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxImageEncoder:
+    """Implements clipfind.encoders.ImageEncoder."""
+
+    mode = "onnx"
+
+    def __init__(self, spec: ModelSpec, path: Path, dim: int, preprocess: FastPreprocess) -> None:
+        self.spec = spec
+        self.dim = dim
+        self.image_size = preprocess.crop[0]
+        self.notices: list[str] = []
+        self._preprocess = preprocess
+        self._session = open_session(path)
+        self._input = self._session.get_inputs()[0].name
+
+    def preprocess(self, image: PIL.Image.Image) -> np.ndarray:
+        return self._preprocess(image)
+
+    def encode_images(self, batch: Any) -> np.ndarray:
+        batch = np.ascontiguousarray(np.asarray(batch, dtype=np.float32))
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features = self._session.run(None, {self._input: batch})[0].astype(np.float32, copy=False)
+        return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
+def save_sidecar(path: Path, spec: ModelSpec, dim: int, preprocess: FastPreprocess) -> None:
+    """What a torch-free process needs besides the exported tower."""
+    info = {"identity": spec.identity, "dim": dim, "preprocess": preprocess.to_dict()}
+    write_atomic(path.with_suffix(SIDECAR_SUFFIX), json.dumps(info))
+
+
+def open_exported(spec: ModelSpec, home: Path, device: str | None, precision: str) -> OnnxImageEncoder | None:
+    """The torch-free encoder if this machine runs `spec` through ONNX Runtime and its export is
+    complete, else None (the caller loads the model with torch, which measures or exports)."""
+    if precision not in ("auto", "onnx") or device not in (None, "cpu"):
+        return None
+    if precision == "auto":
+        choice = load_choice(home, machine_key(spec, device))
+        if choice is None or choice.mode != "onnx":
+            return None
+    path = onnx_path(home, spec)
+    try:
+        info = json.loads(path.with_suffix(SIDECAR_SUFFIX).read_text(encoding="utf-8"))
+        if info["identity"] != spec.identity or not path.is_file():
+            return None
+        return OnnxImageEncoder(spec, path, int(info["dim"]), FastPreprocess.from_dict(info["preprocess"]))
+    except Exception:  # missing, damaged, or refused by onnxruntime: the torch path exports again
+        return None

@@ -1,0 +1,109 @@
+"""Indexing through ONNX Runtime without torch, once the export and its parameters exist."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipfind import encoders
+from clipfind.catalog import Catalog
+from clipfind.encoders import Choice
+from clipfind.imageload import load_image
+from clipfind.library import Library
+from clipfind.model import TINY_MODEL, ClipModel
+from clipfind.modelspec import ModelSpec
+from clipfind.onnx_encoder import SIDECAR_SUFFIX, OnnxImageEncoder
+from tests.helpers import ROOT, copy_photos
+
+SPEC = ModelSpec(TINY_MODEL, None)
+
+
+def _library(home: Path, precision: str) -> Library:
+    return Library(home, TINY_MODEL, "none", precision=precision)
+
+
+def _index(home: Path, folder: Path, precision: str) -> None:
+    lib = _library(home, precision)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            lib.indexer(batch_size=4).run([str(folder)])
+    finally:
+        lib.close()
+
+
+@pytest.fixture
+def exported(home: Path, photo_folder: Path) -> Path:
+    """A home whose first indexing run (with torch) exported the tower."""
+    _index(home, photo_folder, "onnx")
+    path = encoders.onnx_path(home, SPEC)
+    assert path.is_file() and path.with_suffix(SIDECAR_SUFFIX).is_file()
+    return home
+
+
+def test_the_export_indexes_like_the_torch_model(exported: Path, photo_folder: Path) -> None:
+    lib = _library(exported, "onnx")
+    encoder = lib.image_encoder()
+    assert isinstance(encoder, OnnxImageEncoder) and lib._model is None  # torch model never loaded
+    photos = sorted(photo_folder.rglob("*.png"))[:4]
+    batch = np.stack([encoder.preprocess(load_image(p, encoder.image_size).image) for p in photos])
+    vectors = encoder.encode_images(batch)
+    catalog = Catalog(exported / "catalog.sqlite3")
+    stored = np.stack([catalog.photo_by_path(str(p))[1] for p in photos])  # type: ignore[index]
+    catalog.close()
+    lib.close()
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float((vectors * stored).sum(axis=1).min()) > 0.99999
+
+
+def test_a_later_run_does_not_import_torch(exported: Path, photo_folder: Path, tmp_path: Path) -> None:
+    copy_photos(photo_folder / "new", 3, "pexels_interior")
+    script = (
+        "import sys, warnings; warnings.simplefilter('ignore'); from clipfind.cli import main; "
+        f"code = main(['--home', {str(exported)!r}, 'index', '--json']); "
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH'); sys.exit(code)"
+    )
+    env = {**os.environ, "CLIPFIND_MODEL": TINY_MODEL, "CLIPFIND_PRETRAINED": "none", "CLIPFIND_PRECISION": "onnx",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    *summary, flag = proc.stdout.strip().splitlines()
+    assert flag == "NO-TORCH"
+    assert json.loads("\n".join(summary))["added"] == 3
+
+
+def test_auto_uses_the_export_only_where_it_was_chosen(exported: Path) -> None:
+    key = encoders.machine_key(SPEC, None)
+    encoders.save_choice(exported, key, Choice("int8"))
+    lib = _library(exported, "auto")
+    assert isinstance(lib.image_encoder(), ClipModel)  # int8 is a torch mode
+    lib.close()
+    encoders.save_choice(exported, key, Choice("onnx"))
+    lib = _library(exported, "auto")
+    assert isinstance(lib.image_encoder(), OnnxImageEncoder)
+    lib.close()
+    lib = _library(exported, "fp32")
+    assert isinstance(lib.image_encoder(), ClipModel)
+    lib.close()
+
+
+@pytest.mark.parametrize("damage", ["sidecar", "export"])
+def test_a_damaged_export_is_made_again(exported: Path, photo_folder: Path, damage: str) -> None:
+    path = encoders.onnx_path(exported, SPEC)
+    target = path.with_suffix(SIDECAR_SUFFIX) if damage == "sidecar" else path
+    target.write_bytes(target.read_bytes()[:100])
+    lib = _library(exported, "onnx")
+    assert isinstance(lib.image_encoder(), ClipModel)  # the torch path, which exports again
+    lib.close()
+    copy_photos(photo_folder / "more", 2, "sklearn_images")
+    _index(exported, photo_folder, "onnx")
+    lib = _library(exported, "onnx")
+    assert isinstance(lib.image_encoder(), OnnxImageEncoder)
+    lib.close()

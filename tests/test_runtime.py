@@ -1,0 +1,171 @@
+"""How the image tower runs: every mode agrees with fp32, auto measures once and remembers."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clipfind import encoders, runtime
+from clipfind.errors import ClipfindError, ModelLoadError
+from clipfind.library import Library
+from clipfind.model import TINY_MODEL, ClipModel, load_model
+from clipfind.modelspec import ModelSpec
+
+CPU = torch.device("cpu")
+
+
+def _load(precision: str = "auto", home: Path | None = None) -> ClipModel:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return load_model(ModelSpec(TINY_MODEL, None), device="cpu", precision=precision, home=home)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    """Normalised-image-like input: the model sees values around zero, a few units wide."""
+    return torch.randn(12, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.fixture(scope="module")
+def reference(images: torch.Tensor) -> np.ndarray:
+    model = _load("fp32")
+    with torch.inference_mode():
+        expected = model._model.encode_image(images, normalize=True).numpy()
+    np.testing.assert_allclose(model.encode_images(images), expected, atol=1e-6)  # fp32 is open_clip itself
+    return expected
+
+
+@pytest.mark.parametrize("mode", runtime.supported_modes(CPU))
+def test_every_mode_offered_here_keeps_vectors_close_to_fp32(
+    mode: str, tmp_path: Path, images: torch.Tensor, reference: np.ndarray
+) -> None:
+    model = _load(mode, tmp_path)
+    vectors = model.encode_images(images)
+    assert model.mode == mode
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float((vectors * reference).sum(axis=1).min()) >= runtime.FIDELITY
+
+
+def test_auto_measures_on_the_first_full_batch_then_remembers(
+    tmp_path: Path, images: torch.Tensor, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _load("auto", tmp_path)
+    few = model.encode_images(images[:3])  # too few to measure on: fp32, nothing decided
+    np.testing.assert_allclose(few, reference[:3], atol=1e-6)
+    assert model.mode is None and not (tmp_path / encoders.CHOICE_FILE).exists()
+
+    first = model.encode_images(images)
+    np.testing.assert_allclose(first, reference, atol=1e-6)  # the calibration batch gets fp32's vectors
+    assert model.mode in runtime.supported_modes(CPU)
+    assert model.notices and model.mode in model.notices[0]
+    table = json.loads((tmp_path / encoders.CHOICE_FILE).read_text())
+    (entry,) = table.values()
+    assert entry["mode"] == model.mode
+    assert set(entry["rates"]) | set(entry["errors"]) == set(runtime.supported_modes(CPU))
+    assert all(rate > 0 for rate in entry["rates"].values())
+    assert entry["cosines"][model.mode] >= runtime.FIDELITY
+
+    def no_second_measurement(*args: object, **kwargs: object) -> None:
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(runtime, "calibrate", no_second_measurement)
+    again = _load("auto", tmp_path)
+    vectors = again.encode_images(images)
+    assert again.mode == model.mode and not again.notices
+    assert float((vectors * reference).sum(axis=1).min()) >= runtime.FIDELITY
+
+
+def test_a_fast_mode_that_changes_the_vectors_is_not_chosen(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    visual = _load("fp32")._model.visual
+    real_build = runtime.build_tower
+
+    def build(mode: str, *args: object, **kwargs: object) -> runtime.Tower:
+        if mode == "int8":  # instant, and wrong
+            return lambda x: torch.randn(len(x), visual.output_dim)
+        return real_build(mode, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime, "build_tower", build)
+    choice, _, _ = runtime.calibrate(visual, images, CPU, tmp_path / "t.onnx", ["fp32", "int8"])
+    assert choice.rates["int8"] > choice.rates["fp32"]
+    assert choice.cosines["int8"] < runtime.FIDELITY
+    assert choice.mode == "fp32"
+
+
+def test_a_mode_that_fails_to_build_is_recorded_and_skipped(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    visual = _load("fp32")._model.visual
+    real_build = runtime.build_tower
+
+    def build(mode: str, *args: object, **kwargs: object) -> runtime.Tower:
+        if mode == "onnx":
+            raise RuntimeError("exporter missing")
+        return real_build(mode, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime, "build_tower", build)
+    choice, _, tower = runtime.calibrate(visual, images, CPU, tmp_path / "t.onnx", ["fp32", "onnx"])
+    assert choice.errors == {"onnx": "RuntimeError: exporter missing"}
+    assert choice.mode == "fp32" and tower is visual
+
+
+def test_damaged_choice_file_means_measuring_again(tmp_path: Path, images: torch.Tensor) -> None:
+    (tmp_path / encoders.CHOICE_FILE).write_text("{not json")
+    model = _load("auto", tmp_path)
+    model.encode_images(images)
+    assert model.notices  # measured
+    assert json.loads((tmp_path / encoders.CHOICE_FILE).read_text())  # and rewritten whole
+
+
+def test_onnx_export_is_cached_and_reused(tmp_path: Path, images: torch.Tensor) -> None:
+    if "onnx" not in runtime.supported_modes(CPU):
+        pytest.fail("onnxruntime is a dependency; it must be importable here")
+    _load("onnx", tmp_path).encode_images(images)
+    (exported,) = (tmp_path / encoders.ONNX_FOLDER).glob("*.onnx")
+    stamp = exported.stat().st_mtime_ns
+    _load("onnx", tmp_path).encode_images(images)
+    assert exported.stat().st_mtime_ns == stamp
+    assert not list((tmp_path / encoders.ONNX_FOLDER).glob("*.tmp"))
+
+
+def test_a_precision_that_cannot_run_is_a_clear_error(
+    tmp_path: Path, images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> runtime.Tower:
+        raise ImportError("No module named 'onnxruntime'")
+
+    monkeypatch.setattr(runtime, "build_tower", broken)
+    model = _load("onnx", tmp_path)
+    with pytest.raises(ModelLoadError, match="cannot run in onnx here .*--precision auto"):
+        model.encode_images(images)
+
+
+def test_unknown_precision_is_refused_before_loading(tiny_env: Path) -> None:
+    with pytest.raises(ClipfindError, match="unknown precision 'fp8'"):
+        Library(precision="fp8")
+
+
+def test_cache_key_changes_with_what_the_choice_depends_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = ModelSpec("ViT-B-32", None)
+    a = encoders.machine_key(spec, None)
+    assert a == encoders.machine_key(spec, None)
+    assert a != encoders.machine_key(ModelSpec("ViT-B-32-256", None), None)
+    assert a != encoders.machine_key(spec, "cuda")
+    monkeypatch.setenv("OMP_NUM_THREADS", str(encoders.cpu_threads() + 1))
+    assert a != encoders.machine_key(spec, None)
+    # The export does not depend on the machine, only on the weights and the exporter.
+    assert encoders.export_key(spec) != encoders.export_key(ModelSpec("ViT-B-32", "laion2b_s34b_b79k"))
+
+
+def test_bf16_is_offered_only_with_native_support(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "fma"})
+    assert not runtime.native_bf16(CPU) and "bf16" not in runtime.supported_modes(CPU)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert runtime.native_bf16(CPU) and "bf16" in runtime.supported_modes(CPU)
