@@ -86,9 +86,10 @@ def machine_key(spec: ModelSpec, device: str | None) -> str:
     return _digest(parts)
 
 
-def onnx_path(home: Path, spec: ModelSpec) -> Path:
+def onnx_path(home: Path, spec: ModelSpec, tower: str = "image") -> Path:
+    """Where the exported `tower` ("image" or "text") of `spec` lives in `home`."""
     name = spec.name.replace("/", "_").replace(":", "_")
-    return home / ONNX_FOLDER / f"{name}-{export_key(spec)}.onnx"
+    return home / ONNX_FOLDER / f"{name}-{export_key(spec)}{'' if tower == 'image' else '.' + tower}.onnx"
 
 
 def load_choice(home: Path, key: str) -> Choice | None:

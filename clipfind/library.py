@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from clipfind.encoders import ImageEncoder
     from clipfind.indexer import Indexer
     from clipfind.model import ClipModel, ProgressFn
+    from clipfind.onnx_encoder import OnnxTextEncoder
 
 NEIGHBOURS_K = 24  # per photo; a burst of more near-identical shots than this is split
 
@@ -96,6 +97,7 @@ class Library:
             raise ClipfindError(f"unknown precision '{self.precision}'; use one of {', '.join(PRECISIONS)}")
         self._download_progress = download_progress
         self._model: ClipModel | None = None
+        self._text_encoder: OnnxTextEncoder | Literal[False] | None = None  # False: none exported
         self._model_lock = threading.Lock()
         self._index: VectorIndex | None = None
         self._searcher: Searcher | None = None
@@ -169,14 +171,21 @@ class Library:
         return self._searcher.search(query, k, filters)
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        if self._model is None and self._text_encoder is None:
+            from clipfind.onnx_encoder import open_exported_text
+
+            # Without torch where the export exists: a cold `clipfind search` then skips seconds of imports.
+            self._text_encoder = open_exported_text(self.spec, self.home, self._device, self.precision) or False
+        if self._model is None and self._text_encoder:
+            return self._text_encoder.encode_texts(texts)
         return self.model().encode_texts(texts)
 
     def _encode_image(self, path: str) -> np.ndarray:
         from clipfind.imageload import load_image
 
-        model = self.model()
-        loaded = load_image(path, min_side=model.image_size)
-        return model.encode_images(model.preprocess(loaded.image).unsqueeze(0))[0]
+        encoder = self.image_encoder()
+        loaded = load_image(path, min_side=encoder.image_size)
+        return encoder.encode_images(np.asarray(encoder.preprocess(loaded.image))[None])[0]
 
     def neighbour_graph(self) -> NeighbourGraph | None:
         """Each photo's nearest neighbours, cached on disk per catalog generation."""

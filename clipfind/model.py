@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import warnings
@@ -36,10 +37,14 @@ from clipfind import model_table, runtime
 from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, save_choice
 from clipfind.errors import ModelLoadError
 from clipfind.modelspec import HF_HUB_PREFIX, ModelSpec
-from clipfind.onnx_encoder import save_sidecar
+from clipfind.onnx_encoder import OnnxTextEncoder, save_sidecar
 from clipfind.preprocess import FastPreprocess, fast_preprocess
+from clipfind.text_tokens import BpeTokenizer
 
 TINY_MODEL = "clipfind-tiny"
+# Queries an exported text tower must encode like torch does (long, odd and plain ones).
+FIDELITY_QUERIES = ("dog on a beach at sunset", "a photo of my grandmother's 80th birthday party, with cake and "
+                    "candles, in the garden", "東京の夜景", "IMG_2041", "🐶", "")
 
 _TINY_CONFIG = Path(__file__).resolve().parent.parent / "assets" / "model_configs" / f"{TINY_MODEL}.json"
 
@@ -183,13 +188,39 @@ class ClipModel:
         self.notices.append(f"measured once on this machine: {choice.summary()}")
         return reference
 
+    def _export_text(self) -> None:
+        """Export the text tower too, so a text search can run without torch; kept only if its
+        vectors match torch's within the same tolerance as the image tower's."""
+        assert self._home is not None
+        tokenizer = self._tokenizer
+        if not (isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer) and tokenizer.reduction_fn is None
+                and tokenizer.clean_fn is open_clip.tokenizer.get_clean_fn("lower") and tokenizer.context_length):
+            return  # a tokenizer clipfind.text_tokens does not reproduce
+        path = onnx_path(self._home, self.spec, "text")
+        merges = path.parent / Path(open_clip.tokenizer.default_bpe()).name
+        try:
+            tokens = tokenizer(list(FIDELITY_QUERIES))
+            runtime.export_onnx(runtime.TextTower(self._model).eval(), tokens[:2], path, "tokens")
+            shutil.copyfile(open_clip.tokenizer.default_bpe(), merges)
+            check = OnnxTextEncoder(path, self.dim, BpeTokenizer(merges, tokenizer.context_length))
+            if float((check.encode_texts(FIDELITY_QUERIES) * self.encode_texts(FIDELITY_QUERIES)).sum(1).min()) < (
+                runtime.FIDELITY
+            ):
+                path.unlink()
+                return
+            save_sidecar(path, self.spec, self.dim, merges=merges.name, context_length=tokenizer.context_length)
+        except Exception:  # the torch text tower keeps answering; nothing is lost but start-up time
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def _use(self, mode: str, tower: runtime.Tower, exported: Path) -> None:
         self._tower = tower
         self.mode = mode
         if mode == "onnx" and isinstance(self._transform, FastPreprocess) and self._home is not None:
             # Later indexing runs can then use the export without importing torch (clipfind.onnx_encoder).
             with contextlib.suppress(OSError):
-                save_sidecar(exported, self.spec, self.dim, self._transform)
+                save_sidecar(exported, self.spec, self.dim, preprocess=self._transform.to_dict())
+            self._export_text()
         if mode != "fp32":
             # The fp32 tower is no longer needed: keeping it would hold a second copy of the weights.
             self._model.visual = torch.nn.Identity()

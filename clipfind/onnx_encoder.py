@@ -1,14 +1,16 @@
-"""The image tower through ONNX Runtime alone, in a process that never imports torch.
+"""The model's towers through ONNX Runtime alone, in a process that never imports torch.
 
 Once clipfind.runtime has measured ONNX Runtime as the way to run a model on this machine and
-exported the tower, indexing needs neither torch nor open_clip: importing them costs seconds
-and about 750 MB of resident memory before any weights are loaded. Preprocessing is
-clipfind.preprocess.FastPreprocess, rebuilt from the parameters saved beside the export.
+exported the towers, indexing and text search need neither torch nor open_clip: importing them
+costs seconds and about 750 MB of resident memory before any weights are loaded. Images are
+prepared by clipfind.preprocess.FastPreprocess and text by clipfind.text_tokens.BpeTokenizer,
+both rebuilt from what is saved beside the exports.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import PIL.Image
 from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, write_atomic
 from clipfind.modelspec import ModelSpec
 from clipfind.preprocess import FastPreprocess
+from clipfind.text_tokens import BpeTokenizer
 
 SIDECAR_SUFFIX = ".json"
 
@@ -60,26 +63,68 @@ class OnnxImageEncoder:
         return features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
-def save_sidecar(path: Path, spec: ModelSpec, dim: int, preprocess: FastPreprocess) -> None:
-    """What a torch-free process needs besides the exported tower."""
-    info = {"identity": spec.identity, "dim": dim, "preprocess": preprocess.to_dict()}
+class OnnxTextEncoder:
+    """Text queries -> unit vectors, like ClipModel.encode_texts."""
+
+    def __init__(self, path: Path, dim: int, tokenizer: BpeTokenizer) -> None:
+        self.dim = dim
+        self._tokenizer = tokenizer
+        self._session = open_session(path)
+        self._input = self._session.get_inputs()[0].name
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features = self._session.run(None, {self._input: self._tokenizer(list(texts))})[0].astype(np.float32)
+        return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
+def save_sidecar(path: Path, spec: ModelSpec, dim: int, **extra: Any) -> None:
+    """What a torch-free process needs besides the exported tower at `path`."""
+    info = {"identity": spec.identity, "dim": dim, **extra}
     write_atomic(path.with_suffix(SIDECAR_SUFFIX), json.dumps(info))
+
+
+def _sidecar(path: Path, spec: ModelSpec) -> dict[str, Any] | None:
+    info = json.loads(path.with_suffix(SIDECAR_SUFFIX).read_text(encoding="utf-8"))
+    return info if info.get("identity") == spec.identity and path.is_file() else None
 
 
 def open_exported(spec: ModelSpec, home: Path, device: str | None, precision: str) -> OnnxImageEncoder | None:
     """The torch-free encoder if this machine runs `spec` through ONNX Runtime and its export is
     complete, else None (the caller loads the model with torch, which measures or exports)."""
-    if precision not in ("auto", "onnx") or device not in (None, "cpu"):
+    if not runs_through_onnx(spec, home, device, precision):
         return None
-    if precision == "auto":
-        choice = load_choice(home, machine_key(spec, device))
-        if choice is None or choice.mode != "onnx":
-            return None
     path = onnx_path(home, spec)
     try:
-        info = json.loads(path.with_suffix(SIDECAR_SUFFIX).read_text(encoding="utf-8"))
-        if info["identity"] != spec.identity or not path.is_file():
+        info = _sidecar(path, spec)
+        if info is None:
             return None
         return OnnxImageEncoder(spec, path, int(info["dim"]), FastPreprocess.from_dict(info["preprocess"]))
     except Exception:  # missing, damaged, or refused by onnxruntime: the torch path exports again
         return None
+
+
+def open_exported_text(spec: ModelSpec, home: Path, device: str | None, precision: str) -> OnnxTextEncoder | None:
+    """The torch-free text encoder, under the same conditions as the image one."""
+    if not runs_through_onnx(spec, home, device, precision):
+        return None
+    path = onnx_path(home, spec, "text")
+    try:
+        info = _sidecar(path, spec)
+        if info is None:
+            return None
+        tokenizer = BpeTokenizer(path.parent / info["merges"], int(info["context_length"]))
+        return OnnxTextEncoder(path, int(info["dim"]), tokenizer)
+    except Exception:  # missing or damaged: the torch model answers, and exports again when it can
+        return None
+
+
+def runs_through_onnx(spec: ModelSpec, home: Path, device: str | None, precision: str) -> bool:
+    """Whether this machine runs `spec` through ONNX Runtime (as measured, or as asked)."""
+    if precision not in ("auto", "onnx") or device not in (None, "cpu"):
+        return False
+    if precision == "onnx":
+        return True
+    choice = load_choice(home, machine_key(spec, device))
+    return choice is not None and choice.mode == "onnx"

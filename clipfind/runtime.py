@@ -105,24 +105,38 @@ def _onnx_tower(visual: torch.nn.Module, path: Path) -> Tower:
 
 
 def _export_onnx(visual: torch.nn.Module, path: Path) -> None:
-    """Export once, to a temporary name first: a killed export must not leave a half file behind."""
     size = _input_size(visual)
+    export_onnx(visual, torch.zeros(2, 3, size, size), path, "images")
+
+
+def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str) -> None:
+    """Export once, to a temporary name first: a killed export must not leave a half file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    example = torch.zeros(2, 3, size, size)
     try:
         # With gradients on, as when training: in no-grad mode torch's attention takes a fused fast
         # path that the ONNX exporter cannot translate.
         with warnings.catch_warnings(), torch.enable_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python control flow in timm/open_clip
             torch.onnx.export(
-                visual, (example,), str(tmp), input_names=["images"], output_names=["features"],
-                dynamic_axes={"images": {0: "n"}, "features": {0: "n"}}, opset_version=ONNX_OPSET, dynamo=False,
+                module, (example,), str(tmp), input_names=[input_name], output_names=["features"],
+                dynamic_axes={input_name: {0: "n"}, "features": {0: "n"}}, opset_version=ONNX_OPSET, dynamo=False,
             )
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+class TextTower(torch.nn.Module):
+    """encode_text as a module of its own, for the exporter: token ids -> features, not normalised."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_text(tokens)  # type: ignore[operator]
 
 
 def _input_size(visual: torch.nn.Module) -> int:

@@ -107,3 +107,30 @@ def test_a_damaged_export_is_made_again(exported: Path, photo_folder: Path, dama
     lib = _library(exported, "onnx")
     assert isinstance(lib.image_encoder(), OnnxImageEncoder)
     lib.close()
+
+
+def test_text_search_without_torch_matches_the_torch_model(exported: Path) -> None:
+    assert encoders.onnx_path(exported, SPEC, "text").is_file()
+    queries = ["dog on a beach at sunset", "a red car", "東京", ""]
+    lib = _library(exported, "onnx")
+    onnx_vectors = lib._encode_texts(queries)
+    assert lib._model is None  # answered by the export
+    torch_vectors = lib.model().encode_texts(queries)
+    lib.close()
+    assert float((onnx_vectors * torch_vectors).sum(axis=1).min()) > 0.9999
+
+    script = (
+        "import sys, warnings; warnings.simplefilter('ignore'); from clipfind.cli import main; "
+        f"code = main(['--home', {str(exported)!r}, 'search', 'a red car', '-k', '3']); "
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH'); sys.exit(code)"
+    )
+    env = {**os.environ, "CLIPFIND_MODEL": TINY_MODEL, "CLIPFIND_PRETRAINED": "none", "PYTHONPATH": str(ROOT)}
+    without = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                             env={**env, "CLIPFIND_PRECISION": "onnx"})
+    with_torch = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                                env={**env, "CLIPFIND_PRECISION": "fp32"})
+    assert without.returncode == 0 == with_torch.returncode, without.stderr + with_torch.stderr
+    *hits, flag = without.stdout.strip().splitlines()
+    *torch_hits, torch_flag = with_torch.stdout.strip().splitlines()
+    assert (flag, torch_flag) == ("NO-TORCH", "TORCH")
+    assert [h.split()[-1] for h in hits] == [h.split()[-1] for h in torch_hits] and len(hits) == 3

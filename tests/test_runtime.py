@@ -128,7 +128,7 @@ def test_onnx_export_is_cached_and_reused(tmp_path: Path, images: torch.Tensor) 
     if "onnx" not in runtime.supported_modes(CPU):
         pytest.fail("onnxruntime is a dependency; it must be importable here")
     _load("onnx", tmp_path).encode_images(images)
-    (exported,) = (tmp_path / encoders.ONNX_FOLDER).glob("*.onnx")
+    exported = encoders.onnx_path(tmp_path, ModelSpec(TINY_MODEL, None))
     stamp = exported.stat().st_mtime_ns
     _load("onnx", tmp_path).encode_images(images)
     assert exported.stat().st_mtime_ns == stamp
