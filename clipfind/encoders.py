@@ -87,9 +87,15 @@ def machine_key(spec: ModelSpec, device: str | None) -> str:
 
 
 def onnx_path(home: Path, spec: ModelSpec, tower: str = "image") -> Path:
-    """Where the exported `tower` ("image" or "text") of `spec` lives in `home`."""
+    """Where the exported `tower` ("image", "text", or "image.int8", the image tower quantised) of
+    `spec` lives in `home`."""
     name = spec.name.replace("/", "_").replace(":", "_")
     return home / ONNX_FOLDER / f"{name}-{export_key(spec)}{'' if tower == 'image' else '.' + tower}.onnx"
+
+
+def quantised_path(path: Path) -> Path:
+    """The quantised twin of an exported image tower (same folder, same sidecar)."""
+    return path.with_name(path.stem + ".int8.onnx")
 
 
 def load_choice(home: Path, key: str) -> Choice | None:

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from clipfind import model_table, runtime
 from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, save_choice
 from clipfind.errors import ModelLoadError
-from clipfind.modelspec import HF_HUB_PREFIX, ModelSpec
+from clipfind.modelspec import HF_HUB_PREFIX, ONNX_MODES, ModelSpec
 from clipfind.onnx_encoder import OnnxTextEncoder, save_sidecar
 from clipfind.preprocess import FastPreprocess, fast_preprocess
 from clipfind.text_tokens import BpeTokenizer
@@ -216,7 +216,7 @@ class ClipModel:
     def _use(self, mode: str, tower: runtime.Tower, exported: Path) -> None:
         self._tower = tower
         self.mode = mode
-        if mode == "onnx" and isinstance(self._transform, FastPreprocess) and self._home is not None:
+        if mode in ONNX_MODES and isinstance(self._transform, FastPreprocess) and self._home is not None:
             # Later indexing runs can then use the export without importing torch (clipfind.onnx_encoder).
             with contextlib.suppress(OSError):
                 save_sidecar(exported, self.spec, self.dim, preprocess=self._transform.to_dict())

@@ -14,7 +14,8 @@ DEFAULT_MODEL = "ViT-B-32"  # the first row of model_table.MODELS (tested)
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 HF_HUB_PREFIX = "hf-hub:"
 # How the image tower runs (clipfind.runtime); "auto" measures once per machine and model.
-MODES = ("fp32", "bf16", "int8", "onnx")
+MODES = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
+ONNX_MODES = ("onnx", "onnx-int8")  # run by ONNX Runtime: no torch needed once exported
 PRECISIONS = ("auto", *MODES)
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz")
 

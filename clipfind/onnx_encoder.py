@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
-from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, write_atomic
-from clipfind.modelspec import ModelSpec
+from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, quantised_path, write_atomic
+from clipfind.modelspec import ONNX_MODES, ModelSpec
 from clipfind.preprocess import FastPreprocess
 from clipfind.text_tokens import BpeTokenizer
 
@@ -41,10 +41,9 @@ def open_session(path: Path) -> Any:
 class OnnxImageEncoder:
     """Implements clipfind.encoders.ImageEncoder."""
 
-    mode = "onnx"
-
-    def __init__(self, spec: ModelSpec, path: Path, dim: int, preprocess: FastPreprocess) -> None:
+    def __init__(self, spec: ModelSpec, path: Path, dim: int, preprocess: FastPreprocess, mode: str) -> None:
         self.spec = spec
+        self.mode = mode
         self.dim = dim
         self.image_size = preprocess.crop[0]
         self.notices: list[str] = []
@@ -93,21 +92,23 @@ def _sidecar(path: Path, spec: ModelSpec) -> dict[str, Any] | None:
 def open_exported(spec: ModelSpec, home: Path, device: str | None, precision: str) -> OnnxImageEncoder | None:
     """The torch-free encoder if this machine runs `spec` through ONNX Runtime and its export is
     complete, else None (the caller loads the model with torch, which measures or exports)."""
-    if not runs_through_onnx(spec, home, device, precision):
+    mode = onnx_mode(spec, home, device, precision)
+    if mode is None:
         return None
     path = onnx_path(home, spec)
     try:
         info = _sidecar(path, spec)
-        if info is None:
+        model_file = quantised_path(path) if mode == "onnx-int8" else path
+        if info is None or not model_file.is_file():
             return None
-        return OnnxImageEncoder(spec, path, int(info["dim"]), FastPreprocess.from_dict(info["preprocess"]))
+        return OnnxImageEncoder(spec, model_file, int(info["dim"]), FastPreprocess.from_dict(info["preprocess"]), mode)
     except Exception:  # missing, damaged, or refused by onnxruntime: the torch path exports again
         return None
 
 
 def open_exported_text(spec: ModelSpec, home: Path, device: str | None, precision: str) -> OnnxTextEncoder | None:
     """The torch-free text encoder, under the same conditions as the image one."""
-    if not runs_through_onnx(spec, home, device, precision):
+    if onnx_mode(spec, home, device, precision) is None:
         return None
     path = onnx_path(home, spec, "text")
     try:
@@ -120,11 +121,11 @@ def open_exported_text(spec: ModelSpec, home: Path, device: str | None, precisio
         return None
 
 
-def runs_through_onnx(spec: ModelSpec, home: Path, device: str | None, precision: str) -> bool:
-    """Whether this machine runs `spec` through ONNX Runtime (as measured, or as asked)."""
-    if precision not in ("auto", "onnx") or device not in (None, "cpu"):
-        return False
-    if precision == "onnx":
-        return True
-    choice = load_choice(home, machine_key(spec, device))
-    return choice is not None and choice.mode == "onnx"
+def onnx_mode(spec: ModelSpec, home: Path, device: str | None, precision: str) -> str | None:
+    """The ONNX Runtime mode this machine runs `spec` in (as measured, or as asked), if any."""
+    if device not in (None, "cpu"):
+        return None
+    if precision in ONNX_MODES:
+        return precision
+    choice = load_choice(home, machine_key(spec, device)) if precision == "auto" else None
+    return choice.mode if choice is not None and choice.mode in ONNX_MODES else None

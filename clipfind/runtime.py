@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from clipfind.encoders import ONNX_OPSET, Choice, cpu_flags
-from clipfind.modelspec import PRECISIONS
+from clipfind.encoders import ONNX_OPSET, Choice, cpu_flags, quantised_path
+from clipfind.modelspec import ONNX_MODES, PRECISIONS
 from clipfind.onnx_encoder import open_session
 
 FIDELITY = 0.999  # minimum cosine to the fp32 vector, for every photo of the calibration batch
@@ -64,7 +64,7 @@ def supported_modes(device: torch.device) -> list[str]:
     if device.type == "cpu":
         modes.append("int8")  # dynamic quantisation kernels exist for CPUs only
         if onnx_available():
-            modes.append("onnx")
+            modes += ["onnx", "onnx-int8"]
     return modes
 
 
@@ -80,21 +80,26 @@ def build_tower(mode: str, visual: torch.nn.Module, device: torch.device, onnx_p
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice for eager quantisation
             quantised = torch.ao.quantization.quantize_dynamic(copy.deepcopy(visual), {torch.nn.Linear}, torch.qint8)
         return quantised
-    if mode == "onnx":
+    if mode in ONNX_MODES:
         if onnx_path is None:
-            raise ValueError("the onnx mode needs a file to export to")
-        return _onnx_tower(visual, onnx_path)
+            raise ValueError("the onnx modes need a file to export to")
+        return _onnx_tower(visual, onnx_path, quantised=mode == "onnx-int8")
     raise ValueError(f"unknown precision {mode!r}; use one of {', '.join(PRECISIONS)}")
 
 
-def _onnx_tower(visual: torch.nn.Module, path: Path) -> Tower:
+def _onnx_tower(visual: torch.nn.Module, path: Path, *, quantised: bool) -> Tower:
     if not path.is_file():
         _export_onnx(visual, path)
+    target = quantised_path(path) if quantised else path
     try:
-        session = open_session(path)
+        if quantised and not target.is_file():
+            quantise(path, target)
+        session = open_session(target)
     except Exception:  # a damaged export (a disk error, a copy cut short): make it again
         _export_onnx(visual, path)
-        session = open_session(path)
+        if quantised:
+            quantise(path, target)
+        session = open_session(target)
     name = session.get_inputs()[0].name
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -102,6 +107,25 @@ def _onnx_tower(visual: torch.nn.Module, path: Path) -> Tower:
         return torch.from_numpy(out)
 
     return run
+
+
+def quantise(source: Path, target: Path) -> None:
+    """ONNX Runtime's dynamic int8 quantisation of the transformer's matrix products only, per
+    output channel and with 7-bit range (CPUs without VNNI can overflow with the full 8 bits):
+    on random ViT-B-32 weights this kept a cosine of 0.9996 to fp32 where the full 8 bits or all
+    operators went down to 0.987. The calibration checks it again on the real weights."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                             op_types_to_quantize=["MatMul"])
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def _export_onnx(visual: torch.nn.Module, path: Path) -> None:
@@ -177,11 +201,11 @@ def calibrate(
 
 
 def _better(mode: str, rate: float, than: str, than_rate: float) -> bool:
-    if mode == "onnx":
+    if (mode in ONNX_MODES) == (than in ONNX_MODES):
+        return rate > than_rate
+    if mode in ONNX_MODES:
         return rate * ONNX_PREFERENCE > than_rate
-    if than == "onnx":
-        return rate > than_rate * ONNX_PREFERENCE
-    return rate > than_rate
+    return rate > than_rate * ONNX_PREFERENCE
 
 
 def time_tower(tower: Tower, batch: torch.Tensor, repeats: int = 1) -> tuple[float, torch.Tensor]:

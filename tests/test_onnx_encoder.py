@@ -134,3 +134,15 @@ def test_text_search_without_torch_matches_the_torch_model(exported: Path) -> No
     *torch_hits, torch_flag = with_torch.stdout.strip().splitlines()
     assert (flag, torch_flag) == ("NO-TORCH", "TORCH")
     assert [h.split()[-1] for h in hits] == [h.split()[-1] for h in torch_hits] and len(hits) == 3
+
+
+def test_the_quantised_export_is_made_once_then_used_without_torch(exported: Path, photo_folder: Path) -> None:
+    quantised = encoders.quantised_path(encoders.onnx_path(exported, SPEC))
+    assert not quantised.exists()
+    copy_photos(photo_folder / "more", 2, "sklearn_images")
+    _index(exported, photo_folder, "onnx-int8")  # with torch: quantises the export
+    assert quantised.is_file()
+    lib = _library(exported, "onnx-int8")
+    encoder = lib.image_encoder()
+    lib.close()
+    assert isinstance(encoder, OnnxImageEncoder) and encoder.mode == "onnx-int8"
