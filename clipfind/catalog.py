@@ -210,7 +210,7 @@ class Catalog:
     def check_model(self, identity: str) -> None:
         """Refuse to mix vectors of two models in one catalog."""
         current = self.model_identity
-        if current not in (None, identity) and self.count_vectors():
+        if current not in (None, identity) and self.has_vectors():
             raise ModelMismatchError(
                 f"this catalog holds vectors from {current}, not {identity}; pass --model/--pretrained "
                 f"to match it, or run `clipfind index --reembed` to re-embed every photo with {identity}"
@@ -375,6 +375,11 @@ class Catalog:
 
     def count_vectors(self) -> int:
         return self.count("ok")
+
+    def has_vectors(self) -> bool:
+        """Whether any photo is embedded; unlike count_vectors it stops at the first (a count
+        scans the whole table: 10-35 ms at 100k photos, most of an image query)."""
+        return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM files WHERE status = 'ok')").fetchone()[0])
 
     # -- files: writing -----------------------------------------------------------------
     def put_photo(

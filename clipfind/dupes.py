@@ -232,7 +232,7 @@ def build_graph(
 
 
 @dataclass(frozen=True, slots=True)
-class _Contents:
+class Contents:
     """The photos split into contents (sets of byte-identical copies), shared by both tiers.
 
     A content is numbered by the position of its last photo, so numbers lie in 0..n-1.
@@ -245,7 +245,7 @@ class _Contents:
     copies: list[list[PhotoInfo]]  # the contents held by two or more files
 
 
-def _contents(photos: Iterable[PhotoInfo]) -> _Contents:
+def _contents(photos: Iterable[PhotoInfo]) -> Contents:
     """Group by content hash at C speed (map, dict); only copies need a keeper choice."""
     listed = list(photos)
     n = len(listed)
@@ -263,7 +263,7 @@ def _contents(photos: Iterable[PhotoInfo]) -> _Contents:
         keeper = choose_keeper(group)
         keeper_pos[content_of[positions[0]]] = positions[group.index(keeper)]
         copies.append(group)
-    return _Contents(listed, ids, content_of, keeper_pos, copies)
+    return Contents(listed, ids, content_of, keeper_pos, copies)
 
 
 def _break_ties(order: np.ndarray, tied: np.ndarray, key: Callable[[int], tuple]) -> np.ndarray:
@@ -296,7 +296,7 @@ def _group_order(group: DupeGroup) -> tuple:
     return (-group.reclaimable_bytes, group.keeper.path, group.keeper.id)
 
 
-def _identical(contents: _Contents, ignored: Set[tuple[str, str]]) -> list[DupeGroup]:
+def _identical(contents: Contents, ignored: Set[tuple[str, str]]) -> list[DupeGroup]:
     groups: list[DupeGroup] = []
     for copies in contents.copies:
         content_hash = copies[0].content_hash
@@ -398,7 +398,7 @@ def _compatibility(
 
 
 def _near(
-    graph: NeighbourGraph, contents: _Contents, t32: np.float32, ignored: Set[tuple[str, str]]
+    graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: Set[tuple[str, str]]
 ) -> list[DupeGroup]:
     """Near tier over prepared contents, so find_duplicates groups by hash only once."""
     if not contents.photos:
@@ -527,15 +527,21 @@ def near_groups(
     return _near(graph, _contents(photos.values()), _check_threshold(threshold), ignored)
 
 
+def contents_of(photos: Iterable[PhotoInfo]) -> Contents:
+    """The photos grouped by content, for find_duplicates; it does not depend on the threshold,
+    so a caller regrouping at many thresholds makes it once."""
+    return _contents(photos)
+
+
 def find_duplicates(
-    photos: Sequence[PhotoInfo],
+    photos: Sequence[PhotoInfo] | Contents,
     graph: NeighbourGraph | None,
     threshold: float,
     ignored: Set[tuple[str, str]] = frozenset(),
 ) -> list[DupeGroup]:
     """All duplicate groups: identical first, then near (skipped when there is no graph)."""
     t32 = _check_threshold(threshold)
-    contents = _contents(photos)
+    contents = photos if isinstance(photos, Contents) else _contents(photos)
     groups = _identical(contents, ignored)
     if graph is not None:
         groups += _near(graph, contents, t32, ignored)
