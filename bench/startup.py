@@ -187,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         search = [str(BIN / "clipfind"), "--home", str(home), "search", QUERY, "-k", "5"]
         run(search, env)  # warm-up
         report("search process", [wall(search, env) for _ in range(reps)], SEARCH_TARGET_S)
+        check = run([sys.executable, "-c", "import sys; from clipfind.cli import main; main(sys.argv[1:]); "
+                     "print('torch' in sys.modules)", *search[1:]], env)
+        if check.stdout.strip().splitlines()[-1] == "False":
+            common.note("the search process did not import torch: the text tower runs in ONNX Runtime here")
+        else:
+            common.note("the search process imported torch: no ONNX Runtime mode was chosen on this machine")
         report("python -c pass (interpreter start)", [wall([sys.executable, "-c", "pass"], env) for _ in range(reps)],
                digits=3)
         imports = {m: [import_time(m, env) for _ in range(reps)] for m in ("torch", "open_clip", "onnxruntime")}
@@ -216,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         torch_s = common.percentile(imports["torch"], 50)
         if torch_s > SEARCH_TARGET_S:
             common.note(f"import torch alone takes {torch_s:.2f} s > {SEARCH_TARGET_S} s: no process that imports "
-                        "torch can meet the target; it needs a torch-free query path (a running clipfind answering "
-                        "over a local socket, or the text tower in ONNX Runtime)")
+                        "torch can meet the target, hence clipfind's torch-free query path (text tower in ONNX "
+                        "Runtime); a resident clipfind answering over a local socket would remove the rest")
 
         common.section("3. cold `clipfind status`")
         status = [str(BIN / "clipfind"), "--home", str(home), "status"]
