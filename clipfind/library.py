@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from clipfind.encoders import ImageEncoder
     from clipfind.indexer import Indexer
     from clipfind.model import ClipModel, ProgressFn
-    from clipfind.onnx_encoder import OnnxTextEncoder
+    from clipfind.onnx_encoder import OnnxImageEncoder, OnnxTextEncoder
 
 NEIGHBOURS_K = 24  # per photo; a burst of more near-identical shots than this is split
 
@@ -98,6 +98,7 @@ class Library:
         self._download_progress = download_progress
         self._model: ClipModel | None = None
         self._text_encoder: OnnxTextEncoder | Literal[False] | None = None  # False: none exported
+        self._onnx_image: OnnxImageEncoder | None = None
         self._model_lock = threading.Lock()
         self._index: VectorIndex | None = None
         self._searcher: Searcher | None = None
@@ -151,11 +152,12 @@ class Library:
         """The image tower for indexing: without torch when this machine runs it through ONNX Runtime
         and the export exists (seconds less start-up, ~1 GB less memory), else the full model."""
         if self._model is None:
-            from clipfind.onnx_encoder import open_exported
+            if self._onnx_image is None:  # opening a session takes ~0.4 s: once per Library
+                from clipfind.onnx_encoder import open_exported
 
-            encoder = open_exported(self.spec, self.home, self._device, self.precision)
-            if encoder is not None:
-                return encoder
+                self._onnx_image = open_exported(self.spec, self.home, self._device, self.precision)
+            if self._onnx_image is not None:
+                return self._onnx_image
         return self.model()
 
     def indexer(self, **options: int) -> Indexer:

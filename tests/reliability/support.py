@@ -162,17 +162,24 @@ class ForkServer:
 # -- looking at a home ---------------------------------------------------------------------------
 def committed_rows(home: Path) -> int:
     """Rows in the catalog, read-only, while an indexer may be writing (0 if not there yet)."""
+    row = _peek(home, "SELECT count(*) FROM files")
+    return int(row[0]) if row else 0
+
+
+def _peek(home: Path, sql: str) -> tuple | None:
+    """One row of `sql` on the catalog, read-only, while an indexer may be writing; None if there
+    is no catalog yet or it cannot be read at this moment."""
     path = home / "catalog.sqlite3"
     if not path.exists():
-        return 0
+        return None
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
         try:
-            return db.execute("SELECT count(*) FROM files").fetchone()[0]
+            return db.execute(sql).fetchone()
         finally:
             db.close()
     except sqlite3.Error:
-        return 0
+        return None
 
 
 def home_digest(home: Path) -> dict[str, str]:
@@ -280,18 +287,8 @@ def catalog_paths(home: Path, status: str | None = None) -> list[str]:
 
 def catalog_generation(home: Path) -> int:
     """The catalog's write counter (one per committed row change), read-only; 0 if not there yet."""
-    path = home / "catalog.sqlite3"
-    if not path.exists():
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-            return int(row[0]) if row else 0
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
+    row = _peek(home, "SELECT value FROM meta WHERE key = 'generation'")
+    return int(row[0]) if row else 0
 
 
 def kill_when(pid: int, alive: Callable[[], bool], *, until: Callable[[], bool] | None = None,
