@@ -23,7 +23,7 @@ import numpy as np
 from clipfind.errors import CatalogError, ModelMismatchError
 from clipfind.records import PhotoInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,18 +41,35 @@ CREATE TABLE IF NOT EXISTS files (
     error TEXT,
     vec_gen INTEGER,
     vector BLOB,
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    dev INTEGER,  -- st_dev, st_ino: two paths with the same pair are one file (links, bind mounts)
+    ino INTEGER,
+    ctime_ns INTEGER  -- st_ctime_ns: changes when content is swapped back to the same size and mtime
 );
 -- Covering index: diffing a folder against the catalog never reads the vectors.
 CREATE INDEX IF NOT EXISTS files_stat ON files (path, size, mtime_ns, status, id);
 CREATE INDEX IF NOT EXISTS files_hash ON files (content_hash);
 CREATE INDEX IF NOT EXISTS files_vec_gen ON files (vec_gen);
-CREATE TABLE IF NOT EXISTS not_duplicates (
-    hash_a TEXT NOT NULL, hash_b TEXT NOT NULL, PRIMARY KEY (hash_a, hash_b)
+-- "Not duplicates" marks: one row per content of a marked set, so marking 1,000 photos writes
+-- 1,000 rows, not 500k pairs. files = how many files of that content the user marked: 2 or
+-- more means byte-identical copies of it are not to be shown as duplicates either.
+CREATE TABLE IF NOT EXISTS not_duplicate_marks (
+    mark INTEGER NOT NULL, content_hash TEXT NOT NULL, files INTEGER NOT NULL,
+    PRIMARY KEY (mark, content_hash)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS not_duplicate_marks_hash ON not_duplicate_marks (content_hash);
+-- Folders that could not be listed on the last pass: their photos are kept, and status says why.
+CREATE TABLE IF NOT EXISTS folder_problems (path BLOB PRIMARY KEY, error TEXT NOT NULL);
 """
 
-_PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, taken_at"
+# Version 1 had no file identity and stored "not duplicates" as pairs.
+_FROM_V1 = """
+ALTER TABLE files ADD COLUMN dev INTEGER;
+ALTER TABLE files ADD COLUMN ino INTEGER;
+ALTER TABLE files ADD COLUMN ctime_ns INTEGER;
+"""
+
+_PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, taken_at, dev, ino"
 
 
 def to_db(path: str) -> bytes:
@@ -70,11 +87,22 @@ def folder_prefix(folder: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class FileStamp:
+    """What stat says of a file besides size and mtime: which file it is, and when its inode changed."""
+
+    dev: int | None = None
+    ino: int | None = None
+    ctime_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KnownFile:
     id: int
     size: int
     mtime_ns: int
     status: str
+    ino: int | None = None
+    ctime_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +111,42 @@ class Failure:
     error: str
 
 
+class NotDuplicates:
+    """The "not duplicates" marks, asked pair by pair: ``(a, b) in marks``.
+
+    Two contents are not duplicates when one mark holds both; a content is not a duplicate of
+    its own byte-identical copies when a mark holds two or more of its files.
+    """
+
+    def __init__(self, rows: Iterable[tuple[int, str, int]] = ()) -> None:
+        self._marks: dict[str, set[int]] = {}
+        self._own: set[str] = set()
+        for mark, content_hash, files in rows:
+            self._marks.setdefault(content_hash, set()).add(mark)
+            if files >= 2:
+                self._own.add(content_hash)
+
+    def __contains__(self, pair: object) -> bool:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            return False
+        a, b = pair
+        if a == b:
+            return a in self._own
+        return not self._marks.get(a, set()).isdisjoint(self._marks.get(b, ()))
+
+    def __bool__(self) -> bool:
+        return bool(self._marks)
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """executescript would commit the open transaction; statements one by one stay inside it."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _photo(row: sqlite3.Row | tuple) -> PhotoInfo:
-    return PhotoInfo(row[0], from_db(row[1]), row[2], row[3], row[4] or "", row[5], row[6], row[7])
+    return PhotoInfo(row[0], from_db(row[1]), row[2], row[3], row[4] or "", row[5], row[6], row[7], row[8], row[9])
 
 
 class Catalog:
@@ -142,12 +204,25 @@ class Catalog:
             )
         if version < SCHEMA_VERSION:
             with self.transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                upgrade = version == 1
+                if upgrade:
+                    _run_script(self._db, _FROM_V1)
+                _run_script(self._db, _SCHEMA)
+                if upgrade:
+                    self._marks_from_pairs()
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+
+    def _marks_from_pairs(self) -> None:
+        """Version 1 kept one row per pair; each becomes a mark of its own (nothing is lost)."""
+        pairs = self._db.execute("SELECT hash_a, hash_b FROM not_duplicates").fetchall()
+        for mark, (a, b) in enumerate(pairs, start=1):
+            if a == b:
+                self._db.execute("INSERT INTO not_duplicate_marks VALUES (?, ?, 2)", (mark, a))
+            else:
+                self._db.executemany("INSERT INTO not_duplicate_marks VALUES (?, ?, 1)", ((mark, a), (mark, b)))
+        self._db.execute("DROP TABLE not_duplicates")
 
     def transaction(self) -> AbstractContextManager[None]:
         """BEGIN IMMEDIATE so a writer takes the lock up front instead of failing mid-way."""
@@ -217,8 +292,9 @@ class Catalog:
             )
 
     def bind_model(self, identity: str, dim: int, name: str, pretrained: str | None, *, reembed: bool = False) -> None:
-        """Record the model of this catalog's vectors; with reembed, drop the old vectors first."""
-        if self.model_identity == identity and self.dim == dim:
+        """Record the model of this catalog's vectors; with reembed, drop the old vectors first
+        (also for the same model: the user asked for every photo to be embedded again)."""
+        if self.model_identity == identity and self.dim == dim and not reembed:
             return
         if not reembed:
             self.check_model(identity)
@@ -231,6 +307,14 @@ class Catalog:
             self._set_meta("dim", str(dim))
             self._bump_generation()
 
+    def restore(self, folders: Iterable[bytes], meta: dict[str, str], marks: Iterable[tuple[int, str, int]]) -> None:
+        """Fill a new catalog with what was saved from a damaged one (clipfind.rebuild)."""
+        with self.transaction():
+            self._db.executemany("INSERT OR IGNORE INTO folders VALUES (?, ?)", ((f, time.time()) for f in folders))
+            for key, value in meta.items():
+                self._set_meta(key, value)
+            self._db.executemany("INSERT OR IGNORE INTO not_duplicate_marks VALUES (?, ?, ?)", marks)
+
     # -- folders ------------------------------------------------------------------------
     def add_folder(self, folder: str) -> None:
         with self.transaction():
@@ -239,29 +323,70 @@ class Catalog:
             )
 
     def remove_folder(self, folder: str) -> int:
-        """Forget a folder and every file under it; returns how many files were dropped."""
+        """Forget a folder and the files under it that no other indexed folder covers.
+
+        Returns how many files were dropped. A parent folder that stays indexed keeps every
+        file; a subfolder that stays indexed keeps its own.
+        """
+        folder = os.path.abspath(folder)
         prefix = folder_prefix(folder)
         with self.transaction():
-            self._db.execute("DELETE FROM folders WHERE path = ?", (to_db(os.path.abspath(folder)),))
-            cur = self._db.execute(
-                "DELETE FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
-            )
+            self._db.execute("DELETE FROM folders WHERE path = ?", (to_db(folder),))
+            others = [to_db(f) for f in self.folders()]
+            if any(prefix.startswith(folder_prefix(from_db(o))) for o in others):
+                return 0  # a parent still covers all of it
+            sql = "DELETE FROM files WHERE substr(path, 1, ?) = ?"
+            args: list[object] = [len(prefix), prefix]
+            for other in others:
+                inner = folder_prefix(from_db(other))
+                if inner.startswith(prefix):  # an indexed subfolder keeps its photos
+                    sql += " AND substr(path, 1, ?) != ?"
+                    args += [len(inner), inner]
+            cur = self._db.execute(sql, args)
             if cur.rowcount:
                 self._bump_generation()
             return cur.rowcount
+
+    def covering_folder(self, path: str) -> str | None:
+        """The indexed folder that holds `path`, if any (the innermost one)."""
+        raw = to_db(os.path.abspath(path))
+        best = None
+        for folder in self.folders():
+            if raw.startswith(folder_prefix(folder)) and (best is None or len(folder) > len(best)):
+                best = folder
+        return best
+
+    # -- folders that could not be listed ----------------------------------------------------
+    def set_folder_problems(self, problems: dict[str, str], under: Iterable[str]) -> None:
+        """Replace the problems recorded under the folders just scanned with what this pass found."""
+        with self.transaction():
+            for root in under:
+                prefix = folder_prefix(root)
+                self._db.execute(
+                    "DELETE FROM folder_problems WHERE path = ? OR substr(path, 1, ?) = ?",
+                    (to_db(os.path.abspath(root)), len(prefix), prefix),
+                )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO folder_problems VALUES (?, ?)",
+                ((to_db(p), e) for p, e in problems.items()),
+            )
+
+    def folder_problems(self) -> list[Failure]:
+        rows = self._db.execute("SELECT path, error FROM folder_problems ORDER BY path")
+        return [Failure(from_db(p), e) for p, e in rows]
 
     def folders(self) -> list[str]:
         return [from_db(r[0]) for r in self._db.execute("SELECT path FROM folders ORDER BY path")]
 
     # -- files: reading -----------------------------------------------------------------
     def known_files(self, folder: str | None = None) -> dict[str, KnownFile]:
-        sql = "SELECT path, id, size, mtime_ns, status FROM files"
+        sql = "SELECT path, id, size, mtime_ns, status, ino, ctime_ns FROM files"
         args: tuple = ()
         if folder is not None:
             prefix = folder_prefix(folder)
             sql += " WHERE substr(path, 1, ?) = ?"
             args = (len(prefix), prefix)
-        return {from_db(p): KnownFile(i, s, m, st) for p, i, s, m, st in self._db.execute(sql, args)}
+        return {from_db(row[0]): KnownFile(*row[1:]) for row in self._db.execute(sql, args)}
 
     def photos(self, ids: Iterable[int] | None = None) -> list[PhotoInfo]:
         """Successfully indexed photos (all, or those of `ids` that still exist)."""
@@ -293,7 +418,13 @@ class Catalog:
         ).fetchone()
         if row is None:
             return None
-        return _photo(row), np.frombuffer(row[8], dtype=np.float32).copy()
+        return _photo(row), np.frombuffer(row[10], dtype=np.float32).copy()
+
+    def failure_by_path(self, path: str) -> Failure | None:
+        row = self._db.execute(
+            "SELECT path, error FROM files WHERE path = ? AND status = 'failed'", (to_db(os.path.abspath(path)),)
+        ).fetchone()
+        return Failure(from_db(row[0]), row[1] or "") if row else None
 
     def vector_by_hash(self, content_hash: str) -> tuple[int, int | None, int | None, str | None, bytes] | None:
         """(id, width, height, taken_at, vector) of an embedded file with this content, if any."""
@@ -392,39 +523,45 @@ class Catalog:
         height: int | None,
         taken_at: str | None,
         vector: np.ndarray | bytes,
+        stamp: FileStamp = FileStamp(),
     ) -> int:
         """Insert or replace the row for `path`; a changed file keeps its id (its index label)."""
         blob = vector if isinstance(vector, bytes) else np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         with self.transaction():
             gen = self._bump_generation()
-            return self._upsert(path, size, mtime_ns, content_hash, width, height, taken_at, "ok", None, gen, blob)
+            return self._upsert(path, size, mtime_ns, content_hash, width, height, taken_at, "ok", None, gen, blob,
+                                stamp)
 
-    def put_failure(self, path: str, size: int, mtime_ns: int, content_hash: str | None, error: str) -> int:
+    def put_failure(self, path: str, size: int, mtime_ns: int, content_hash: str | None, error: str,
+                    stamp: FileStamp = FileStamp()) -> int:
         with self.transaction():
             gen = self._bump_generation()  # a failed row may replace an indexed one
-            return self._upsert(path, size, mtime_ns, content_hash, None, None, None, "failed", error, gen, None)
+            return self._upsert(path, size, mtime_ns, content_hash, None, None, None, "failed", error, gen, None,
+                                stamp)
 
     def _upsert(self, path: str, size: int, mtime_ns: int, content_hash: str | None, width: int | None,
                 height: int | None, taken_at: str | None, status: str, error: str | None,
-                gen: int, blob: bytes | None) -> int:
+                gen: int, blob: bytes | None, stamp: FileStamp) -> int:
         raw = to_db(path)
         row = self._db.execute("SELECT id FROM files WHERE path = ?", (raw,)).fetchone()
-        values = (size, mtime_ns, content_hash, width, height, taken_at, status, error, gen, blob, time.time())
+        values = (size, mtime_ns, content_hash, width, height, taken_at, status, error, gen, blob, time.time(),
+                  stamp.dev, stamp.ino, stamp.ctime_ns)
         if row:
             self._db.execute(
                 "UPDATE files SET size=?, mtime_ns=?, content_hash=?, width=?, height=?, taken_at=?, "
-                "status=?, error=?, vec_gen=?, vector=?, indexed_at=? WHERE id=?",
+                "status=?, error=?, vec_gen=?, vector=?, indexed_at=?, dev=?, ino=?, ctime_ns=? WHERE id=?",
                 (*values, row[0]),
             )
             return int(row[0])
         cur = self._db.execute(
             "INSERT INTO files (path, size, mtime_ns, content_hash, width, height, taken_at, status, "
-            "error, vec_gen, vector, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "error, vec_gen, vector, indexed_at, dev, ino, ctime_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (raw, *values),
         )
         return int(cur.lastrowid or 0)
 
-    def move(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> int | None:
+    def move(self, file_id: int, new_path: str, size: int, mtime_ns: int,
+             stamp: FileStamp = FileStamp()) -> int | None:
         """A renamed or moved file keeps its id and vector; only its path changes.
 
         Returns the id of the row the move replaced (a file renamed over another), if any: a
@@ -435,8 +572,8 @@ class Catalog:
                 "DELETE FROM files WHERE path = ? AND id != ? RETURNING id", (to_db(new_path), file_id)
             ).fetchall()
             self._db.execute(
-                "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                (to_db(new_path), size, mtime_ns, file_id),
+                "UPDATE files SET path = ?, size = ?, mtime_ns = ?, dev = ?, ino = ?, ctime_ns = ? WHERE id = ?",
+                (to_db(new_path), size, mtime_ns, stamp.dev, stamp.ino, stamp.ctime_ns, file_id),
             )
             self._bump_generation()
         return int(replaced[0][0]) if replaced else None
@@ -454,12 +591,35 @@ class Catalog:
         return removed
 
     # -- duplicates the user rejected -----------------------------------------------------
-    def ignore_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
+    def add_mark(self, files_per_hash: dict[str, int]) -> int:
+        """Record one "not duplicates" mark over these contents; returns its number."""
         with self.transaction():
-            self._db.executemany("INSERT OR IGNORE INTO not_duplicates VALUES (?, ?)", pairs)
+            mark = 1 + (self._db.execute("SELECT max(mark) FROM not_duplicate_marks").fetchone()[0] or 0)
+            self._db.executemany(
+                "INSERT INTO not_duplicate_marks VALUES (?, ?, ?)",
+                ((mark, h, n) for h, n in files_per_hash.items()),
+            )
+        return mark
 
-    def ignored_pairs(self) -> set[tuple[str, str]]:
-        return {(a, b) for a, b in self._db.execute("SELECT hash_a, hash_b FROM not_duplicates")}
+    def remove_marks(self, hashes: Iterable[str]) -> int:
+        """Take back every mark that holds all of these contents; returns how many."""
+        wanted = sorted(set(hashes))
+        if not wanted:
+            return 0
+        marks = ",".join("?" * len(wanted))
+        with self.transaction():
+            found = [r[0] for r in self._db.execute(
+                f"SELECT mark FROM not_duplicate_marks WHERE content_hash IN ({marks}) "
+                "GROUP BY mark HAVING count(*) = ?", (*wanted, len(wanted)))]
+            self._db.executemany("DELETE FROM not_duplicate_marks WHERE mark = ?", ((m,) for m in found))
+        return len(found)
+
+    def marks(self) -> list[tuple[int, str, int]]:
+        """Every (mark, content hash, files) row."""
+        return self._db.execute("SELECT mark, content_hash, files FROM not_duplicate_marks ORDER BY mark").fetchall()
+
+    def ignored_pairs(self) -> NotDuplicates:
+        return NotDuplicates(self.marks())
 
     # -- moves to the trash in flight -----------------------------------------------------------
     def trash_pending(self) -> list[str]:
@@ -478,4 +638,16 @@ class Catalog:
 
     def integrity_ok(self) -> bool:
         return self._db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+    def check_intact(self) -> None:
+        """Writing into a damaged catalog could make it worse: refuse, and say how to recover."""
+        try:
+            intact = self.integrity_ok()
+        except sqlite3.DatabaseError:
+            intact = False
+        if not intact:
+            raise CatalogError(
+                f"the catalog {self.path} is damaged; run `clipfind index --rebuild` to rebuild it from your "
+                'photos (the "not duplicates" marks are kept where they can be read)'
+            )
 

@@ -72,7 +72,7 @@ keeper's path; members by similarity to the keeper (highest first), then by path
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter
@@ -99,6 +99,7 @@ __all__ = [
 Tier = Literal["identical", "near"]
 
 KnnFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+Ignored = Container[tuple[str, str]]  # "not duplicates" marks, asked by pair_key; falsy when there are none
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,12 @@ class DupeMember:
 
     photo: PhotoInfo
     similarity: float  # 1.0 for the keeper itself and for byte-identical copies
+    # The member this one is a byte-identical copy of (None: it stands for its own content).
+    # A copy follows that member: removing the member alone would leave its content on disk.
+    copy_of: int | None = None
+    # Other paths to this very file (hard links, symbolic links, bind mounts): one file, so never
+    # offered apart, and moving one to the trash would free nothing.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,18 @@ class DupeGroup:
     def reclaimable_bytes(self) -> int:
         """Disk space freed by removing all :attr:`others`."""
         return sum(m.photo.size for m in self.members[1:])
+
+    def suggested(self, include_near: bool = True) -> tuple[PhotoInfo, ...]:
+        """The default selection for removal: never the keeper; byte-identical copies of a member
+        that stays always; near members (with their copies) only when asked, since a similar
+        photo is not always a duplicate."""
+        if include_near or self.tier == "identical":
+            return self.others
+        return tuple(m.photo for m in self.members[1:] if m.copy_of is not None)
+
+    def copies_of(self, photo_id: int) -> tuple[PhotoInfo, ...]:
+        """The members that are byte-identical copies of this one, which follow its fate."""
+        return tuple(m.photo for m in self.members if m.copy_of == photo_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,11 +262,32 @@ class Contents:
     content_of: np.ndarray  # (n,) content number of each photo
     keeper_pos: np.ndarray  # (n,) position in `photos` of the keeper of content i
     copies: list[list[PhotoInfo]]  # the contents held by two or more files
+    aliases: dict[int, tuple[str, ...]]  # photo id -> other paths of the same file, left out of `photos`
+
+
+def _one_per_file(photos: list[PhotoInfo]) -> tuple[list[PhotoInfo], dict[int, tuple[str, ...]]]:
+    """Paths that reach the same file (same device and inode) are one photo, listed once under its
+    best path; the rest become its aliases. Rows without a file identity stay as they are."""
+    by_file: dict[tuple[int, int], list[PhotoInfo]] = {}
+    for photo in photos:
+        key = photo.file_key
+        if key is not None:
+            by_file.setdefault(key, []).append(photo)
+    shared = [group for group in by_file.values() if len(group) > 1]
+    if not shared:
+        return photos, {}
+    aliases: dict[int, tuple[str, ...]] = {}
+    left_out: set[int] = set()
+    for group in shared:
+        best = choose_keeper(group)
+        aliases[best.id] = tuple(sorted(p.path for p in group if p is not best))
+        left_out.update(p.id for p in group if p is not best)
+    return [p for p in photos if p.id not in left_out], aliases
 
 
 def _contents(photos: Iterable[PhotoInfo]) -> Contents:
     """Group by content hash at C speed (map, dict); only copies need a keeper choice."""
-    listed = list(photos)
+    listed, aliases = _one_per_file(list(photos))
     n = len(listed)
     hashes = list(map(attrgetter("content_hash"), listed))
     last = dict(zip(hashes, range(n)))
@@ -263,7 +303,7 @@ def _contents(photos: Iterable[PhotoInfo]) -> Contents:
         keeper = choose_keeper(group)
         keeper_pos[content_of[positions[0]]] = positions[group.index(keeper)]
         copies.append(group)
-    return Contents(listed, ids, content_of, keeper_pos, copies)
+    return Contents(listed, ids, content_of, keeper_pos, copies, aliases)
 
 
 def _break_ties(order: np.ndarray, tied: np.ndarray, key: Callable[[int], tuple]) -> np.ndarray:
@@ -296,22 +336,32 @@ def _group_order(group: DupeGroup) -> tuple:
     return (-group.reclaimable_bytes, group.keeper.path, group.keeper.id)
 
 
-def _identical(contents: Contents, ignored: Set[tuple[str, str]]) -> list[DupeGroup]:
+def _identical(contents: Contents, ignored: Ignored) -> list[DupeGroup]:
     groups: list[DupeGroup] = []
     for copies in contents.copies:
         content_hash = copies[0].content_hash
         if pair_key(content_hash, content_hash) in ignored:
             continue
         keeper = choose_keeper(copies)
-        others = sorted((p for p in copies if p is not keeper), key=lambda p: (p.path, p.id))
-        members = (DupeMember(keeper, 1.0), *(DupeMember(p, 1.0) for p in others))
+        members = _with_copies(keeper, 1.0, copies, contents.aliases)
         groups.append(DupeGroup("identical", keeper, members))
     groups.sort(key=_group_order)
     return groups
 
 
+def _with_copies(
+    photo: PhotoInfo, similarity: float, copies: Sequence[PhotoInfo], aliases: Mapping[int, tuple[str, ...]]
+) -> list[DupeMember]:
+    """A content as members: the photo that stands for it, then its other copies by path."""
+    others = sorted((p for p in copies if p is not photo), key=lambda p: (p.path, p.id))
+    return [
+        DupeMember(photo, similarity, None, aliases.get(photo.id, ())),
+        *(DupeMember(p, similarity, photo.id, aliases.get(p.id, ())) for p in others),
+    ]
+
+
 def identical_groups(
-    photos: Sequence[PhotoInfo], ignored: Set[tuple[str, str]] = frozenset()
+    photos: Sequence[PhotoInfo], ignored: Ignored = frozenset()
 ) -> list[DupeGroup]:
     """Byte-identical copies (same content hash), minus groups marked "not duplicates"."""
     return _identical(_contents(photos), ignored)
@@ -346,7 +396,7 @@ def _compatibility(
     checkable: np.ndarray,
     ranked: Sequence[PhotoInfo],
     t32: np.float32,
-    ignored: Set[tuple[str, str]],
+    ignored: Ignored,
 ) -> Callable[[int, int], bool]:
     """Whether two ranked contents may share a group (*compatible* in the module docstring).
 
@@ -398,7 +448,7 @@ def _compatibility(
 
 
 def _near(
-    graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: Set[tuple[str, str]]
+    graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: Ignored
 ) -> list[DupeGroup]:
     """Near tier over prepared contents, so find_duplicates groups by hash only once."""
     if not contents.photos:
@@ -502,8 +552,12 @@ def _near(
     np.cumsum(counts, out=bounds[1:])
     layout = np.repeat(group_starts[group_order] - bounds[:-1], counts) + np.arange(lo.size)
     keepers = [ranked[anchors[g]] for g in group_order.tolist()]
-    members = list(map(DupeMember, map(ranked.__getitem__, hi[layout].tolist()), sims[layout].tolist()))
-    heads = map(DupeMember, keepers, repeat(1.0))
+    member_photos = list(map(ranked.__getitem__, hi[layout].tolist()))
+    members = list(map(DupeMember, member_photos, sims[layout].tolist()))
+    heads = list(map(DupeMember, keepers, repeat(1.0)))
+    if contents.aliases:  # rare: the same file indexed under two paths
+        members = [_aliased(m, contents.aliases) for m in members]
+        heads = [_aliased(m, contents.aliases) for m in heads]
     bounds_l = bounds.tolist()
     return [
         DupeGroup("near", keeper, (head, *members[begin:end]))
@@ -511,11 +565,16 @@ def _near(
     ]
 
 
+def _aliased(member: DupeMember, aliases: Mapping[int, tuple[str, ...]]) -> DupeMember:
+    found = aliases.get(member.photo.id)
+    return member if found is None else DupeMember(member.photo, member.similarity, member.copy_of, found)
+
+
 def near_groups(
     graph: NeighbourGraph,
     photos: Mapping[int, PhotoInfo],
     threshold: float,
-    ignored: Set[tuple[str, str]] = frozenset(),
+    ignored: Ignored = frozenset(),
 ) -> list[DupeGroup]:
     """Near-duplicate groups at ``threshold``, without chaining (see module docstring).
 
@@ -537,12 +596,38 @@ def find_duplicates(
     photos: Sequence[PhotoInfo] | Contents,
     graph: NeighbourGraph | None,
     threshold: float,
-    ignored: Set[tuple[str, str]] = frozenset(),
+    ignored: Ignored = frozenset(),
 ) -> list[DupeGroup]:
-    """All duplicate groups: identical first, then near (skipped when there is no graph)."""
+    """All duplicate groups: identical first, then near (skipped when there is no graph).
+
+    A photo is in at most one group. A set of byte-identical copies that is part of a near group
+    goes there whole, each copy after the member it copies, instead of forming a group of its own,
+    so no photo is both kept in one group and removed in another.
+    """
     t32 = _check_threshold(threshold)
     contents = photos if isinstance(photos, Contents) else _contents(photos)
-    groups = _identical(contents, ignored)
-    if graph is not None:
-        groups += _near(graph, contents, t32, ignored)
-    return groups
+    identical = _identical(contents, ignored)
+    if graph is None:
+        return identical
+    near = _near(graph, contents, t32, ignored)
+    if not identical or not near:
+        return identical + near
+    copies = {g.keeper.id: g.members for g in identical}
+    merged: list[DupeGroup] = []
+    absorbed: set[int] = set()
+    for group in near:
+        if not any(m.photo.id in copies for m in group.members):
+            merged.append(group)
+            continue
+        members: list[DupeMember] = []
+        for member in group.members:
+            unit = copies.get(member.photo.id)
+            if unit is None:
+                members.append(member)
+                continue
+            absorbed.add(member.photo.id)
+            members.append(member)
+            members.extend(DupeMember(m.photo, member.similarity, member.photo.id, m.aliases) for m in unit[1:])
+        merged.append(DupeGroup("near", group.keeper, tuple(members)))
+    merged.sort(key=_group_order)
+    return [g for g in identical if g.keeper.id not in absorbed] + merged

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from clipfind.annindex import VectorIndex, open_index
-from clipfind.catalog import Catalog, KnownFile
+from clipfind.catalog import Catalog, FileStamp, KnownFile, folder_prefix, to_db
 from clipfind.errors import ClipfindError, ImageLoadError, StorageError
 from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
 from clipfind.imageload import load_image
@@ -129,6 +129,8 @@ class _Plan:
     missing: dict[str, KnownFile]
     known: dict[str, KnownFile]
     unchanged: int
+    unreachable: list[str] = field(default_factory=list)  # roots that are not there (an unplugged drive)
+    unlisted: dict[str, str] = field(default_factory=dict)  # folders that could not be listed, with why
 
 
 class Indexer:
@@ -168,6 +170,7 @@ class Indexer:
             remove_temp_files(self.home)
             catalog = Catalog(self.home / "catalog.sqlite3")
             try:
+                catalog.check_intact()
                 self._run(catalog, folders, progress, control, reembed, report)
             except (sqlite3.OperationalError, OSError) as exc:
                 # Photos that cannot be read are recorded per file; what reaches here is the home
@@ -193,18 +196,26 @@ class Indexer:
         roots = self._roots(catalog, folders)
         if not reembed:
             catalog.check_model(self.spec.identity)  # before any slow work
-        model: ImageEncoder | None = None
-        if reembed:
-            model = self._load_model()
-            _bind(catalog, model, reembed=True)
 
         emit = progress or (lambda p: None)
         emit(Progress("scanning", 0, 0, 0, 0.0, None, None))
-        plan = self._plan(catalog, roots, report)
+        plan = self._plan(catalog, roots, report, control)
+        if control.cancelled:
+            report.cancelled = True
+            return
+        model: ImageEncoder | None = None
+        if reembed:
+            _refuse_partial_reembed(plan)
+            model = self._load_model()
+            _bind(catalog, model, reembed=True)
+            plan = self._plan(catalog, roots, IndexReport(), control)  # every photo is new now
         report.unchanged = plan.unchanged
         if plan.todo and model is None:
             model = self._load_model()
             _bind(catalog, model)
+        if control.cancelled:  # the model took a while to load: a Ctrl+C meanwhile stops here
+            report.cancelled = True
+            return
         if folders is not None:
             # Only now: a run refused for a bad model leaves the catalog as it was.
             for root in roots:
@@ -242,20 +253,35 @@ class Indexer:
                 raise ClipfindError(f"folder not found: {root}")
         return roots
 
-    def _plan(self, catalog: Catalog, roots: list[str], report: IndexReport) -> _Plan:
+    def _plan(self, catalog: Catalog, roots: list[str], report: IndexReport, control: Control) -> _Plan:
         known: dict[str, KnownFile] = {}
+        unreachable = [r for r in roots if not os.path.isdir(r)]
         for root in roots:
-            if not os.path.isdir(root):
+            if root in unreachable:
                 # An unplugged drive is not an empty folder: keep its photos until it is back.
                 report.notices.append(f"folder not reachable, its photos are kept: {root}")
                 continue
             known.update(catalog.known_files(root))
-        reachable = [r for r in roots if os.path.isdir(r)]
-        scanned = list(scan_folders(reachable, include_skipped=True))
+        reachable = [r for r in roots if r not in unreachable]
+        unlisted: dict[str, str] = {}
+
+        def cannot_list(folder: str, exc: OSError) -> None:
+            unlisted[folder] = f"folder cannot be read ({_reason(exc)}); its photos are kept"
+
+        scanned: list[ScannedFile] = []
+        for file in scan_folders(reachable, include_skipped=True, on_folder_error=cannot_list):
+            scanned.append(file)
+            if control.cancelled:
+                return _Plan([], {}, known, 0, unreachable, unlisted)
         seen = {f.path for f in scanned}
         todo = [f for f in scanned if _changed(known.get(f.path), f)]
-        missing = {p: k for p, k in known.items() if p not in seen}
-        return _Plan(todo, missing, known, len(scanned) - len(todo))
+        # A folder that cannot be listed is not an empty one: what is known under it stays.
+        hidden = tuple(folder_prefix(f) for f in unlisted)
+        missing = {p: k for p, k in known.items() if p not in seen and not to_db(p).startswith(hidden)}
+        for folder, why in unlisted.items():
+            report.notices.append(f"{why}: {folder}")
+        catalog.set_folder_problems(unlisted, reachable)
+        return _Plan(todo, missing, known, len(scanned) - len(todo), unreachable, unlisted)
 
     def _embed_all(
         self,
@@ -359,7 +385,7 @@ class Indexer:
                     # A read error may pass without the file changing (permissions given back, a
                     # flaky drive): its row gets a modification time no file has, so it is retried.
                     mtime_ns = RETRY_MTIME_NS if p.transient else f.mtime_ns
-                    catalog.put_failure(f.path, f.size, mtime_ns, p.content_hash, p.error)
+                    catalog.put_failure(f.path, f.size, mtime_ns, p.content_hash, p.error, _stamp(f))
                     report.failed += 1
                 elif p.known_content:
                     new_ids.extend(self._reuse(catalog, p, plan, report, dropped))
@@ -367,7 +393,7 @@ class Indexer:
                     existed = f.path in plan.known
                     new_ids.append(
                         catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash or "", p.width,
-                                          p.height, p.taken_at, vector_of[id(p)])
+                                          p.height, p.taken_at, vector_of[id(p)], _stamp(f))
                     )
                     if existed:
                         report.updated += 1
@@ -393,7 +419,7 @@ class Indexer:
         assert p.content_hash is not None
         for file_id, old_path in catalog.ids_with_hash(p.content_hash):
             if old_path in plan.missing:
-                replaced = catalog.move(file_id, f.path, f.size, f.mtime_ns)
+                replaced = catalog.move(file_id, f.path, f.size, f.mtime_ns, _stamp(f))
                 if replaced is not None:
                     dropped.append(replaced)
                 del plan.missing[old_path]
@@ -409,7 +435,8 @@ class Indexer:
             report.updated += 1  # touched, or changed back to content we have seen
         else:
             report.copied += 1
-        return [catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash, width, height, taken_at, vector)]
+        return [catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash, width, height, taken_at, vector,
+                                  _stamp(f))]
 
     # -- helpers --------------------------------------------------------------------------
     def _reader(self) -> Catalog:
@@ -471,5 +498,23 @@ def _bind(catalog: Catalog, model: ImageEncoder, *, reembed: bool = False) -> No
 
 
 def _changed(known: KnownFile | None, f: ScannedFile) -> bool:
-    return known is None or known.size != f.size or known.mtime_ns != f.mtime_ns
+    """Size and mtime can be set back (`touch -r`) over other bytes; the inode and its ctime
+    cannot, so a change there (or a row from before they were kept) means hashing again."""
+    if known is None or known.size != f.size or known.mtime_ns != f.mtime_ns:
+        return True
+    return f.ino is not None and (known.ino != f.ino or known.ctime_ns != f.ctime_ns)
+
+
+def _stamp(f: ScannedFile) -> FileStamp:
+    return FileStamp(f.dev, f.ino, f.ctime_ns)
+
+
+def _refuse_partial_reembed(plan: _Plan) -> None:
+    """Re-embedding replaces every vector: photos of a folder that cannot be read now would be lost."""
+    away = plan.unreachable + sorted(plan.unlisted)
+    if away:
+        raise ClipfindError(
+            f"cannot re-embed while {away[0]} is not reachable: its photos would be dropped; "
+            "reconnect it, or `clipfind forget` it first"
+        )
 

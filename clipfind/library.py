@@ -8,12 +8,11 @@ duplicate is, who is the keeper) in the core modules it wires together.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -22,13 +21,14 @@ import numpy as np
 
 from clipfind.annindex import VectorIndex, exact_search, open_index
 from clipfind.catalog import Catalog, Failure
-from clipfind.dupes import Contents, DupeGroup, NeighbourGraph, build_graph, contents_of, find_duplicates, pair_key
+from clipfind.dupes import Contents, DupeGroup, NeighbourGraph, build_graph, contents_of, find_duplicates
 from clipfind.errors import ClipfindError, LockedError
 from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, WriterLock, resolve_home
+from clipfind.rebuild import rebuild_catalog
 from clipfind.modelspec import PRECISIONS, ModelSpec
 from clipfind.records import PhotoInfo
 from clipfind.search import EXACT_LIMIT, Filters, Query, Searcher, SearchHit
-from clipfind.trash import TrashReport, finish_interrupted, move_to_trash
+from clipfind.trash import TrashReport, clean_up, finish_interrupted, move_to_trash
 
 if TYPE_CHECKING:
     from clipfind.encoders import ImageEncoder
@@ -64,7 +64,8 @@ def resolve_spec(catalog: Catalog, name: str | None, pretrained: str | None) -> 
     pretrained = pretrained if pretrained is not None else os.environ.get("CLIPFIND_PRETRAINED")
     if name is None and pretrained is None and catalog.model_name:
         return ModelSpec(catalog.model_name, catalog.model_pretrained)
-    return ModelSpec.parse(name, pretrained)
+    # Weights given alone are weights for the catalog's model, not for the default one.
+    return ModelSpec.parse(name or catalog.model_name, pretrained)
 
 
 class Library:
@@ -222,6 +223,14 @@ class Library:
         return generation, ids[keep], vectors[keep]
 
     def duplicates(self, threshold: float) -> list[DupeGroup]:
+        """Duplicate groups at ``threshold`` (0..1); a photo is in at most one group.
+
+        Args:
+            threshold: the least CLIP cosine similarity for the near tier.
+
+        Photos under a folder that is not reachable now (an unplugged drive, a folder moved away)
+        are left out: they cannot be shown, and a keeper that is not on disk keeps nothing.
+        """
         graph = self.neighbour_graph()
         generation = self.catalog.generation
         if self._contents is None or self._contents[0] != generation:
@@ -229,24 +238,124 @@ class Library:
             # slider: at 100k photos reading the files alone took 0.5-1 s.
             with self.catalog.snapshot():
                 generation = self.catalog.generation
-                self._contents = generation, contents_of(self.catalog.all_files())
+                self._contents = generation, contents_of(self._reachable(self.catalog.all_files()))
         return find_duplicates(self._contents[1], graph, threshold, self.catalog.ignored_pairs())
 
-    def mark_not_duplicates(self, photos: Sequence[PhotoInfo]) -> None:
-        """Remember that these photos are not duplicates of one another, by content."""
-        hashes = sorted({p.content_hash for p in photos})
-        if len(hashes) == 1:  # byte-identical copies: hide the identical group itself
-            self.catalog.ignore_pairs([pair_key(hashes[0], hashes[0])])
-        else:
-            self.catalog.ignore_pairs([pair_key(a, b) for a, b in itertools.combinations(hashes, 2)])
+    def _reachable(self, photos: list[PhotoInfo]) -> list[PhotoInfo]:
+        away = [f for f in self.catalog.folders() if not os.path.isdir(f)]
+        if not away:
+            return photos
+        prefixes = tuple(os.path.join(f, "") for f in away)
+        return [p for p in photos if not p.path.startswith(prefixes)]
 
-    def trash(self, photos: Sequence[PhotoInfo]) -> TrashReport:
-        report = move_to_trash(self.catalog, photos)
-        if self._index is not None:
-            self._index.remove([p.id for p in report.moved])
+    def clean_up(
+        self, groups: Sequence[DupeGroup], selected: Iterable[PhotoInfo] | None = None, *, include_near: bool = True
+    ) -> TrashReport:
+        """Move duplicates to the system trash so that every group keeps its photo on disk.
+
+        Args:
+            groups: the groups the user reviewed (from :meth:`duplicates`).
+            selected: the photos to move; default: each group's ``suggested(include_near)``.
+            include_near: whether the default selection takes near members too, not only
+                byte-identical copies.
+
+        Each group's keeper is checked on disk (there, readable, same bytes) before any of its
+        members moves; a group whose keeper fails is skipped whole, with the reason.
+        """
+        self._check_intact()
+        report = clean_up(self.catalog, groups, selected, include_near=include_near)
+        self._forget_in_index(report)
         return report
 
+    def trash(self, photos: Sequence[PhotoInfo]) -> TrashReport:
+        """Move exactly these photos to the system trash (each must still be the file indexed)."""
+        self._check_intact()
+        report = move_to_trash(self.catalog, photos)
+        self._forget_in_index(report)
+        return report
+
+    def _forget_in_index(self, report: TrashReport) -> None:
+        if self._index is not None:
+            self._index.remove([p.id for p in report.moved])
+
+    def lookup(self, paths: Sequence[str]) -> list[PhotoInfo]:
+        """The indexed photos at these paths, or a clear error naming the first that is not one."""
+        photos = []
+        for path in paths:
+            if not path:
+                raise ClipfindError("an empty path was given (an unset variable?)")
+            found = self.catalog.photo_by_path(path)
+            if found is not None:
+                photos.append(found[0])
+                continue
+            failure = self.catalog.failure_by_path(path)
+            if failure is not None:
+                raise ClipfindError(f"{failure.path} could not be read when it was indexed ({failure.error}), "
+                                    "so it is in neither search nor duplicates")
+            raise ClipfindError(f"not in the catalog: {os.path.abspath(path)}")
+        return photos
+
+    def mark_not_duplicates(self, photos: Sequence[PhotoInfo]) -> None:
+        """Remember, by content, that these photos are not duplicates of one another.
+
+        Args:
+            photos: two or more distinct photos. Byte-identical copies among them are not
+                shown as an identical group any more either.
+        """
+        files: dict[str, set[str]] = {}
+        for photo in photos:
+            files.setdefault(photo.content_hash, set()).add(photo.path)
+        if sum(map(len, files.values())) < 2:
+            raise ClipfindError("give at least two different photos to mark as not duplicates")
+        self._check_intact()
+        self.catalog.add_mark({h: len(paths) for h, paths in files.items()})
+
+    def unmark_not_duplicates(self, photos: Sequence[PhotoInfo]) -> int:
+        """Take back every "not duplicates" mark that holds all of these photos; returns how many."""
+        if not photos:
+            raise ClipfindError("give the photos whose mark to take back")
+        self._check_intact()
+        return self.catalog.remove_marks(p.content_hash for p in photos)
+
+    def folders(self) -> list[str]:
+        """The indexed folders."""
+        return self.catalog.folders()
+
+    def forget_folder(self, folder: str) -> int:
+        """Stop indexing a folder and drop its photos from the catalog; the files stay on disk.
+
+        Args:
+            folder: an indexed folder. Photos that another indexed folder still covers (a
+                parent, or an indexed subfolder) are kept.
+
+        Returns how many photos left the catalog.
+        """
+        if not folder:
+            raise ClipfindError("an empty folder name was given (an unset variable?)")
+        path = os.path.abspath(os.path.expanduser(folder))
+        if path not in self.catalog.folders():
+            raise ClipfindError(f"not an indexed folder: {path}")
+        self._check_intact()
+        with WriterLock(self.home):
+            return self.catalog.remove_folder(path)
+
+    @staticmethod
+    def rebuild(home: str | os.PathLike[str] | None = None) -> list[str]:
+        """Set a damaged catalog aside and start a new one, keeping what can be read of it (the
+        folders, the model, the "not duplicates" marks); the next index pass embeds the photos.
+
+        Args:
+            home: the home folder (default: $CLIPFIND_HOME, else the per-user data folder).
+
+        Returns one-line notices for the user.
+        """
+        return rebuild_catalog(resolve_home(home))
+
+    def _check_intact(self) -> None:
+        self.catalog.check_intact()
+
     def status(self) -> Status:
+        """Folders with their counts and reachability, the model, and what could not be read."""
         folders = tuple(
             FolderStatus(f, len(self.catalog.known_files(f)), os.path.isdir(f)) for f in self.catalog.folders()
         )
@@ -258,7 +367,7 @@ class Library:
             files_indexed=self.catalog.count("ok"),
             files_failed=self.catalog.count("failed"),
             folders=folders,
-            failures=tuple(self.catalog.failures()),
+            failures=tuple(self.catalog.folder_problems() + self.catalog.failures()),
         )
 
 

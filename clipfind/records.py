@@ -17,6 +17,13 @@ class PhotoInfo:
     width: int | None = None
     height: int | None = None
     taken_at: str | None = None  # ISO 8601 from EXIF DateTimeOriginal, local time, no zone
+    device: int | None = None  # st_dev and st_ino when indexed: two paths with the same pair are one file
+    inode: int | None = None
+
+    @property
+    def file_key(self) -> tuple[int, int] | None:
+        """Which file this is on disk, whatever path reached it (None for rows indexed before it was kept)."""
+        return (self.device, self.inode) if self.device is not None and self.inode is not None else None
 
     @property
     def pixels(self) -> int:

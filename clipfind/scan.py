@@ -31,6 +31,13 @@ class ScannedFile:
     size: int
     mtime_ns: int
     skip: str | None = None  # why a file named like a photo cannot be one (with include_skipped)
+    dev: int | None = None  # with ino: which file this is, whichever path reached it
+    ino: int | None = None
+    ctime_ns: int | None = None  # changes with the content even when size and mtime are set back
+
+
+def scanned(path: str, st: os.stat_result, skip: str | None = None) -> ScannedFile:
+    return ScannedFile(path, st.st_size, st.st_mtime_ns, skip, st.st_dev, st.st_ino, st.st_ctime_ns)
 
 
 def is_hidden(name: str) -> bool:
@@ -42,18 +49,25 @@ def is_photo_name(name: str) -> bool:
 
 
 def scan_folders(
-    folders: Iterable[str], on_error: OnError | None = None, *, include_skipped: bool = False
+    folders: Iterable[str],
+    on_error: OnError | None = None,
+    *,
+    include_skipped: bool = False,
+    on_folder_error: OnError | None = None,
 ) -> Iterator[ScannedFile]:
     """Yield each photo once, even when folders overlap or symlinks point back up the tree.
 
     With include_skipped, files named like photos that are not regular files (FIFOs, devices)
     come too, with `skip` set, and those that cannot be looked at (a symlink loop, a dangling
     link) with what lstat says: the indexer records each with its reason instead of ignoring it.
+    A folder that cannot be listed goes to on_folder_error (else on_error): it is not empty, and
+    the photos known under it must be kept.
     """
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     for folder in folders:
-        yield from _walk(os.path.abspath(folder), seen_dirs, seen_files, on_error, include_skipped)
+        yield from _walk(os.path.abspath(folder), seen_dirs, seen_files, on_error, include_skipped,
+                         on_folder_error or on_error)
 
 
 def _walk(
@@ -62,6 +76,7 @@ def _walk(
     seen_files: set[tuple[int, int]],
     on_error: OnError | None,
     include_skipped: bool = False,
+    on_folder_error: OnError | None = None,
 ) -> Iterator[ScannedFile]:
     stack = [top]
     while stack:
@@ -75,8 +90,8 @@ def _walk(
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            if on_error:
-                on_error(folder, exc)
+            if on_folder_error:
+                on_folder_error(folder, exc)
             continue
         subdirs = []
         for entry in entries:
@@ -97,18 +112,18 @@ def _walk(
                         st = entry.stat(follow_symlinks=False)
                     except OSError:
                         continue  # gone already
-                    yield ScannedFile(entry.path, st.st_size, st.st_mtime_ns)  # reading it says why
+                    yield scanned(entry.path, st)  # reading it says why
                 continue
             if not stat.S_ISREG(st.st_mode):
                 # FIFOs, sockets and devices named like photos: never opened
                 if include_skipped:
-                    yield ScannedFile(entry.path, st.st_size, st.st_mtime_ns, _not_regular(st.st_mode))
+                    yield scanned(entry.path, st, _not_regular(st.st_mode))
                 continue
             key = (st.st_dev, st.st_ino)
             if key in seen_files:
                 continue  # a hard or symbolic link to a file already listed
             seen_files.add(key)
-            yield ScannedFile(entry.path, st.st_size, st.st_mtime_ns)
+            yield scanned(entry.path, st)
         stack.extend(reversed(subdirs))
 
 

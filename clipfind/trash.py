@@ -1,20 +1,28 @@
-"""Safe clean-up: move photos to the system trash, never delete, never touch a changed file."""
+"""Safe clean-up: move photos to the system trash, never delete, never touch a changed file,
+and never leave a duplicate group without a copy of its photo on disk."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import sqlite3
+import stat
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from clipfind.catalog import Catalog
+from clipfind.dupes import DupeGroup
 from clipfind.errors import ClipfindError
 from clipfind.records import PhotoInfo
+
+SendFn = Callable[[str], None]
 
 
 @dataclass
 class TrashReport:
     moved: list[PhotoInfo] = field(default_factory=list)
-    refused: list[tuple[PhotoInfo, str]] = field(default_factory=list)
+    refused: list[tuple[PhotoInfo, str]] = field(default_factory=list)  # (photo, why it stayed)
+    skipped_groups: list[tuple[DupeGroup, str]] = field(default_factory=list)  # left alone whole, with why
+    notices: list[str] = field(default_factory=list)
 
     @property
     def freed_bytes(self) -> int:
@@ -32,7 +40,8 @@ def finish_interrupted(catalog: Catalog) -> None:
 
     Each move is marked in the catalog before the file is sent and unmarked, together with
     forgetting the file, once it is in the trash; a mark left behind means the mover died
-    in between, and whether the file is still at its path says which way it went.
+    in between (or the disk filled up), and whether the file is still at its path says which
+    way it went.
     """
     for path in catalog.trash_pending():
         with catalog.transaction():
@@ -41,12 +50,17 @@ def finish_interrupted(catalog: Catalog) -> None:
             catalog.set_trash_pending(path, False)
 
 
-def _unchanged(photo: PhotoInfo) -> str | None:
-    """Why the file at photo.path is not the photo that was grouped, or None if it is."""
+def _same_content(photo: PhotoInfo) -> str | None:
+    """Why the file at photo.path is not the photo that was grouped, or None if it is.
+
+    FileNotFoundError passes through: a file that is gone is reported apart.
+    """
     from clipfind.indexer import content_hash, read_photo
 
     try:
         st = os.stat(photo.path)
+        if not stat.S_ISREG(st.st_mode):
+            return "is not a regular file any more"
         if st.st_size != photo.size or st.st_mtime_ns != photo.mtime_ns:
             return "changed on disk since it was grouped"
         # Same size and time can still be other bytes (a file restored or copied with its date).
@@ -55,13 +69,68 @@ def _unchanged(photo: PhotoInfo) -> str | None:
     except FileNotFoundError:
         raise
     except (OSError, ClipfindError) as exc:
-        return f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+        return f"cannot be read: {getattr(exc, 'strerror', None) or exc}"
     return None
 
 
-def move_to_trash(
-    catalog: Catalog, photos: Sequence[PhotoInfo], send: Callable[[str], None] = _send
-) -> TrashReport:
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _keeper_problem(keeper: PhotoInfo) -> str | None:
+    """Why the keeper cannot vouch for its group now: it must be on disk, readable, and the same bytes
+    (by hash: its date may have been touched, its bytes swapped with the date set back)."""
+    from clipfind.indexer import content_hash, read_photo
+
+    try:
+        if not stat.S_ISREG(os.stat(keeper.path).st_mode):
+            return f"its keeper {keeper.path} is not a regular file"
+        if content_hash(read_photo(keeper.path)) != keeper.content_hash:
+            return f"its keeper {keeper.path} no longer holds the photo that was grouped"
+    except FileNotFoundError:
+        return f"its keeper {keeper.path} is missing"
+    except (OSError, ClipfindError) as exc:
+        return f"its keeper {keeper.path} cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    return None
+
+
+def _move(catalog: Catalog, photo: PhotoInfo, send: SendFn, report: TrashReport) -> None:
+    """One file to the trash with a journal mark around it, so a kill or a full disk is settled later."""
+    try:
+        catalog.set_trash_pending(photo.path, True)
+    except sqlite3.DatabaseError as exc:
+        report.refused.append((photo, f"was not moved: the catalog cannot record the move ({exc})"))
+        return
+    try:
+        send(photo.path)
+    except Exception as exc:  # send2trash raises OSError subclasses and its own TrashPermissionError
+        catalog.set_trash_pending(photo.path, False)
+        report.refused.append((photo, f"could not be moved to the trash: {exc}"))
+        return
+    report.moved.append(photo)  # it is in the trash, whatever the catalog says next
+    try:
+        with catalog.transaction():
+            catalog.remove_paths([photo.path])
+            catalog.set_trash_pending(photo.path, False)
+    except sqlite3.DatabaseError as exc:
+        # The pending mark stays in the journal: the next start sees the file gone and forgets it.
+        report.notices.append(f"moved {photo.path} to the trash, but the catalog could not be updated "
+                              f"({exc}); it will be on the next run")
+
+
+def _gone(catalog: Catalog, photo: PhotoInfo, report: TrashReport) -> None:
+    report.refused.append((photo, "is already gone"))
+    try:
+        catalog.remove_paths([photo.path])
+    except sqlite3.DatabaseError:
+        pass  # the next index pass drops it
+
+
+def move_to_trash(catalog: Catalog, photos: Sequence[PhotoInfo], send: SendFn = _send) -> TrashReport:
     """Trash exactly `photos`, one at a time, forgetting each in the catalog as soon as it moved.
 
     A file whose size, modification time or content differs from what was grouped is refused:
@@ -72,23 +141,84 @@ def move_to_trash(
     finish_interrupted(catalog)
     for photo in photos:
         try:
-            reason = _unchanged(photo)
+            reason = _same_content(photo)
         except FileNotFoundError:
-            catalog.remove_paths([photo.path])
-            report.refused.append((photo, "already gone"))
+            _gone(catalog, photo, report)
             continue
         if reason is not None:
             report.refused.append((photo, reason))
             continue
-        catalog.set_trash_pending(photo.path, True)
-        try:
-            send(photo.path)
-        except Exception as exc:  # send2trash raises OSError subclasses and its own TrashPermissionError
-            catalog.set_trash_pending(photo.path, False)
-            report.refused.append((photo, f"could not move to trash: {exc}"))
-            continue
-        with catalog.transaction():
-            catalog.remove_paths([photo.path])
-            catalog.set_trash_pending(photo.path, False)
-        report.moved.append(photo)
+        _move(catalog, photo, send, report)
     return report
+
+
+def clean_up(
+    catalog: Catalog,
+    groups: Sequence[DupeGroup],
+    selected: Iterable[PhotoInfo] | None = None,
+    *,
+    include_near: bool = True,
+    send: SendFn = _send,
+) -> TrashReport:
+    """Move the selected members of duplicate groups to the trash, so that every group keeps its photo.
+
+    ``selected`` defaults to each group's :meth:`DupeGroup.suggested`. Group by group, before any of
+    its members moves, the keeper must be at its path, a regular readable file, with the group's
+    content (re-hashed); otherwise the whole group is left alone. A keeper is never moved, nor any
+    path that reaches the same file as a photo that stays (a link or a second mount of it): that
+    would remove the last copy while freeing nothing. Each member moved must still be the file
+    that was grouped.
+    """
+    report = TrashReport()
+    finish_interrupted(catalog)
+    keepers = {g.keeper.id for g in groups}
+    picked = {p.id: p for p in (selected if selected is not None else
+                                 (p for g in groups for p in g.suggested(include_near)))}
+    members = {m.photo.id for g in groups for m in g.members}
+    for photo in picked.values():
+        if photo.id in keepers:
+            report.refused.append((photo, "is the photo its group keeps"))
+        elif photo.id not in members:
+            report.refused.append((photo, "is not in any duplicate group shown"))
+    chosen = picked.keys() - keepers
+    keeper_files = {k for k in map(_file_key, (g.keeper.path for g in groups)) if k is not None}
+    for group in groups:
+        doomed = [m.photo for m in group.members[1:] if m.photo.id in chosen]
+        if doomed:
+            _clean_group(catalog, group, doomed, keeper_files, send, report)
+    return report
+
+
+def _clean_group(
+    catalog: Catalog,
+    group: DupeGroup,
+    doomed: list[PhotoInfo],
+    keeper_files: set[tuple[int, int]],
+    send: SendFn,
+    report: TrashReport,
+) -> None:
+    problem = _keeper_problem(group.keeper)
+    if problem is not None:
+        report.skipped_groups.append((group, f"group of {group.keeper.path} left alone: {problem}"))
+        return
+    doomed_ids = {p.id for p in doomed}
+    staying = [m.photo.path for m in group.members if m.photo.id not in doomed_ids]
+    kept_files = keeper_files | {k for k in map(_file_key, staying) if k is not None}
+    for photo in doomed:
+        try:
+            reason = _same_content(photo)
+        except FileNotFoundError:
+            _gone(catalog, photo, report)
+            continue
+        if reason is not None:
+            report.refused.append((photo, reason))
+            continue
+        if _file_key(photo.path) in kept_files:
+            report.refused.append((photo, f"is the same file as {group.keeper.path} or another "
+                                          "photo that stays (a link), so moving it would free nothing"))
+            continue
+        if _file_key(group.keeper.path) not in keeper_files:  # the keeper went while we were moving
+            report.skipped_groups.append((group, f"group of {group.keeper.path} left alone: its keeper "
+                                                 "changed during the clean-up"))
+            return
+        _move(catalog, photo, send, report)

@@ -130,6 +130,69 @@ def test_wal_and_schema_version_stored(catalog: Catalog, tmp_path: Path) -> None
         assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
 
 
-def test_ignored_pairs(catalog: Catalog) -> None:
-    catalog.ignore_pairs([("a", "b"), ("a", "b"), ("c", "c")])
-    assert catalog.ignored_pairs() == {("a", "b"), ("c", "c")}
+def test_not_duplicate_marks_one_row_per_content(catalog: Catalog) -> None:
+    catalog.add_mark({"a": 1, "b": 1, "c": 1})
+    catalog.add_mark({"d": 2})  # two byte-identical copies of d
+    ignored = catalog.ignored_pairs()
+    assert ("a", "b") in ignored and ("c", "a") in ignored
+    assert ("a", "d") not in ignored and ("a", "a") not in ignored
+    assert ("d", "d") in ignored
+    assert len(catalog.marks()) == 4
+
+
+def test_marking_a_thousand_photos_writes_a_thousand_rows(catalog: Catalog, tmp_path: Path) -> None:
+    """Pairs would be 499,500 rows (the catalog grew from 0.86 MB to 41 MB)."""
+    catalog.add_mark({f"h{i}": 1 for i in range(1000)})
+    assert len(catalog.marks()) == 1000
+    assert ("h3", "h999") in catalog.ignored_pairs()
+
+
+def test_remove_marks_takes_back_marks_holding_all_given(catalog: Catalog) -> None:
+    catalog.add_mark({"a": 1, "b": 1})
+    catalog.add_mark({"a": 1, "c": 1})
+    assert catalog.remove_marks(["a", "b"]) == 1
+    assert ("a", "b") not in catalog.ignored_pairs() and ("a", "c") in catalog.ignored_pairs()
+    assert catalog.remove_marks(["a"]) == 1
+    assert not catalog.ignored_pairs()
+
+
+def test_version_1_catalog_is_upgraded_keeping_marks_and_photos(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE folders (path BLOB PRIMARY KEY, added_at REAL NOT NULL);
+        CREATE TABLE files (id INTEGER PRIMARY KEY AUTOINCREMENT, path BLOB NOT NULL UNIQUE, size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL, content_hash TEXT, width INTEGER, height INTEGER, taken_at TEXT,
+            status TEXT NOT NULL, error TEXT, vec_gen INTEGER, vector BLOB, indexed_at REAL NOT NULL);
+        CREATE TABLE not_duplicates (hash_a TEXT NOT NULL, hash_b TEXT NOT NULL, PRIMARY KEY (hash_a, hash_b));
+        INSERT INTO meta VALUES ('generation', '3');
+        INSERT INTO not_duplicates VALUES ('a', 'b'), ('c', 'c');
+        PRAGMA user_version = 1;
+    """)
+    db.execute("INSERT INTO files (path, size, mtime_ns, content_hash, status, vec_gen, vector, indexed_at) "
+               "VALUES (?, 1, 1, 'h', 'ok', 1, ?, 0)", (b"/p/a.jpg", vec(1, 0, 0, 0).tobytes()))
+    db.commit()
+    db.close()
+    cat = Catalog(path)
+    try:
+        ignored = cat.ignored_pairs()
+        assert ("a", "b") in ignored and ("c", "c") in ignored and ("a", "c") not in ignored
+        photo = cat.photos()[0]
+        assert photo.path == "/p/a.jpg" and photo.file_key is None
+        assert cat.known_files()["/p/a.jpg"].ino is None  # the next pass hashes it again
+    finally:
+        cat.close()
+
+
+def test_forget_keeps_photos_another_indexed_folder_covers(catalog: Catalog) -> None:
+    for path in ("/p/par/child/a.jpg", "/p/par/b.jpg", "/p/other/c.jpg"):
+        catalog.put_photo(path, 1, 1, path, 1, 1, None, vec(1, 0, 0, 0))
+    catalog.add_folder("/p/par/child")
+    catalog.add_folder("/p/par")
+    assert catalog.remove_folder("/p/par") == 1  # b.jpg only: child is still indexed
+    assert sorted(catalog.known_files()) == ["/p/other/c.jpg", "/p/par/child/a.jpg"]
+    catalog.add_folder("/p/par")
+    assert catalog.remove_folder("/p/par/child") == 0  # par still covers child
+    assert "/p/par/child/a.jpg" in catalog.known_files()
+    assert catalog.folders() == ["/p/par"]

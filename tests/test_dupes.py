@@ -340,8 +340,39 @@ def test_identical_copies_take_part_once_through_their_keeper() -> None:
     groups = near_groups(g, by_id(a_keep, a_copy, b), 0.95)
     assert ids_of(groups) == [[1, 3]]
     assert groups[0].members[1].similarity == pytest.approx(0.97)
+    # One photo, one group: the copies of A go into the near group, after A, and follow it.
     both = find_duplicates([a_keep, a_copy, b], g, 0.95)
-    assert [(grp.tier, ids) for grp, ids in zip(both, ids_of(both))] == [("identical", [1, 2]), ("near", [1, 3])]
+    assert [(grp.tier, ids) for grp, ids in zip(both, ids_of(both))] == [("near", [1, 2, 3])]
+    assert [m.copy_of for m in both[0].members] == [None, 1, None]
+    assert both[0].suggested(include_near=False) == (a_copy,)
+    assert both[0].suggested() == (a_copy, b)
+
+
+def test_identical_set_is_one_unit_in_a_near_group_kept_by_another_photo() -> None:
+    """china.jpg kept its copy in the identical tier and was itself a to-remove member of a near
+    group: both copies went to the trash. Now the set sits in the near group as one unit."""
+    keeper = photo(1, "/big.jpg", size=5000, content_hash="K")
+    china = photo(2, "/china.jpg", content_hash="C")
+    china_copy = photo(3, "/china_copy.jpg", content_hash="C")
+    g = graph(both_ways({(1, 2): 0.995, (1, 3): 0.995, (2, 3): 1.0}))
+    groups = find_duplicates([keeper, china, china_copy], g, 0.99)
+    assert [(grp.tier, ids) for grp, ids in zip(groups, ids_of(groups))] == [("near", [1, 2, 3])]
+    assert groups[0].copies_of(2) == (china_copy,)
+    assert groups[0].suggested(include_near=False) == (china_copy,)  # china stays, so its copy may go
+    # Without the near group, the pair is an identical group again.
+    assert [grp.tier for grp in find_duplicates([keeper, china, china_copy], g, 0.999)] == ["identical"]
+
+
+def test_paths_of_one_file_are_one_photo() -> None:
+    """A folder indexed twice through a symlink, a bind mount or a hard link: one file, never a duplicate
+    of itself; the other paths are listed as aliases."""
+    real = PhotoInfo(1, "/real/k.png", 10, 0, "K", 10, 10, None, device=7, inode=99)
+    alias = PhotoInfo(2, "/alias/k.png", 10, 0, "K", 10, 10, None, device=7, inode=99)
+    assert find_duplicates([real, alias], None, 0.95) == []
+    copy = PhotoInfo(3, "/copy/k.png", 10, 0, "K", 10, 10, None, device=7, inode=100)
+    groups = find_duplicates([real, alias, copy], None, 0.95)
+    assert ids_of(groups) == [[3, 1]]  # /real/k.png stands for its file: shorter than /alias/k.png
+    assert groups[0].members[1].aliases == ("/alias/k.png",)
 
 
 def test_deleted_ids_in_the_graph_are_skipped() -> None:
@@ -697,7 +728,21 @@ def test_find_duplicates_properties(scenario, seed: int) -> None:
     groups = find_duplicates(photos, g, threshold, ignored)
     identical = [grp for grp in groups if grp.tier == "identical"]
     assert groups[: len(identical)] == identical  # identical tier first
-    assert identical == identical_groups(photos, ignored)
+    every_identical = identical_groups(photos, ignored)
+    assert all(grp in every_identical for grp in identical)
+    ids = [m.photo.id for grp in groups for m in grp.members]
+    assert len(ids) == len(set(ids))  # a photo is in at most one group
+    listed = set(ids)
+    for grp in every_identical:  # a set of copies is shown whole, as a group or inside a near group
+        members = {m.photo.id for m in grp.members}
+        assert members <= listed or members.isdisjoint(listed)
+    for group in groups:
+        assert group.keeper not in group.suggested() and group.keeper not in group.suggested(False)
+        for member in group.members:
+            if member.copy_of is not None:
+                assert member.copy_of in {m.photo.id for m in group.members}
+                assert member.photo.content_hash == next(
+                    m.photo.content_hash for m in group.members if m.photo.id == member.copy_of)
     for group in identical:
         assert len(group.members) >= 2
         assert len({m.photo.content_hash for m in group.members}) == 1

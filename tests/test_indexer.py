@@ -12,7 +12,7 @@ import pytest
 
 from clipfind.errors import ClipfindError, LockedError, ModelMismatchError
 from clipfind.home import WriterLock
-from clipfind.indexer import Control, Progress
+from clipfind.indexer import Control, Indexer, Progress
 from clipfind.library import Library
 from tests.helpers import FORMATS, copy_photos, needs_shared_data
 
@@ -156,6 +156,79 @@ def test_unreachable_folder_keeps_its_photos(lib: Library, photo_folder: Path, t
     report = index(lib)
     assert report.removed == 0 and lib.catalog.count("ok") == 10
     assert any("not reachable" in n for n in report.notices)
+
+
+def _unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """chmod 000 does not stop root, which runs these tests: refuse the listing itself."""
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if os.fspath(path) == str(folder):
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_a_folder_that_cannot_be_listed_keeps_its_photos(
+    lib: Library, photo_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index(lib, photo_folder)
+    _unlistable(monkeypatch, photo_folder / "trip")
+    report = index(lib)
+    assert report.removed == 0 and lib.catalog.count("ok") == 10
+    assert any("cannot be read" in n and n.endswith("trip") for n in report.notices)
+    assert [f.path for f in lib.status().failures] == [str(photo_folder / "trip")]
+    with pytest.raises(ClipfindError, match="cannot re-embed while .*trip"):
+        index(lib, reembed=True)
+    assert lib.catalog.count("ok") == 10
+    monkeypatch.undo()
+    assert index(lib).removed == 0 and lib.status().failures == ()  # listed again: the problem is gone
+
+
+def test_reembed_with_the_same_model_embeds_every_photo_again(lib: Library, photo_folder: Path) -> None:
+    index(lib, photo_folder)
+    report = index(lib, reembed=True)
+    assert report.encoded == 10 and lib.catalog.count("ok") == 10
+
+
+def test_content_swapped_with_size_and_mtime_set_back_is_indexed_again(lib: Library, tmp_path: Path) -> None:
+    """`touch -r` sets size and mtime back over other bytes; the inode change time gives it away."""
+    folder = tmp_path / "pics"
+    a, b = copy_photos(folder, 2, "sklearn_images")  # JPEGs: a flipped byte still decodes
+    index(lib, folder)
+    before = lib.catalog.photo_by_path(str(a))[0]
+    st = a.stat()
+    data = bytearray(a.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    a.write_bytes(bytes(data))
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (a.stat().st_size, a.stat().st_mtime_ns) == (before.size, before.mtime_ns)
+    report = index(lib)
+    assert report.updated == 1
+    from clipfind.indexer import content_hash
+
+    assert lib.catalog.photo_by_path(str(a))[0].content_hash == content_hash(bytes(data))
+
+
+@pytest.mark.parametrize("stage", ["scanning", "model"])
+def test_cancel_before_the_first_batch_is_reported_as_cancelled(lib: Library, photo_folder: Path, stage: str) -> None:
+    control = Control()
+    if stage == "scanning":
+        def progress(p: Progress) -> None:
+            if p.phase == "scanning":
+                control.cancel()
+
+        report = lib.indexer(batch_size=4).run([str(photo_folder)], control=control, progress=progress)
+    else:
+        load = lib.image_encoder
+
+        def slow_load():  # type: ignore[no-untyped-def]
+            control.cancel()  # a Ctrl+C while the model loads
+            return load()
+
+        report = Indexer(lib.home, lib.spec, slow_load, batch_size=4).run([str(photo_folder)], control=control)
+    assert report.cancelled and report.added == 0 and lib.catalog.count("ok") == 0
 
 
 def test_reembed_with_another_model_replaces_every_vector(lib: Library, photo_folder: Path, home: Path,
