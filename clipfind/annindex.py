@@ -223,7 +223,9 @@ def open_index(path: Path, catalog: Catalog) -> tuple[VectorIndex, str | None]:
     try:
         try:
             index = VectorIndex.load(path, dim, model)
-        except IndexCorrupt:
+        except (IndexCorrupt, FileNotFoundError):
+            if not _ever_saved(path):
+                raise
             # An indexer in another process may have renamed its new index but not yet its
             # sidecar: a moment later the pair matches again.
             time.sleep(0.2)
@@ -239,12 +241,19 @@ def open_index(path: Path, catalog: Catalog) -> tuple[VectorIndex, str | None]:
         index = build_index(catalog, dim)
     except FileNotFoundError:
         index = build_index(catalog, dim)
-        if len(index):
+        if len(index) and _ever_saved(path):
             notice = f"vector index was missing; rebuilt it from {len(index)} stored vectors"
     except IndexCorrupt as exc:
         index = build_index(catalog, dim)
         notice = f"vector index was damaged ({exc}); rebuilt it from {len(index)} stored vectors"
     return index, notice
+
+
+def _ever_saved(path: Path) -> bool:
+    """Half of the pair (index, sidecar) on disk means one was lost; neither means none was saved
+    yet (a first indexing run still going, or killed before its first save): nothing to repair,
+    and nothing to tell the user."""
+    return path.exists() or path.with_name(path.name + SIDECAR_SUFFIX).exists()
 
 
 def _checksum(path: Path) -> str:

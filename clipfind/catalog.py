@@ -106,6 +106,17 @@ class KnownFile:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredContent:
+    """An embedded file's id, pixel size, capture date and vector: what a copy of it can reuse."""
+
+    id: int
+    width: int | None
+    height: int | None
+    taken_at: str | None
+    vector: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Failure:
     path: str
     error: str
@@ -426,16 +437,14 @@ class Catalog:
         ).fetchone()
         return Failure(from_db(row[0]), row[1] or "") if row else None
 
-    def vector_by_hash(self, content_hash: str) -> tuple[int, int | None, int | None, str | None, bytes] | None:
-        """(id, width, height, taken_at, vector) of an embedded file with this content, if any."""
-        return self._db.execute(
+    def vector_by_hash(self, content_hash: str) -> StoredContent | None:
+        """What the catalog knows of an embedded file with this content, if any."""
+        row = self._db.execute(
             "SELECT id, width, height, taken_at, vector FROM files "
             "WHERE content_hash = ? AND status = 'ok' LIMIT 1",
             (content_hash,),
         ).fetchone()
-
-    def has_hash(self, content_hash: str) -> bool:
-        return self.vector_by_hash(content_hash) is not None
+        return StoredContent(*row) if row else None
 
     def ids_with_hash(self, content_hash: str) -> list[tuple[int, str]]:
         rows = self._db.execute(
@@ -504,11 +513,8 @@ class Catalog:
     def count(self, status: str) -> int:
         return self._db.execute("SELECT count(*) FROM files WHERE status = ?", (status,)).fetchone()[0]
 
-    def count_vectors(self) -> int:
-        return self.count("ok")
-
     def has_vectors(self) -> bool:
-        """Whether any photo is embedded; unlike count_vectors it stops at the first (a count
+        """Whether any photo is embedded; unlike count("ok") it stops at the first (a count
         scans the whole table: 10-35 ms at 100k photos, most of an image query)."""
         return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM files WHERE status = 'ok')").fetchone()[0])
 

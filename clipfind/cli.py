@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from types import FrameType
@@ -23,6 +23,7 @@ from clipfind.modelspec import PRECISIONS
 from clipfind.records import PhotoInfo, human_bytes
 
 if TYPE_CHECKING:
+    from clipfind.dupes import DupeGroup
     from clipfind.library import Library
     from clipfind.trash import TrashReport
 
@@ -33,7 +34,7 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     # On subcommands, SUPPRESS keeps a value given before the command from being reset.
     default = None if top else argparse.SUPPRESS
     group = parser.add_argument_group("global options")
-    group.add_argument("--home", default=default, metavar="DIR",
+    group.add_argument("--home", default=default, metavar="DIR", type=_path,
                        help="where the catalog lives (default: $CLIPFIND_HOME, else your user data folder)")
     group.add_argument("--model", default=default, metavar="NAME",
                        help="open_clip model name or hf-hub:ORG/REPO (default: $CLIPFIND_MODEL, else the "
@@ -69,18 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("index", "index photo folders (new, changed, moved and deleted files; resumable)")
-    p.add_argument("folders", nargs="*", metavar="FOLDER", help="folders to add (default: the folders indexed before)")
-    p.add_argument("--reembed", action="store_true", help="re-embed every photo with the chosen model")
+    p.add_argument("folders", nargs="*", type=_path, metavar="FOLDER",
+                   help="folders to add (default: the folders indexed before)")
+    p.add_argument("--reembed", action="store_true",
+                   help="re-embed every photo with the chosen model (the catalog's own model too)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="set a damaged catalog aside and index the folders again from the photos, keeping "
+                   "the \"not duplicates\" marks that can still be read")
     p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="decoding threads")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
     p = command("search", "search by text and/or by photo")
     p.add_argument("text", nargs="*", help="what to look for; add ^WEIGHT to weigh a phrase, e.g. beach^2")
-    p.add_argument("--image", action="append", default=[], metavar="PHOTO", help="find photos like this one (repeatable)")
+    p.add_argument("--image", action="append", default=[], type=_path, metavar="PHOTO",
+                   help="find photos like this one (repeatable)")
     p.add_argument("--minus", action="append", default=[], metavar="TEXT", help="push results away from this (repeatable)")
     p.add_argument("-k", "--top", dest="k", type=_positive_int, default=20, metavar="K", help="how many results (default 20)")
-    p.add_argument("--folder", metavar="DIR", help="only photos inside this folder")
+    p.add_argument("--folder", type=_path, metavar="DIR", help="only photos inside this folder")
     p.add_argument("--from", dest="date_from", type=_date_from, metavar="DATE", help="taken on or after (YYYY-MM-DD)")
     p.add_argument("--to", dest="date_to", type=_date_to, metavar="DATE", help="taken on or before (YYYY-MM-DD)")
     p.add_argument("--min-score", type=_score, metavar="S", help="only results at least this similar (-1..1)")
@@ -89,20 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("dupes", "list duplicate photos: identical files, and near-duplicates above a similarity")
     p.add_argument("--threshold", type=_unit, default=0.95, metavar="T",
                    help="similarity 0..1 for near-duplicates (default 0.95; higher = stricter)")
-    p.add_argument("--tier", choices=("all", "identical", "near"), default="all")
-    p.add_argument("--trash", action="store_true", help="move every non-keeper to the system trash (asks first)")
+    p.add_argument("--tier", choices=("all", "identical", "near"), default="all",
+                   help="which groups to list (default all); with --trash, near-duplicates move only with --tier near")
+    p.add_argument("--trash", action="store_true",
+                   help="move the byte-identical copies to the system trash, keeping one of each (asks first); "
+                   "with --tier near, the near-duplicates too")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--json", action="store_true")
 
     p = command("not-dupes", "remember that these photos are not duplicates of each other")
-    p.add_argument("paths", nargs="+", metavar="PHOTO")
+    p.add_argument("paths", nargs="+", type=_path, metavar="PHOTO", help="two or more photos (one with --undo)")
+    p.add_argument("--undo", action="store_true", help="take back the marks that hold these photos")
 
     p = command("trash", "move photos to the system trash (asks first) and forget them")
-    p.add_argument("paths", nargs="+", metavar="PHOTO")
+    p.add_argument("paths", nargs="+", type=_path, metavar="PHOTO")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     p = command("forget", "stop indexing a folder and drop its photos from the catalog (files untouched)")
-    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("folder", type=_path, metavar="FOLDER")
 
     p = command("status", "show folders, counts, model and unreadable files")
     p.add_argument("--errors", action="store_true", help="list every unreadable file with its reason")
@@ -114,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- argument types -----------------------------------------------------------------------
+def _path(text: str) -> str:
+    """An empty path is refused: it is what an unset variable gives ("$DIR"), and it would
+    otherwise mean the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path (an unset variable?)")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -144,9 +163,14 @@ def _score(text: str) -> float:
 
 def _parse_date(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+    if moment.tzinfo is not None:  # capture dates carry no zone: comparing would silently drop it
+        raise argparse.ArgumentTypeError(
+            f"no time zone, please: {text!r} (capture dates are the camera's local time)"
+        )
+    return moment
 
 
 def _date_from(text: str) -> str:
@@ -166,13 +190,33 @@ def _print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 photo', '2 photos', '1 copy', '3 copies'."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _say(message: str) -> None:
+    print(f"clipfind: {message}", file=sys.stderr)
+
+
 def _confirm(question: str, assume_yes: bool) -> bool:
+    """Ask on the terminal. The prompt goes to stderr, so stdout stays the command's output (JSON
+    included); end of input (Ctrl+D) is a no."""
     if assume_yes:
         return True
     if not sys.stdin.isatty():
-        raise ClipfindError(f"{question} needs confirmation: run in a terminal or add --yes")
-    answer = input(f"{question} [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+        raise ClipfindError("this needs a confirmation: run it in a terminal, or add --yes")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if not answer:
+        print(file=sys.stderr)  # Ctrl+D leaves the cursor after the prompt
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _declined() -> int:
+    """The one answer to a "no" at any confirmation (trash, dupes --trash)."""
+    _say("nothing moved")
+    return 1
 
 
 def _photo_json(photo: PhotoInfo) -> dict[str, Any]:
@@ -181,11 +225,18 @@ def _photo_json(photo: PhotoInfo) -> dict[str, Any]:
 
 
 # -- commands -----------------------------------------------------------------------------
+CANCELLED = "cancelled, run again to continue"
+
+
 def cmd_index(lib: Library, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from clipfind.indexer import Control, Progress
 
+    for folder in args.folders:
+        path = os.path.abspath(os.path.expanduser(folder))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ClipfindError(f"not a folder: {path}")
     control = Control()
     bar = tqdm(total=0, unit="photo", disable=None, file=sys.stderr, dynamic_ncols=True)
 
@@ -199,9 +250,11 @@ def cmd_index(lib: Library, args: argparse.Namespace) -> int:
             bar.set_description_str(p.phase)
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        # First Ctrl+C finishes the batch in flight and saves; a second one aborts.
+        # First Ctrl+C: the indexer stops after the step in flight (a scan, the model load, a
+        # batch) and saves, which can take a while, so say so at once. A second one aborts.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         control.cancel()
+        tqdm.write("clipfind: stopping after the current step... (Ctrl+C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -214,7 +267,7 @@ def cmd_index(lib: Library, args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         bar.close()
     for notice in report.notices:
-        print(f"clipfind: {notice}", file=sys.stderr)
+        _say(notice)
     summary = {k: getattr(report, k) for k in
                ("added", "updated", "moved", "copied", "removed", "failed", "unchanged", "cancelled")}
     summary["seconds"] = round(report.seconds, 3)
@@ -223,99 +276,179 @@ def cmd_index(lib: Library, args: argparse.Namespace) -> int:
         _print_json(summary)
     else:
         print(
-            f"{report.added} added, {report.updated} updated, {report.moved} moved, {report.copied} copies, "
-            f"{report.removed} removed, {report.failed} unreadable, {report.unchanged} unchanged "
-            f"in {report.seconds:.1f} s ({report.rate:.1f} photos/s)"
-            + (" - cancelled, run again to continue" if report.cancelled else "")
+            f"{report.added} added, {report.updated} updated, {report.moved} moved, "
+            f"{_count(report.copied, 'copy', 'copies')}, {report.removed} removed, {report.failed} unreadable, "
+            f"{report.unchanged} unchanged in {report.seconds:.1f} s ({report.rate:.1f} photos/s)"
         )
-    return 130 if report.cancelled else 0
+    if report.cancelled or control.cancelled:
+        _say(CANCELLED)
+        return 130
+    return 0
 
 
 def cmd_search(lib: Library, args: argparse.Namespace) -> int:
     from clipfind.search import Filters, build_query
 
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        raise ClipfindError(
+            f"--from {args.date_from.replace('T', ' ')} is after --to {args.date_to.replace('T', ' ')}: "
+            "no photo can match"
+        )
+    folder = _search_folder(lib, args.folder) if args.folder else None
     query = build_query(args.text, args.image, args.minus)
-    filters = Filters(args.folder, args.date_from, args.date_to, args.min_score)
+    filters = Filters(folder, args.date_from, args.date_to, args.min_score)
     hits = lib.search(query, args.k, filters)
     if args.json:
         _print_json([{**_photo_json(h.photo), "score": round(h.score, 6)} for h in hits])
     else:
         for hit in hits:
             print(f"{hit.score:6.3f}  {hit.photo.path}")
-        if not hits:
-            print("no matching photos", file=sys.stderr)
+    if not hits:
+        nothing_yet = lib.status().files_indexed == 0
+        _say("nothing indexed yet: run `clipfind index FOLDER`" if nothing_yet else "no matching photos")
     return 0
+
+
+def _search_folder(lib: Library, folder: str) -> str:
+    """--folder as an absolute path, if it can hold indexed photos: inside an indexed folder, or
+    around one (~/Pictures when ~/Pictures/2023 is indexed)."""
+    path = os.path.abspath(os.path.expanduser(folder))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ClipfindError(f"not a folder: {path}")
+    indexed = lib.folders()
+
+    def inside(child: str, parent: str) -> bool:
+        return child == parent or child.startswith(os.path.join(parent, ""))
+
+    if not any(inside(path, f) or inside(f, path) for f in indexed):
+        where = f"the indexed folders are {', '.join(indexed)}" if indexed else "nothing is indexed yet"
+        raise ClipfindError(f"--folder {path} is not an indexed folder nor inside one ({where})")
+    return path
 
 
 def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
-    groups = [g for g in lib.duplicates(args.threshold) if args.tier in ("all", g.tier)]
+    groups = _tier_view(lib.duplicates(args.threshold), args.tier)
+    listed = [_group_json(g) for g in groups]
+    if not args.json:
+        _print_groups(groups)
+    if not args.trash:
+        if args.json:
+            _print_json(listed)
+        return 0
+    # "Similar" is not "duplicate": near members move only when that tier is asked for by name.
+    include_near = args.tier == "near"
+    doomed = [p for g in groups for p in g.suggested(include_near)]
+    staying_near = sum(len(g.others) - len(g.suggested(include_near)) for g in groups)
+    if staying_near:
+        _say(f"{_count(staying_near, 'near-duplicate')} listed above will stay: with --trash, near-duplicates "
+             "move only with --tier near")
+    if not doomed:
+        if args.json:
+            _print_json({"groups": listed, "trash": _trash_json(None)})
+        _say("nothing to move")
+        return 0
+    size = human_bytes(sum(p.size for p in doomed))
+    question = (f"Move {_count(len(doomed), 'photo')} ({size}) to the trash? Each group keeps its keeper, "
+                "so at least one copy of every photo stays.")
+    if not _confirm(question, args.yes):
+        if args.json:
+            _print_json({"groups": listed, "trash": None})
+        return _declined()
+    report = lib.clean_up(groups, include_near=include_near)
     if args.json:
-        _print_json([
-            {"tier": g.tier, "keeper": g.keeper.path, "reclaimable_bytes": g.reclaimable_bytes,
-             "members": [{**_photo_json(m.photo), "similarity": round(m.similarity, 6),
-                          "keeper": m.photo.id == g.keeper.id} for m in g.members]}
-            for g in groups
-        ])
-    else:
-        for g in groups:
-            print(f"{g.tier}: {len(g.members)} photos, {human_bytes(g.reclaimable_bytes)} reclaimable")
-            for m in g.members:
-                mark = "keep" if m.photo.id == g.keeper.id else f"{m.similarity:.3f}"
-                size = f"{m.photo.width}x{m.photo.height}" if m.photo.width else "?"
-                print(f"  {mark:>6}  {size:>11}  {human_bytes(m.photo.size):>9}  {m.photo.path}")
-        total = sum(g.reclaimable_bytes for g in groups)
-        print(f"{len(groups)} groups, {human_bytes(total)} reclaimable", file=sys.stderr)
-    if args.trash and groups:
-        doomed = [p for g in groups for p in g.others]
-        size = human_bytes(sum(p.size for p in doomed))
-        if _confirm(f"Move {len(doomed)} photos ({size}) to the trash, keeping one per group?", args.yes):
-            return _report_trash(lib.trash(doomed))
-    return 0
+        _print_json({"groups": listed, "trash": _trash_json(report)})
+    return _report_trash(report, summary=not args.json)
 
 
-def _catalog_photos(lib: Library, paths: Sequence[str]) -> list[PhotoInfo]:
-    photos = []
-    for path in paths:
-        found = lib.catalog.photo_by_path(path)
-        if found is None:
-            raise ClipfindError(f"not in the catalog: {path}")
-        photos.append(found[0])
-    return photos
+def _tier_view(groups: Sequence[DupeGroup], tier: str) -> list[DupeGroup]:
+    """The groups --tier asks for. A set of byte-identical copies that is part of a near group sits
+    inside it (each copy after the member it copies); --tier identical shows it as its own group."""
+    from dataclasses import replace
+
+    from clipfind.dupes import DupeGroup
+
+    if tier == "all":
+        return list(groups)
+    view = []
+    for group in groups:
+        if group.tier == tier:
+            view.append(group)
+        elif tier == "identical":
+            for member in group.members:
+                copies = [replace(m, similarity=1.0) for m in group.members if m.copy_of == member.photo.id]
+                if copies:
+                    head = replace(member, similarity=1.0, copy_of=None)
+                    view.append(DupeGroup("identical", member.photo, (head, *copies)))
+    return view
+
+
+def _group_json(group: DupeGroup) -> dict[str, Any]:
+    return {"tier": group.tier, "keeper": group.keeper.path, "reclaimable_bytes": group.reclaimable_bytes,
+            "members": [{**_photo_json(m.photo), "similarity": round(m.similarity, 6),
+                         "keeper": m.photo.id == group.keeper.id} for m in group.members]}
+
+
+def _print_groups(groups: Sequence[DupeGroup]) -> None:
+    for g in groups:
+        print(f"{g.tier}: {_count(len(g.members), 'photo')}, {human_bytes(g.reclaimable_bytes)} reclaimable")
+        for m in g.members:
+            mark = "keep" if m.photo.id == g.keeper.id else f"{m.similarity:.3f}"
+            size = f"{m.photo.width}x{m.photo.height}" if m.photo.width else "?"
+            print(f"  {mark:>6}  {size:>11}  {human_bytes(m.photo.size):>9}  {m.photo.path}")
+    total = sum(g.reclaimable_bytes for g in groups)
+    _say(f"{_count(len(groups), 'group')}, {human_bytes(total)} reclaimable")
 
 
 def cmd_trash(lib: Library, args: argparse.Namespace) -> int:
-    photos = _catalog_photos(lib, args.paths)
+    photos = list({p.id: p for p in lib.lookup(args.paths)}.values())  # a path given twice moves once
     size = human_bytes(sum(p.size for p in photos))
-    if _confirm(f"Move {len(photos)} photos ({size}) to the trash?", args.yes):
-        return _report_trash(lib.trash(photos))
-    return 1
+    if not _confirm(f"Move {_count(len(photos), 'photo')} ({size}) to the trash?", args.yes):
+        return _declined()
+    return _report_trash(lib.trash(photos))
 
 
-def _report_trash(report: TrashReport) -> int:
+def _report_trash(report: TrashReport, *, summary: bool = True) -> int:
+    """Everything that stayed, with why, on stderr; non-zero when anything asked for stayed."""
+    for _, reason in report.skipped_groups:
+        _say(reason)
     for photo, reason in report.refused:
-        print(f"clipfind: kept {photo.path}: {reason}", file=sys.stderr)
-    print(f"moved {len(report.moved)} photos ({human_bytes(report.freed_bytes)}) to the trash")
-    return 0 if not report.refused else 1
+        _say(f"not moved: {photo.path} {reason}")
+    for notice in report.notices:
+        _say(notice)
+    if summary:
+        print(f"moved {_count(len(report.moved), 'photo')} ({human_bytes(report.freed_bytes)}) to the trash")
+    return 1 if report.refused or report.skipped_groups else 0
+
+
+def _trash_json(report: TrashReport | None) -> dict[str, Any]:
+    if report is None:  # nothing was selected
+        return {"moved": [], "freed_bytes": 0, "refused": [], "skipped_groups": [], "notices": []}
+    return {
+        "moved": [p.path for p in report.moved],
+        "freed_bytes": report.freed_bytes,
+        "refused": [{"path": p.path, "reason": reason} for p, reason in report.refused],
+        "skipped_groups": [{"keeper": g.keeper.path, "reason": reason} for g, reason in report.skipped_groups],
+        "notices": list(report.notices),
+    }
 
 
 def cmd_not_dupes(lib: Library, args: argparse.Namespace) -> int:
-    photos = _catalog_photos(lib, args.paths)
+    photos = lib.lookup(args.paths)
+    if args.undo:
+        taken = lib.unmark_not_duplicates(photos)
+        if not taken:
+            raise ClipfindError("no \"not duplicates\" mark holds all of these photos")
+        print(f"took back {_count(taken, 'mark')}: these photos can be shown as duplicates again")
+        return 0
     lib.mark_not_duplicates(photos)
-    print(f"these {len(photos)} photos will not be shown as duplicates of each other again")
+    print(f"these {_count(len(photos), 'photo')} will not be shown as duplicates of each other again")
     return 0
 
 
 def cmd_forget(lib: Library, args: argparse.Namespace) -> int:
-    import os
-
-    from clipfind.home import WriterLock
-
     folder = os.path.abspath(os.path.expanduser(args.folder))
-    if folder not in lib.catalog.folders():
-        raise ClipfindError(f"not an indexed folder: {folder}")
-    with WriterLock(lib.home):
-        dropped = lib.catalog.remove_folder(folder)
-    print(f"forgot {folder} and its {dropped} photos (the files themselves are untouched)")
+    dropped = lib.forget_folder(folder)
+    print(f"forgot {folder}: {_count(dropped, 'photo')} left the catalog (the files themselves are untouched)")
     return 0
 
 
@@ -328,10 +461,10 @@ def cmd_status(lib: Library, args: argparse.Namespace) -> int:
         return 0
     print(f"home:     {status.home}")
     print(f"model:    {status.model or '(none yet)'} / {status.pretrained or 'random weights' if status.model else ''}")
-    print(f"indexed:  {status.files_indexed} photos, {status.files_failed} unreadable")
+    print(f"indexed:  {_count(status.files_indexed, 'photo')}, {status.files_failed} unreadable")
     for folder in status.folders:
         state = "" if folder.reachable else "  (not reachable)"
-        print(f"folder:   {folder.path}  {folder.files} files{state}")
+        print(f"folder:   {folder.path}  {_count(folder.files, 'file')}{state}")
     shown = status.failures if args.errors else status.failures[:10]
     for failure in shown:
         print(f"error:    {failure.path}: {failure.error}")
@@ -378,33 +511,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _warn
     logging.getLogger().addFilter(_quiet_open_clip)
     try:
-        if args.command == "models":
-            return cmd_models(args)
-        from clipfind.library import Library
-
-        lib = Library(args.home, args.model, args.pretrained, precision=args.precision)
-        try:
-            code = COMMANDS[args.command](lib, args)
-            for notice in lib.notices:
-                print(f"clipfind: {notice}", file=sys.stderr)
-            return code
-        finally:
-            lib.close()
+        return _run(args)
     except ClipfindError as exc:
-        print(f"clipfind: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 1
     except sqlite3.DatabaseError as exc:  # a disk that filled up, or a catalog damaged on disk
-        print(f"clipfind: error: the catalog cannot be used: {exc}", file=sys.stderr)
+        _say(f"error: the catalog cannot be used: {exc}")
         return 1
-    except KeyboardInterrupt:
-        print("clipfind: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl+C while indexing, or the first one elsewhere
+        _say(CANCELLED if args.command == "index" else "interrupted")
         return 130
     except BrokenPipeError:
         return 0
     except OSError as exc:  # the home or a photo on a disk that is full, read-only or failing
-        print(f"clipfind: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
-              file=sys.stderr)
+        _say(f"error: {_os_reason(exc)}")
         return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        return cmd_models(args)
+    from clipfind.encoders import check_model_name
+    from clipfind.library import Library
+
+    name = (args.model or os.environ.get("CLIPFIND_MODEL") or "").strip()
+    if name:  # before a catalog of another model answers an unknown name with "re-embed with it"
+        check_model_name(name)
+    with _home_must_be_a_folder(args):
+        if args.command == "index" and args.rebuild:
+            for notice in Library.rebuild(args.home):
+                _say(notice)
+        lib = Library(args.home, args.model, args.pretrained, precision=args.precision)
+    try:
+        code = COMMANDS[args.command](lib, args)
+        for notice in lib.notices:
+            _say(notice)
+        return code
+    finally:
+        lib.close()
+
+
+@contextlib.contextmanager
+def _home_must_be_a_folder(args: argparse.Namespace) -> Iterator[None]:
+    """Creating the home where a file is gives "File exists": say what is wrong instead."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError) as exc:
+        option = "--home" if args.home else "CLIPFIND_HOME" if os.environ.get("CLIPFIND_HOME") else "the home"
+        raise ClipfindError(f"{option} is not a folder: {os.fsdecode(exc.filename or args.home)}") from None
+
+
+def _os_reason(exc: OSError) -> str:
+    """'No space left on device: /path', with file names as text (some libraries give bytes)."""
+    names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{exc.strerror or exc}" + (f": {' -> '.join(names)}" if names else "")
 
 
 def run() -> NoReturn:

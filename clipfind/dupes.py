@@ -447,65 +447,75 @@ def _compatibility(
     return compatible
 
 
-def _near(
-    graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: Ignored
-) -> list[DupeGroup]:
-    """Near tier over prepared contents, so find_duplicates groups by hash only once."""
-    if not contents.photos:
-        return []
-    # Map catalog ids to contents (-1: deleted since the graph was built).
-    content_index = _id_map(contents.ids, contents.content_of)
+@dataclass(frozen=True, slots=True)
+class _Ranked:
+    """The contents that have an edge, in keeper order (rank 0 = the best keeper)."""
 
-    # Edges at or above the threshold between distinct live contents: with the rows
-    # prepared in _compatibility, the only part of the graph that Python loops see.
+    photos: list[PhotoInfo]  # the keeper photo of each ranked content
+    sizes: np.ndarray  # (m,) their file sizes
+    rank: np.ndarray  # (n,) content number -> rank, -1 when not involved
+
+
+@dataclass(frozen=True, slots=True)
+class _Edges:
+    """Undirected edges between ranked contents; lo is the better keeper of the two."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    sims: np.ndarray
+
+
+def _live_edges(
+    graph: NeighbourGraph, content_index: Callable[[np.ndarray], np.ndarray], t32: np.float32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, similarity) at or above the threshold between distinct live contents: with the rows
+    prepared in _compatibility, the only part of the graph that Python loops see."""
     rows, cols = np.nonzero((graph.similarities >= t32) & (graph.neighbours >= 0))
     a = content_index(graph.ids[rows])
     b = content_index(graph.neighbours[rows, cols])
     sims = graph.similarities[rows, cols].astype(np.float32)
     live = (a >= 0) & (b >= 0) & (a != b)
-    a, b, sims = a[live], b[live], sims[live]
-    if a.size == 0:
-        return []
+    return a[live], b[live], sims[live]
 
-    # Rank the contents that have an edge by keeper order of their keepers (0 = best).
-    involved = np.unique(np.concatenate((a, b)))
+
+def _rank(contents: Contents, involved: np.ndarray) -> _Ranked:
+    """Rank the contents that have an edge by keeper order of their keepers."""
     photos = list(map(contents.photos.__getitem__, contents.keeper_pos[involved].tolist()))
     pixels = np.fromiter(map(attrgetter("pixels"), photos), dtype=np.int64, count=len(photos))
     sizes = np.fromiter(map(attrgetter("size"), photos), dtype=np.int64, count=len(photos))
     order = np.lexsort((-sizes, -pixels))
     order = _break_ties(order, _ties((pixels[order], sizes[order])), lambda i: keeper_key(photos[i]))
-    ranked = [photos[i] for i in order.tolist()]
-    ranked_sizes = sizes[order]
-    rank = np.full(len(contents.photos), -1, dtype=np.int64)  # -1: not involved
+    rank = np.full(len(contents.photos), -1, dtype=np.int64)
     rank[involved[order]] = np.arange(order.size, dtype=np.int64)
+    return _Ranked([photos[i] for i in order.tolist()], sizes[order], rank)
 
-    # Undirected edges (lo = the better keeper), one per pair, with the higher similarity.
-    ra, rb = rank[a], rank[b]
+
+def _candidate_order(ra: np.ndarray, rb: np.ndarray, sims: np.ndarray) -> _Edges:
+    """One edge per pair with the higher similarity, then each anchor's candidates in the order
+    it considers them: similarity desc, then rank."""
     lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
     order = np.lexsort((-sims, hi, lo))
     lo, hi, sims = lo[order], hi[order], sims[order]
     first = ~_ties((lo, hi))
     lo, hi, sims = lo[first], hi[first], sims[first]
-    # Each anchor's candidates in the order it considers them: similarity desc, then rank.
     order = np.lexsort((hi, -sims, lo))
-    lo, hi, sims = lo[order], hi[order], sims[order]
+    return _Edges(lo[order], hi[order], sims[order])
 
-    # Greedy anchors in keeper order. Only edges to worse-ranked photos matter, so the
-    # anchor is the keeper of its group: when x is visited, every better-ranked y that is
-    # similar to x is already in a group, unless the pair is ignored (which bars y from
-    # x's group anyway). For y was visited before, while x was free: either y was in a
-    # group then, or y anchored one with x among its candidates, and an anchor's first
-    # candidate is always accepted. So x's group only gathers photos ranked worse than x,
-    # i.e. the edges (lo=x, hi), and since keeper_key is a total order, x ==
-    # choose_keeper(group).
-    run_starts = np.flatnonzero(~_ties((lo,)))
-    run_sizes = np.diff(np.append(run_starts, lo.size))
-    # Pairwise checks only ever involve two candidates of one anchor.
-    checkable = np.zeros(len(ranked), dtype=bool)
-    checkable[hi[np.repeat(run_sizes > 1, run_sizes)]] = True
-    compatible = _compatibility(graph, content_index, rank, checkable, ranked, t32, ignored)
-    starts = run_starts.tolist()
-    lo_l, hi_l = lo.tolist(), hi.tolist()
+
+def _greedy(
+    edges: _Edges, ranked: list[PhotoInfo], compatible: Callable[[int, int], bool], ignored: Ignored
+) -> list[int]:
+    """Greedy anchors in keeper order; returns the accepted edges.
+
+    Only edges to worse-ranked photos matter, so the anchor is the keeper of its group: when x
+    is visited, every better-ranked y that is similar to x is already in a group, unless the pair
+    is ignored (which bars y from x's group anyway). For y was visited before, while x was free:
+    either y was in a group then, or y anchored one with x among its candidates, and an anchor's
+    first candidate is always accepted. So x's group only gathers photos ranked worse than x,
+    i.e. the edges (lo=x, hi), and since keeper_key is a total order, x == choose_keeper(group).
+    """
+    starts = np.flatnonzero(~_ties((edges.lo,))).tolist()
+    lo_l, hi_l = edges.lo.tolist(), edges.hi.tolist()
     assigned = bytearray(len(ranked))
     accepted: list[int] = []
     for begin, end in zip(starts, starts[1:] + [len(lo_l)]):
@@ -527,42 +537,71 @@ def _near(
                 accepted.append(e)
         if joined:
             assigned[anchor] = 1
-    if not accepted:
-        return []
+    return accepted
 
-    # Members by group, then similarity desc, then path; groups by reclaimable bytes desc.
-    kept = np.asarray(accepted, dtype=np.int64)
-    lo, hi, sims = lo[kept], hi[kept], sims[kept]
+
+def _checkable(edges: _Edges, count: int) -> np.ndarray:
+    """The ranks that pairwise checks can involve: two candidates of one anchor."""
+    run_starts = np.flatnonzero(~_ties((edges.lo,)))
+    run_sizes = np.diff(np.append(run_starts, edges.lo.size))
+    checkable = np.zeros(count, dtype=bool)
+    checkable[edges.hi[np.repeat(run_sizes > 1, run_sizes)]] = True
+    return checkable
+
+
+def _layout(edges: _Edges, ranked: _Ranked, aliases: Mapping[int, tuple[str, ...]]) -> list[DupeGroup]:
+    """Accepted edges as groups: members by similarity desc, then path; groups by reclaimable bytes desc."""
+    photos = ranked.photos
+    lo, hi, sims = edges.lo, edges.hi, edges.sims
     order = np.lexsort((-sims, lo))
     hi_l = hi.tolist()
     order = _break_ties(
-        order, _ties((lo[order], sims[order])), lambda e: (ranked[hi_l[e]].path, ranked[hi_l[e]].id)
+        order, _ties((lo[order], sims[order])), lambda e: (photos[hi_l[e]].path, photos[hi_l[e]].id)
     )
     lo, hi, sims = lo[order], hi[order], sims[order]
     group_starts = np.flatnonzero(~_ties((lo,)))
     anchors = lo[group_starts].tolist()
-    reclaim = np.add.reduceat(ranked_sizes[hi], group_starts)
+    reclaim = np.add.reduceat(ranked.sizes[hi], group_starts)
     group_order = np.argsort(-reclaim, kind="stable")
     group_order = _break_ties(
-        group_order, _ties((reclaim[group_order],)), lambda g: (ranked[anchors[g]].path, ranked[anchors[g]].id)
+        group_order, _ties((reclaim[group_order],)), lambda g: (photos[anchors[g]].path, photos[anchors[g]].id)
     )
     # Lay the members out group after group in final order, then build objects in bulk.
     counts = np.diff(np.append(group_starts, lo.size))[group_order]
     bounds = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=bounds[1:])
     layout = np.repeat(group_starts[group_order] - bounds[:-1], counts) + np.arange(lo.size)
-    keepers = [ranked[anchors[g]] for g in group_order.tolist()]
-    member_photos = list(map(ranked.__getitem__, hi[layout].tolist()))
+    keepers = [photos[anchors[g]] for g in group_order.tolist()]
+    member_photos = list(map(photos.__getitem__, hi[layout].tolist()))
     members = list(map(DupeMember, member_photos, sims[layout].tolist()))
     heads = list(map(DupeMember, keepers, repeat(1.0)))
-    if contents.aliases:  # rare: the same file indexed under two paths
-        members = [_aliased(m, contents.aliases) for m in members]
-        heads = [_aliased(m, contents.aliases) for m in heads]
+    if aliases:  # rare: the same file indexed under two paths
+        members = [_aliased(m, aliases) for m in members]
+        heads = [_aliased(m, aliases) for m in heads]
     bounds_l = bounds.tolist()
     return [
         DupeGroup("near", keeper, (head, *members[begin:end]))
         for keeper, head, begin, end in zip(keepers, heads, bounds_l, bounds_l[1:])
     ]
+
+
+def _near(graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: Ignored) -> list[DupeGroup]:
+    """Near tier over prepared contents, so find_duplicates groups by hash only once."""
+    if not contents.photos:
+        return []
+    content_index = _id_map(contents.ids, contents.content_of)  # -1: deleted since the graph was built
+    a, b, sims = _live_edges(graph, content_index, t32)
+    if a.size == 0:
+        return []
+    ranked = _rank(contents, np.unique(np.concatenate((a, b))))
+    edges = _candidate_order(ranked.rank[a], ranked.rank[b], sims)
+    checkable = _checkable(edges, len(ranked.photos))
+    compatible = _compatibility(graph, content_index, ranked.rank, checkable, ranked.photos, t32, ignored)
+    accepted = _greedy(edges, ranked.photos, compatible, ignored)
+    if not accepted:
+        return []
+    kept = np.asarray(accepted, dtype=np.int64)
+    return _layout(_Edges(edges.lo[kept], edges.hi[kept], edges.sims[kept]), ranked, contents.aliases)
 
 
 def _aliased(member: DupeMember, aliases: Mapping[int, tuple[str, ...]]) -> DupeMember:

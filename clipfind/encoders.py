@@ -2,15 +2,18 @@
 
 Light to import (no torch): a process that finds here that the model runs through ONNX Runtime
 on this machine, with the export already made, indexes without importing torch at all (see
-clipfind.onnx_encoder). clipfind.runtime does the measuring and the exporting.
+clipfind.onnx_encoder). clipfind.runtime does the measuring and the exporting. What the user is
+told about a model (unknown name, random weights) is here too, so both paths say it alike.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,9 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 import PIL.Image
 
+from clipfind.errors import ModelLoadError
 from clipfind.modelspec import MODES, ModelSpec
 
 CHOICE_FILE = "runtime.json"
+CLIPFIND_MODEL_CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "model_configs"  # clipfind-tiny
 ONNX_FOLDER = "onnx"
 ONNX_OPSET = 17
 
@@ -37,6 +42,37 @@ class ImageEncoder(Protocol):
     def preprocess(self, image: PIL.Image.Image) -> Any: ...  # (3, H, W) float32, numpy or torch
 
     def encode_images(self, batch: Any) -> np.ndarray: ...  # (n, 3, H, W) -> (n, dim) unit rows
+
+
+def warn_if_random(spec: ModelSpec) -> None:
+    """Random weights are for tests and benchmarks: say so whichever path (torch or ONNX Runtime)
+    runs the model. One line attributed here, so a process that opens both says it once."""
+    if spec.pretrained is None and not spec.is_hub_repo:
+        warnings.warn(
+            f"{spec.name} is loaded with random weights (--pretrained none): search results are meaningless.",
+            UserWarning,
+        )
+
+
+def unknown_model(name: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"Unknown model '{name}'. Run `clipfind models` to see the supported models "
+        "(any open_clip architecture name or hf-hub:org/repo works too)."
+    )
+
+
+def check_model_name(name: str) -> None:
+    """Refuse an architecture name that neither open_clip nor clipfind has a config for, from the
+    config files alone: importing open_clip costs seconds, and a catalog of another model would
+    otherwise answer an unknown name by advising to re-embed with it."""
+    if ":" in name:  # hf-hub:ORG/REPO and the like: only the hub can tell
+        return
+    found = importlib.util.find_spec("open_clip")
+    if found is None or found.origin is None:  # an install without it: the model load says why
+        return
+    folders = (Path(found.origin).parent / "model_configs", CLIPFIND_MODEL_CONFIGS)
+    if not any((folder / f"{name.replace('/', '-')}.json").is_file() for folder in folders):
+        raise unknown_model(name)
 
 
 @dataclass

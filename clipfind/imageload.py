@@ -12,12 +12,16 @@ import io
 import os
 import re
 import stat
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import pillow_heif
-from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError, features
+from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError, features
 
 from clipfind.errors import ImageLoadError
 
@@ -34,6 +38,29 @@ MAX_DECODE_PIXELS = 120_000_000
 # DecompressionBombWarning either. Code that opens untrusted images with Pillow elsewhere in this
 # process must check the size itself.
 Image.MAX_IMAGE_PIXELS = None
+
+
+
+class _NamingWarnings:
+    """Stands in for the `warnings` module inside Pillow's EXIF and TIFF parsers, whose warnings
+    ("Corrupt EXIF data.  Expecting to read 12 bytes but only got 2.") do not say which file:
+    the file this thread is decoding is put in front. warnings.catch_warnings around each call
+    would swap process-wide state from the decoder threads, and could leave it swapped."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(warnings, name)
+
+    def warn(self, message: Any, category: Any = None, stacklevel: int = 1, source: Any = None) -> None:
+        path = getattr(_decoding, "path", None)
+        if path is not None and isinstance(message, str):
+            message = f"{path}: {message.strip()}"
+        warnings.warn(message, category, stacklevel + 1, source)
+
+
+_decoding = threading.local()  # .path: the file this thread is decoding, for _NamingWarnings
+for _module in (Image, TiffImagePlugin):
+    if getattr(_module, "warnings", None) is warnings:
+        _module.warnings = _NamingWarnings()  # type: ignore[attr-defined]
 
 _ORIENTATION_TAG = 0x0112
 _EXIF_IFD = 0x8769
@@ -101,15 +128,36 @@ class LoadedImage:
     taken_at: str | None  # ISO 8601 'YYYY-MM-DDTHH:MM:SS' from EXIF, local time, no zone
 
 
-def load_image(source: str | os.PathLike[str] | bytes, min_side: int | None = 224) -> LoadedImage:
+def load_image(
+    source: str | os.PathLike[str] | bytes, min_side: int | None = 224, *, name: str | None = None
+) -> LoadedImage:
     """Decode ``source`` (a path or the file's bytes) into an upright RGB image.
 
     The returned image's shorter side is at least ``min_side`` (unless the original is smaller)
     and may be reduced to that to save time; ``None`` decodes at full size. Every failure to read
-    or decode the file raises ImageLoadError with a one-line reason.
+    or decode the file raises ImageLoadError with a one-line reason. ``name`` (the file's path,
+    when ``source`` is its bytes) is what Pillow's warnings about the file are prefixed with.
     """
     if min_side is not None and min_side < 1:
         raise ValueError(f"min_side must be positive or None, not {min_side}")
+    if name is None and not isinstance(source, (bytes, bytearray, memoryview)):
+        name = os.fsdecode(source)
+    with _naming(name):
+        return _load(source, min_side)
+
+
+@contextmanager
+def _naming(name: str | None) -> Iterator[None]:
+    """Name the file in the warnings Pillow gives while this thread decodes it."""
+    previous = getattr(_decoding, "path", None)
+    _decoding.path = name
+    try:
+        yield
+    finally:
+        _decoding.path = previous
+
+
+def _load(source: str | os.PathLike[str] | bytes, min_side: int | None) -> LoadedImage:
     try:
         opened = _open(source)
     except ImageLoadError:
@@ -135,7 +183,7 @@ def load_image(source: str | os.PathLike[str] | bytes, min_side: int | None = 22
         raise ImageLoadError("not enough memory to decode the image") from None
     except Exception as exc:  # truncated data, corrupt streams, decoder errors of any type
         raise ImageLoadError(f"cannot decode image: {_one_line(exc)}") from exc
-    return load_image(source, None)
+    return _load(source, None)
 
 
 class _ReducedDecodeFailed(Exception):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from clipfind.annindex import VectorIndex, open_index
-from clipfind.catalog import Catalog, FileStamp, KnownFile, folder_prefix, to_db
+from clipfind.catalog import Catalog, FileStamp, KnownFile, StoredContent, folder_prefix, to_db
 from clipfind.errors import ClipfindError, ImageLoadError, StorageError
 from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
 from clipfind.imageload import load_image
@@ -119,8 +119,8 @@ class _Prepared:
     error: str | None = None
     transient: bool = False  # the error may go away without the file changing (permissions, I/O)
     known_content: bool = False  # the catalog already has a vector for these bytes
-    # (id, width, height, taken_at, vector) of that content, kept in case its row changes before commit
-    stored: tuple | None = None
+    # that content as stored, kept in case its row changes before commit
+    stored: StoredContent | None = None
 
 
 @dataclass
@@ -351,7 +351,7 @@ class Indexer:
             if item.stored is not None:
                 item.known_content = True
                 return item
-            loaded = load_image(data, min_side=model.image_size)
+            loaded = load_image(data, min_side=model.image_size, name=file.path)
             item.tensor = model.preprocess(loaded.image)
             item.width, item.height, item.taken_at = loaded.width, loaded.height, loaded.taken_at
         except ImageLoadError as exc:
@@ -427,16 +427,15 @@ class Indexer:
                 return []
         # The only copy may have changed since the worker looked (a.jpg copied to b.jpg, then a.jpg
         # edited, both in one batch): the vector the worker saw still describes these bytes.
-        row = catalog.vector_by_hash(p.content_hash) or p.stored
-        if row is None:
+        stored = catalog.vector_by_hash(p.content_hash) or p.stored
+        if stored is None:
             return []
-        _, width, height, taken_at, vector = row
         if f.path in plan.known:
             report.updated += 1  # touched, or changed back to content we have seen
         else:
             report.copied += 1
-        return [catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash, width, height, taken_at, vector,
-                                  _stamp(f))]
+        return [catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash, stored.width, stored.height,
+                                  stored.taken_at, stored.vector, _stamp(f))]
 
     # -- helpers --------------------------------------------------------------------------
     def _reader(self) -> Catalog:

@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,19 +33,22 @@ from open_clip.pretrained import _get_safe_alternatives  # its rule for which we
 from tqdm import tqdm
 
 from clipfind import model_table, runtime
-from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, save_choice
+from clipfind.encoders import (
+    CLIPFIND_MODEL_CONFIGS, cpu_threads, load_choice, machine_key, onnx_path, save_choice, unknown_model,
+    warn_if_random,
+)
 from clipfind.errors import ModelLoadError
 from clipfind.modelspec import HF_HUB_PREFIX, ONNX_MODES, ModelSpec
 from clipfind.onnx_encoder import OnnxTextEncoder, save_sidecar
 from clipfind.preprocess import FastPreprocess, fast_preprocess
-from clipfind.text_tokens import BpeTokenizer
+from clipfind.text_tokens import BpeTokenizer, warn_cut
 
 TINY_MODEL = "clipfind-tiny"
 # Queries an exported text tower must encode like torch does (long, odd and plain ones).
 FIDELITY_QUERIES = ("dog on a beach at sunset", "a photo of my grandmother's 80th birthday party, with cake and "
                     "candles, in the garden", "東京の夜景", "IMG_2041", "🐶", "")
 
-_TINY_CONFIG = Path(__file__).resolve().parent.parent / "assets" / "model_configs" / f"{TINY_MODEL}.json"
+_TINY_CONFIG = CLIPFIND_MODEL_CONFIGS / f"{TINY_MODEL}.json"
 
 ProgressFn = Callable[[int, int | None], None]
 """(bytes_done, bytes_total or None) of the weights file being downloaded."""
@@ -148,7 +150,12 @@ class ClipModel:
         """Queries -> (n, dim) unit vectors in the same space as the images."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        tokens = self._tokenizer(list(texts)).to(self.device)
+        tokenizer = self._tokenizer
+        if isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer) and tokenizer.reduction_fn is None:
+            for text in texts:  # it cuts a long query to its context without a word
+                if len(tokenizer.encode(text)) + 2 > tokenizer.context_length:
+                    warn_cut(text, tokenizer.context_length)
+        tokens = tokenizer(list(texts)).to(self.device)
         with torch.inference_mode():
             features = self._model.encode_text(tokens, normalize=True)
         return _unit_rows(features)
@@ -355,10 +362,7 @@ def _check_spec(spec: ModelSpec) -> None:
     if spec.is_hub_repo:
         return
     if open_clip.get_model_config(spec.name) is None:
-        raise ModelLoadError(
-            f"Unknown model '{spec.name}'. Run `clipfind models` to see the supported models "
-            "(any open_clip architecture name or hf-hub:org/repo works too)."
-        )
+        raise unknown_model(spec.name)
     if spec.pretrained is None:
         return
     if spec.is_file:
@@ -427,12 +431,7 @@ def load_model(
     if spec.name == TINY_MODEL:
         register_tiny_model()
     _check_spec(spec)
-    if spec.pretrained is None and not spec.is_hub_repo:
-        warnings.warn(
-            f"{spec.name} is loaded with random weights (--pretrained none): search results are meaningless.",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_if_random(spec)
     hub = _hub_weights(spec)
     config_path = _fetch(spec, _HubFile(hub.repo, (HF_CONFIG_NAME,)), _quiet) if spec.is_hub_repo and hub else None
     weights = _fetch(spec, hub, progress) if hub else None

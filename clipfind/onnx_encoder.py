@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
-from clipfind.encoders import cpu_threads, load_choice, machine_key, onnx_path, quantised_path, write_atomic
+from clipfind.encoders import (
+    cpu_threads, load_choice, machine_key, onnx_path, quantised_path, warn_if_random, write_atomic,
+)
 from clipfind.modelspec import ONNX_MODES, ModelSpec
 from clipfind.preprocess import FastPreprocess
 from clipfind.text_tokens import BpeTokenizer
@@ -101,9 +103,12 @@ def open_exported(spec: ModelSpec, home: Path, device: str | None, precision: st
         model_file = quantised_path(path) if mode == "onnx-int8" else path
         if info is None or not model_file.is_file():
             return None
-        return OnnxImageEncoder(spec, model_file, int(info["dim"]), FastPreprocess.from_dict(info["preprocess"]), mode)
+        preprocess = FastPreprocess.from_dict(info["preprocess"])
+        encoder = OnnxImageEncoder(spec, model_file, int(info["dim"]), preprocess, mode)
     except Exception:  # missing, damaged, or refused by onnxruntime: the torch path exports again
         return None
+    warn_if_random(spec)
+    return encoder
 
 
 def open_exported_text(spec: ModelSpec, home: Path, device: str | None, precision: str) -> OnnxTextEncoder | None:
@@ -116,9 +121,11 @@ def open_exported_text(spec: ModelSpec, home: Path, device: str | None, precisio
         if info is None:
             return None
         tokenizer = BpeTokenizer(path.parent / info["merges"], int(info["context_length"]))
-        return OnnxTextEncoder(path, int(info["dim"]), tokenizer)
+        encoder = OnnxTextEncoder(path, int(info["dim"]), tokenizer)
     except Exception:  # missing or damaged: the torch model answers, and exports again when it can
         return None
+    warn_if_random(spec)
+    return encoder
 
 
 def onnx_mode(spec: ModelSpec, home: Path, device: str | None, precision: str) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import shutil
 import tempfile
@@ -119,6 +120,8 @@ def quantise(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_advice)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -126,8 +129,15 @@ def quantise(source: Path, target: Path) -> None:
                              op_types_to_quantize=["MatMul"])
         os.replace(tmp, target)
     finally:
+        root.removeFilter(_no_preprocessing_advice)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
+    """onnxruntime logs "Please consider to run pre-processing before quantization" on the root
+    logger for every model: advice for its own users, noise on a clipfind user's first run."""
+    return not record.getMessage().startswith("Please consider to run pre-processing")
 
 
 def _export_onnx(visual: torch.nn.Module, path: Path) -> None:

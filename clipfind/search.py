@@ -23,7 +23,9 @@ from clipfind.records import PhotoInfo
 
 # Below this many candidates, brute force is both exact and faster than a graph walk.
 EXACT_LIMIT = 20_000
-_WEIGHT = re.compile(r"^(?P<term>.*?\S)\s*\^(?P<weight>[0-9]*\.?[0-9]+)$", re.S)
+# A trailing ^WEIGHT: whatever follows the last caret up to the end, when it is meant as a number
+# (a digit, a sign or a dot first, or nothing); "x^y" stays literal text.
+_WEIGHT = re.compile(r"^(?P<term>.*?)\s*\^(?P<weight>(?:[0-9+\-.][^\s^]*)?)$", re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +63,27 @@ class SearchHit:
 
 
 def split_weight(text: str) -> tuple[str, float]:
-    """'beach^2' -> ('beach', 2.0); anything else keeps weight 1 and its text unchanged."""
+    """'beach^2' -> ('beach', 2.0); text without a weight keeps weight 1 and its text unchanged.
+
+    A weight that is not a number above 0 is refused rather than searched as literal text
+    ("beach^-1" would otherwise look for the characters "^-1"): --minus is how to push away.
+    """
     match = _WEIGHT.match(text)
     if match is None:
         return text, 1.0
-    weight = float(match["weight"])
-    if not math.isfinite(weight):
-        raise ClipfindError(f"bad weight in {text!r}")
-    return match["term"], weight
+    term, raw = match["term"], match["weight"]
+    try:
+        weight = float(raw)
+    except ValueError:
+        weight = math.nan
+    if not term.strip():
+        raise ClipfindError(f"a weight needs a phrase before it: {text!r} (e.g. beach^2)")
+    if not (math.isfinite(weight) and weight > 0):
+        raise ClipfindError(
+            f"bad weight in {text!r}: use a number above 0 after ^ (e.g. beach^2); "
+            "to push results away from a phrase, use --minus"
+        )
+    return term, weight
 
 
 def build_query(
@@ -124,6 +139,8 @@ class Searcher:
                 exclude.add(stored[0].id)
                 parts.append(stored[1])
             else:
+                if os.path.isdir(term.value):
+                    raise ClipfindError(f"not a photo file: {term.value} (a folder)")
                 if not os.path.isfile(term.value):
                     raise ClipfindError(f"query photo not found: {term.value}")
                 try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +28,21 @@ _WORDS = regex.compile(
     regex.IGNORECASE,
 )
 _SPACES = regex.compile(r"\s+")
+
+
+class QueryCut(UserWarning):
+    """A query longer than the model reads: only its start is searched."""
+
+
+def warn_cut(text: str, context_length: int) -> None:
+    """Say that `text` is cut: every CLIP tokenizer truncates to its context silently, and a user
+    whose long description matches badly deserves to know why."""
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    warnings.warn(
+        QueryCut(f"the query {shown!r} is longer than the model reads ({context_length - 2} tokens): "
+                 "only its start is searched"),
+        stacklevel=3,
+    )
 
 
 def byte_symbols() -> dict[int, str]:
@@ -60,11 +76,12 @@ class BpeTokenizer:
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         """(len(texts), context_length) int64 ids: start, the text, end, zero padding; a text that
-        is too long is cut and still ends with the end token."""
+        is too long is cut (with a QueryCut warning) and still ends with the end token."""
         out = np.zeros((len(texts), self.context_length), dtype=np.int64)
         for row, text in enumerate(texts):
             ids = [self.start_id, *self.encode(text), self.end_id]
             if len(ids) > self.context_length:
+                warn_cut(text, self.context_length)
                 ids = ids[: self.context_length]
                 ids[-1] = self.end_id
             out[row, : len(ids)] = ids

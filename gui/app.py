@@ -27,8 +27,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+XCB_CURSOR = "libxcb-cursor.so.0"
+XCB_CURSOR_MISSING = ("clipfind-gui: Qt needs the system library libxcb-cursor0 to open a window; "
+                      "install it with: sudo apt install libxcb-cursor0")
+
+
+def _loads(library: str) -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
+def missing_platform_library() -> str | None:
+    """Why Qt's X11 platform plugin would fail to load, or None.
+
+    Qt 6.5+ needs libxcb-cursor0 for xcb, which a fresh Debian lacks, and Qt then aborts the process
+    with a message about plugins that does not name the package: so look before QApplication exists.
+    Only where xcb is what Qt will use: Linux, an X display, no other platform asked for.
+    """
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY"):
+        return None
+    if platform.split(":")[0] not in ("", "xcb") or (not platform and os.environ.get("WAYLAND_DISPLAY")):
+        return None  # another plugin (a Wayland session uses its own unless told otherwise)
+    return None if _loads(XCB_CURSOR) else XCB_CURSOR_MISSING
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = missing_platform_library()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication, QMessageBox
 

@@ -22,20 +22,38 @@ def describe(photo: PhotoInfo) -> str:
     return f"{size} · {human_bytes(photo.size)} · {taken}"
 
 
+def photos_text(count: int) -> str:
+    """"1 photo", "2 photos": every count the user reads goes through here."""
+    return f"{count} photo{'s' if count != 1 else ''}"
+
+
 def confirm_trash(parent: QWidget, photos: Sequence[PhotoInfo]) -> bool:
-    """The single confirmation before anything moves: how many files, how much space."""
+    """The single confirmation before chosen search results move: how many files, how much space."""
     if not photos:
         return False
     total = human_bytes(sum(p.size for p in photos))
-    answer = QMessageBox.question(
-        parent,
-        "Move to trash",
-        f"Move {len(photos)} photo{'s' if len(photos) != 1 else ''} ({total}) to the system trash?\n\n"
-        "You can restore them from the trash later; nothing is deleted permanently.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-        QMessageBox.StandardButton.Cancel,
-    )
-    return answer == QMessageBox.StandardButton.Yes
+    return confirm_cleanup(parent, f"Move {photos_text(len(photos))} ({total}) to the system trash?\n\n"
+                           "You can restore them from the trash later; nothing is deleted permanently.")
+
+
+def confirm_cleanup(parent: QWidget, text: str, details: str = "") -> bool:
+    """Yes/Cancel before anything moves to the trash, Cancel by default; long lists go under "Show Details"."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Move to trash", text,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, parent)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    if details:
+        box.setDetailedText(details)
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def show_problems(parent: QWidget, title: str, lines: Sequence[str], shown: int = 20) -> None:
+    """What was left alone and why, the first lines in view and every line under "Show Details"."""
+    more = [f"… and {len(lines) - shown} more"] if len(lines) > shown else []
+    box = QMessageBox(QMessageBox.Icon.Warning, title, "\n".join([*lines[:shown], *more]),
+                      QMessageBox.StandardButton.Ok, parent)
+    if more:
+        box.setDetailedText("\n".join(lines))
+    box.exec()
 
 
 class PreviewDialog(QDialog):
@@ -100,7 +118,8 @@ class FoldersDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.list, 1)
         row.addLayout(side)
-        note = QLabel("Removing a folder takes its photos out of search and duplicates; the files stay on disk.")
+        note = QLabel("Removing a folder takes its photos out of search and duplicates, except those another folder "
+                      "in this list holds; the files stay on disk.")
         note.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -147,8 +166,8 @@ class ErrorsDialog(QDialog):
         table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table = table
-        text = (f"{len(failures)} file{'s' if len(failures) != 1 else ''} skipped. They stay where they are; clipfind tries again "
-                "when a file changes." if failures else "Every photo could be read.")
+        text = (f"{len(failures)} file{'s' if len(failures) != 1 else ''} skipped. They stay where they are; clipfind "
+                "tries again when a file changes." if failures else "Every photo could be read.")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

@@ -1,24 +1,33 @@
-"""Duplicates tab: a similarity slider, groups by tier, keeper marked, others pre-selected."""
+"""Duplicates tab: a similarity slider, groups by tier, keeper marked, others pre-selected.
+
+The selection is each group's default (``DupeGroup.suggested``) overridden by what the user clicked,
+and nothing else: the boxes on screen are drawn from it, never read back into it, so a card that
+is redrawn, paged in or regrouped cannot turn into a choice the user did not make.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QScrollArea, QSlider, QVBoxLayout, QWidget,
+    QCheckBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QVBoxLayout, QWidget,
 )
 
-from clipfind.dupes import DupeGroup
+from clipfind.dupes import DupeGroup, DupeMember
+from clipfind.errors import ClipfindError
 from clipfind.library import Library
 from clipfind.records import PhotoInfo, human_bytes
-from gui.dialogs import confirm_trash, describe
+from clipfind.trash import TrashReport
+from gui.dialogs import confirm_cleanup, describe, photos_text, show_problems
 from gui.icons import icon
 from gui.results_model import ThumbnailCache
 
 PAGE = 40  # groups built per page: widgets only for what the user can reach
 THUMB = 150
+LISTED = 12  # groups spelled out in the trash confirmation; the rest are under "Show Details"
 
 
 def threshold_hint(value: float) -> str:
@@ -34,43 +43,134 @@ def threshold_hint(value: float) -> str:
     return "loosely similar photos: expect many that you want to keep"
 
 
+def _name(photo: PhotoInfo) -> str:
+    return os.path.basename(photo.path)
+
+
+def _whole_contents(group: DupeGroup, chosen: set[int]) -> list[PhotoInfo]:
+    """Near members that would leave the disk with every byte-identical copy of them: that picture
+    then survives only as the keeper, which is similar, not the same."""
+    return [m.photo for m in group.members[1:]
+            if m.copy_of is None and m.photo.id in chosen and all(c.id in chosen for c in group.copies_of(m.photo.id))]
+
+
+def cleanup_summary(groups: Sequence[DupeGroup], selected: Sequence[PhotoInfo]) -> tuple[str, str]:
+    """The trash confirmation in plain words, group by group: (text, details listing every group).
+
+    The user must see what leaves and what stays before anything moves, above all when a picture
+    would be left only as a similar photo.
+    """
+    chosen = {p.id for p in selected}
+    lines: list[str] = []
+    whole = 0
+    for group in groups:
+        doomed = [m.photo for m in group.members[1:] if m.photo.id in chosen]
+        if not doomed:
+            continue
+        kind = "identical copies" if group.tier == "identical" else "near-duplicates"
+        line = (f"• {_name(group.keeper)} ({kind}): {photos_text(len(doomed))} "
+                f"move{'s' if len(doomed) == 1 else ''}, {human_bytes(sum(p.size for p in doomed))} freed; "
+                f"{_name(group.keeper)} stays.")
+        for photo in _whole_contents(group, chosen):
+            whole += 1
+            line += f" Every copy of {_name(photo)} goes: no file with exactly this picture stays."
+        lines.append(line)
+    count, size = len(chosen), human_bytes(sum({p.id: p.size for p in selected}.values()))
+    parts = [f"Move {photos_text(count)} ({size}) from {len(lines)} group{'s' if len(lines) != 1 else ''} "
+             "to the system trash?"]
+    if whole:
+        parts.append(f"Careful: {photos_text(whole)} only similar to {'its' if whole == 1 else 'their'} keeper "
+                     f"{'goes' if whole == 1 else 'go'} with all {'its' if whole == 1 else 'their'} copies.")
+    parts.append("\n".join(lines[:LISTED] + ([f"… and {len(lines) - LISTED} more groups (Show Details)"]
+                                             if len(lines) > LISTED else [])))
+    parts.append("One photo of every group stays on disk: its keeper. Moved photos can be restored from the "
+                 "system trash; nothing is deleted permanently.")
+    return "\n\n".join(parts), "\n".join(lines) if len(lines) > LISTED else ""
+
+
+def report_problems(report: TrashReport) -> list[str]:
+    """Everything a clean-up left alone, with its reason, for the user to read."""
+    return ([why for _, why in report.skipped_groups] + [f"{p.path}: {why}" for p, why in report.refused]
+            + report.notices)
+
+
+def _small(text: str, color: str = "#868e96") -> QLabel:
+    label = QLabel(text)
+    label.setStyleSheet(f"color: {color}; font-size: 10px;")
+    label.setWordWrap(True)
+    return label
+
+
+def _alias_notes(member: DupeMember) -> list[QLabel]:
+    return [_small(f"also at {path} — same file, removing it frees nothing", "#e67700") for path in member.aliases]
+
+
 class _Card(QFrame):
-    """One photo in a group: thumbnail, keep/remove choice, size, date and path."""
+    """One picture of a group: thumbnail, KEEP or a remove box, size, date and path, and the
+    byte-identical copies that follow it (a near group lists them under their original)."""
 
-    toggled = Signal()
+    clicked = Signal(object, bool)  # (photo, ticked): the user's click only, never a redraw
 
-    def __init__(self, photo: PhotoInfo, similarity: float, keeper: bool, selected: bool) -> None:
+    def __init__(self, group: DupeGroup, member: DupeMember, copies: Sequence[DupeMember]) -> None:
         super().__init__()
-        self.photo = photo
+        self.photo = member.photo
+        self.boxes: dict[int, QCheckBox] = {}  # photo id -> remove box, for this photo and its copies
+        keeper = member.photo.id == group.keeper.id
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setFixedWidth(THUMB + 70)
         self.thumb = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
         self.thumb.setFixedSize(THUMB, THUMB)
         self.thumb.setStyleSheet("background: #e9ecef;")
-        self.remove = QCheckBox("remove")
-        self.remove.setChecked(selected)
-        self.remove.toggled.connect(self.toggled)
-        badge = QLabel("KEEP" if keeper else f"similarity {similarity:.3f}")
-        badge.setStyleSheet("color: white; background: #2b8a3e; padding: 1px 6px; border-radius: 3px;" if keeper
-                            else "color: #495057;")
-        info = QLabel(describe(photo).replace(" · ", "\n"))
-        info.setStyleSheet("color: #495057; font-size: 11px;")
-        name = QLabel(os.path.basename(photo.path))
-        name.setToolTip(photo.path)
-        name.setWordWrap(True)
-        folder = QLabel(os.path.dirname(photo.path))
-        folder.setStyleSheet("color: #868e96; font-size: 10px;")
-        folder.setWordWrap(True)
         top = QHBoxLayout()
+        if keeper:
+            badge = QLabel("KEEP")
+            badge.setStyleSheet("color: white; background: #2b8a3e; padding: 1px 6px; border-radius: 3px;")
+            badge.setToolTip("The photo this group keeps; it cannot be removed here")
+        else:
+            badge = QLabel("identical copy" if member.copy_of is not None else f"similarity {member.similarity:.3f}")
+            badge.setStyleSheet("color: #495057;")
         top.addWidget(badge)
         top.addStretch(1)
-        top.addWidget(self.remove)
+        if not keeper:
+            top.addWidget(self._box(member.photo, "remove"))
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.thumb, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addWidget(name)
-        layout.addWidget(info)
-        layout.addWidget(folder)
+        name = QLabel(_name(member.photo))
+        name.setToolTip(member.photo.path)
+        name.setWordWrap(True)
+        info = QLabel(describe(member.photo).replace(" · ", "\n"))
+        info.setStyleSheet("color: #495057; font-size: 11px;")
+        for widget in (name, info, _small(os.path.dirname(member.photo.path)), *_alias_notes(member)):
+            layout.addWidget(widget)
+        for copy in copies:
+            layout.addWidget(self._copy_row(copy))
+
+    def _box(self, photo: PhotoInfo, text: str) -> QCheckBox:
+        box = QCheckBox(text)
+        box.setToolTip(f"Move {photo.path} to the trash")
+        box.clicked.connect(lambda ticked: self.clicked.emit(photo, ticked))
+        self.boxes[photo.id] = box
+        return box
+
+    def _copy_row(self, copy: DupeMember) -> QWidget:
+        row = QFrame()
+        row.setStyleSheet("QFrame { border-top: 1px dashed #ced4da; }")
+        header = QHBoxLayout()
+        header.addWidget(QLabel("<b>+ identical copy</b>"))
+        header.addStretch(1)
+        header.addWidget(self._box(copy.photo, "remove"))
+        layout = QVBoxLayout(row)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addLayout(header)
+        for label in (_small(copy.photo.path, "#495057"), *_alias_notes(copy)):
+            label.setStyleSheet(label.styleSheet() + " border: none;")
+            layout.addWidget(label)
+        return row
+
+    def show_selection(self, selected: set[int]) -> None:
+        for photo_id, box in self.boxes.items():
+            box.setChecked(photo_id in selected)
 
     def set_thumbnail(self, pixmap: QPixmap) -> None:
         self.thumb.setPixmap(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
@@ -79,8 +179,9 @@ class _Card(QFrame):
 
 class _GroupBox(QFrame):
     not_duplicates = Signal(object)
+    clicked = Signal(object, object, bool)  # (group, photo, ticked)
 
-    def __init__(self, group: DupeGroup, chosen: dict[str, bool]) -> None:
+    def __init__(self, group: DupeGroup) -> None:
         super().__init__()
         self.group = group
         self.setFrameShape(QFrame.Shape.Box)
@@ -95,9 +196,15 @@ class _GroupBox(QFrame):
         header.addWidget(ignore)
         row = QHBoxLayout()
         self.cards: list[_Card] = []
+        # In a near group a byte-identical copy rides on the card of the picture it copies; in an
+        # identical group every copy has its own card, since the keeper is their only original.
+        attached = group.tier == "near"
         for member in group.members:
-            keeper = member.photo.id == group.keeper.id
-            card = _Card(member.photo, member.similarity, keeper, chosen.get(member.photo.path, not keeper))
+            if attached and member.copy_of is not None:
+                continue
+            copies = [m for m in group.members if m.copy_of == member.photo.id] if attached else []
+            card = _Card(group, member, copies)
+            card.clicked.connect(lambda photo, ticked: self.clicked.emit(self.group, photo, ticked))
             self.cards.append(card)
             row.addWidget(card)
         row.addStretch(1)
@@ -115,7 +222,9 @@ class DupesView(QWidget):
         self.library = library
         self.cache = cache
         self.groups: list[DupeGroup] = []
-        self.chosen: dict[str, bool] = {}  # the user's own ticks, kept across regrouping
+        self.choices: dict[str, bool] = {}  # path -> ticked: only what the user clicked, kept across regrouping
+        self._defaults: set[int] = set()  # ids the groups suggest removing
+        self._marked: list[PhotoInfo] = []  # the last "Not duplicates", for Undo
         self.shown = 0
         self.boxes: list[_GroupBox] = []
 
@@ -137,6 +246,16 @@ class DupesView(QWidget):
         top.addWidget(self.value)
         top.addWidget(self.hint, 1)
 
+        self.undo_label = QLabel()
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo_not_duplicates)
+        self.undo_row = QWidget()
+        undo = QHBoxLayout(self.undo_row)
+        undo.setContentsMargins(0, 0, 0, 0)
+        undo.addWidget(self.undo_label, 1)
+        undo.addWidget(self.undo_button)
+        self.undo_row.hide()
+
         self.summary = QLabel()
         self.trash_button = QPushButton(icon("trash"), "Move selected to trash…")
         self.trash_button.clicked.connect(self.trash_selected)
@@ -155,6 +274,7 @@ class DupesView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.undo_row)
         layout.addWidget(self.scroll, 1)
         layout.addLayout(bottom)
         cache.loader.ready.connect(self._thumbnail_ready)
@@ -173,6 +293,7 @@ class DupesView(QWidget):
     def regroup(self) -> None:
         """Group again from the stored neighbours: no model, no index query."""
         self.groups = self.library.duplicates(self.threshold)
+        self._defaults = {p.id for g in self.groups for p in g.suggested(include_near=True)}
         self.boxes.clear()
         while self.body_layout.count():
             widget = self.body_layout.takeAt(0).widget()
@@ -188,14 +309,16 @@ class DupesView(QWidget):
             self.body_layout.takeAt(self.body_layout.count() - 1)  # the stretch
             self.body_layout.removeWidget(self.more)
         end = min(self.shown + PAGE, len(self.groups))
+        selected = {p.id for p in self.selected()}
         for i in range(self.shown, end):
             group = self.groups[i]
             if i == 0 or self.groups[i - 1].tier != group.tier:
                 self.body_layout.addWidget(self._tier_title(group.tier))
-            box = _GroupBox(group, self.chosen)
+            box = _GroupBox(group)
             box.not_duplicates.connect(self.mark_not_duplicates)
+            box.clicked.connect(self._card_clicked)
             for card in box.cards:
-                card.toggled.connect(self._card_toggled)
+                card.show_selection(selected)
                 pixmap = self.cache.get(card.photo.path)
                 if pixmap is not None:
                     card.set_thumbnail(pixmap)
@@ -227,45 +350,84 @@ class DupesView(QWidget):
                 if card.photo.path == path:
                     card.set_thumbnail(pixmap)
 
-    def _card_toggled(self) -> None:
+    def _card_clicked(self, group: DupeGroup, photo: PhotoInfo, ticked: bool) -> None:
+        """Record the one choice the user made; the photo's byte-identical copies follow it."""
+        for chosen in (photo, *group.copies_of(photo.id)):
+            self.choices[chosen.path] = ticked
+        selected = {p.id for p in self.selected()}
         for box in self.boxes:
             for card in box.cards:
-                self.chosen[card.photo.path] = card.remove.isChecked()
+                card.show_selection(selected)
         self._update_summary()
 
     def selected(self) -> list[PhotoInfo]:
-        """Photos ticked for removal across all groups, including pages not yet shown."""
+        """Photos to remove across all groups (pages not shown yet included), each once, never a keeper."""
+        keepers = {g.keeper.id for g in self.groups}
+        seen: set[int] = set()
         photos = []
         for group in self.groups:
-            for member in group.members:
-                keeper = member.photo.id == group.keeper.id
-                if self.chosen.get(member.photo.path, not keeper):
-                    photos.append(member.photo)
+            for member in group.members[1:]:
+                photo = member.photo
+                if photo.id in keepers or photo.id in seen:
+                    continue
+                if self.choices.get(photo.path, photo.id in self._defaults):
+                    seen.add(photo.id)
+                    photos.append(photo)
         return photos
 
     def _update_summary(self) -> None:
         selected = self.selected()
         self.summary.setText(
-            f"{len(self.groups)} group{'s' if len(self.groups) != 1 else ''} · {len(selected)} photos selected for removal "
-            f"({human_bytes(sum(p.size for p in selected))})"
+            f"{len(self.groups)} group{'s' if len(self.groups) != 1 else ''} · {photos_text(len(selected))} selected "
+            f"for removal ({human_bytes(sum(p.size for p in selected))})"
         )
         self.trash_button.setEnabled(bool(selected))
 
     def mark_not_duplicates(self, group: DupeGroup) -> None:
-        self.library.mark_not_duplicates([m.photo for m in group.members])
+        photos = [m.photo for m in group.members]
+        try:
+            self.library.mark_not_duplicates(photos)
+        except ClipfindError as exc:
+            self.status.emit(str(exc))
+            return
+        self._marked = photos
+        self.undo_label.setText(f"{photos_text(len(photos))} marked as not duplicates of each other: "
+                                "they will not be grouped together again.")
+        self.undo_row.show()
         self.status.emit("those photos will not be shown as duplicates again")
+        self.regroup()
+
+    def undo_not_duplicates(self) -> None:
+        """Take back the last "Not duplicates" (the app's `clipfind not-dupes --undo`)."""
+        if not self._marked:
+            return
+        try:
+            self.library.unmark_not_duplicates(self._marked)
+        except ClipfindError as exc:
+            self.status.emit(str(exc))
+            return
+        self._marked = []
+        self.undo_row.hide()
+        self.status.emit("mark taken back: those photos can be grouped again")
         self.regroup()
 
     def trash_selected(self) -> None:
         photos = self.selected()
-        if not confirm_trash(self, photos):
+        if not photos:
             return
-        report = self.library.trash(photos)
-        self.status.emit(f"moved {len(report.moved)} photos ({human_bytes(report.freed_bytes)}) to the trash")
-        if report.refused:
-            QMessageBox.warning(self, "Some photos were kept",
-                                "\n".join(f"{p.path}: {why}" for p, why in report.refused[:20]))
+        text, details = cleanup_summary(self.groups, photos)
+        if not confirm_cleanup(self, text, details):
+            return
+        try:
+            report = self.library.clean_up(self.groups, photos)
+        except ClipfindError as exc:
+            show_problems(self, "Nothing was moved", [str(exc)])
+            return
+        self.status.emit(f"moved {photos_text(len(report.moved))} ({human_bytes(report.freed_bytes)}) to the trash")
+        problems = report_problems(report)
+        if problems:
+            show_problems(self, "Some photos were kept", problems)
         for photo in report.moved:
-            self.chosen.pop(photo.path, None)
+            self.choices.pop(photo.path, None)
         self.regroup()
         self.photos_trashed.emit()

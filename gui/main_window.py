@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import gc
 
-from PySide6.QtCore import QSettings, QSize, Qt, QThread, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QThread, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QTabWidget, QToolButton,
-    QVBoxLayout, QWidget,
+    QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QTabWidget,
+    QToolButton, QVBoxLayout, QWidget,
 )
 
+from clipfind.errors import ClipfindError
 from clipfind.indexer import IndexReport, Progress
 from clipfind.library import Library
 from gui.dialogs import ErrorsDialog, FoldersDialog
 from gui.dupes_view import DupesView
 from gui.icons import icon
 from gui.results_model import ThumbnailCache
-from gui.search_view import SearchView
+from gui.search_view import SearchView, holds_photo
 from gui.workers import IndexWorker, ModelLoader, ThumbnailLoader, start_in_thread
 
 
@@ -93,12 +94,15 @@ class MainWindow(QMainWindow):
 
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self.focus_search)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.search.clear)
+        # Ctrl+V with a photo on the clipboard searches with it wherever focus is, even in a text field,
+        # which would otherwise take the key for itself; a clipboard of text still pastes as text.
+        QApplication.instance().installEventFilter(self)
 
-        self._show_welcome(not library.catalog.folders() and not folders)
+        self._show_welcome(not library.folders() and not folders)
         self.load_model()
         if folders:
             self.add_folders(folders)
-        elif library.catalog.folders():
+        elif library.folders():
             self.start_indexing(None)  # catch up with changes since last time
 
     # -- layout pieces ----------------------------------------------------------------------
@@ -152,6 +156,22 @@ class MainWindow(QMainWindow):
     def _show_welcome(self, visible: bool) -> None:
         self.welcome.setVisible(visible)
         self.tabs.setVisible(not visible)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+        kind = event.type()
+        if (kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and isinstance(event, QKeyEvent)
+                and event.matches(QKeySequence.StandardKey.Paste) and isinstance(watched, QWidget)
+                and watched.window() is self and holds_photo(QGuiApplication.clipboard().mimeData())):
+            if kind == QEvent.Type.ShortcutOverride:
+                event.accept()  # no widget's own paste: the key press comes back here
+            else:
+                self.paste_photo()
+            return True
+        return super().eventFilter(watched, event)
+
+    def paste_photo(self) -> None:
+        self.tabs.setCurrentWidget(self.search)
+        self.search.paste_photo()
 
     def focus_search(self) -> None:
         self.tabs.setCurrentWidget(self.search)
@@ -229,23 +249,25 @@ class MainWindow(QMainWindow):
         self.start_indexing(None)
 
     def edit_folders(self) -> None:
-        dialog = FoldersDialog(self.library.catalog.folders(), self)
+        dialog = FoldersDialog(self.library.folders(), self)
         if dialog.exec():
             self.apply_folder_changes(dialog.added, dialog.removed)
 
     def apply_folder_changes(self, added: list[str], removed: list[str]) -> None:
-        from clipfind.home import WriterLock
-
+        interrupted = False
         if removed:
-            if self.indexer is not None:
-                self.indexer.control.cancel()
-                self._wait_for_indexer()
-            with WriterLock(self.library.home):
+            interrupted = self.indexer is not None
+            self._wait_for_indexer()  # it holds the writer lock that forgetting a folder needs
+            try:
                 for folder in removed:
-                    self.library.catalog.remove_folder(folder)
+                    self.library.forget_folder(folder)  # keeps the photos another folder still covers
+            except ClipfindError as exc:
+                QMessageBox.warning(self, "Folders", str(exc))
             self._collection_changed()
         if added:
             self.add_folders(added)
+        elif interrupted:
+            self.start_indexing(None)  # finish what the removal interrupted in the other folders
         self.search.refresh_folders()
 
     def start_indexing(self, folders: list[str] | None) -> None:
@@ -325,7 +347,10 @@ class MainWindow(QMainWindow):
             self.indexer = None
 
     def _collection_changed(self) -> None:
+        """Photos came or went: counts, results and groups on screen must not show the old state
+        (the duplicates tab regroups when it is shown)."""
         self._update_counts()
+        self.search.drop_missing()
         if self.tabs.currentWidget() is self.dupes:
             self.dupes.regroup()
 
@@ -351,6 +376,7 @@ class MainWindow(QMainWindow):
             thread.quit()
             thread.wait(5000)
         self._gc_timer.stop()
+        QApplication.instance().removeEventFilter(self)
         gc.unfreeze()
         gc.collect()
         gc.enable()

@@ -13,19 +13,40 @@ from PySide6.QtWidgets import (
 )
 
 from clipfind.errors import ClipfindError
+from clipfind.imageload import PHOTO_EXTENSIONS
 from clipfind.library import Library
 from clipfind.search import Filters, SearchHit, build_query
+from gui.dialogs import confirm_trash, photos_text, show_problems
 from gui.icons import icon
 from gui.results_model import HitRole, ResultsModel, ThumbnailCache
 
 RESULTS = 500  # plenty to scroll through; the grid is virtual, so this costs little
 
 
-def local_file(mime: QMimeData) -> str | None:
-    """The first local file in dropped or pasted data, or a pasted image saved to a temp file."""
+def _file_in(mime: QMimeData, photos_only: bool) -> str | None:
     for url in mime.urls():
-        if url.isLocalFile() and os.path.isfile(url.toLocalFile()):
-            return url.toLocalFile()
+        path = url.toLocalFile() if url.isLocalFile() else ""
+        if path and os.path.isfile(path) and (not photos_only or os.path.splitext(path)[1].lower() in PHOTO_EXTENSIONS):
+            return path
+    return None
+
+
+def holds_photo(mime: QMimeData) -> bool:
+    """Whether a paste would give a query photo; cheap, as it is asked on every Ctrl+V."""
+    return mime.hasImage() or _file_in(mime, photos_only=True) is not None
+
+
+def pasted_photo(mime: QMimeData) -> str | None:
+    """A photo file from the clipboard, or its image saved to a temp file; None leaves text paste to text."""
+    return _file_in(mime, photos_only=True) or _saved_image(mime)
+
+
+def local_file(mime: QMimeData) -> str | None:
+    """The first local file in dropped data, or a dropped image saved to a temp file."""
+    return _file_in(mime, photos_only=False) or _saved_image(mime)
+
+
+def _saved_image(mime: QMimeData) -> str | None:
     if mime.hasImage():
         image = QImage(mime.imageData())
         if not image.isNull():
@@ -108,7 +129,8 @@ class SearchView(QWidget):
         self.grid.doubleClicked.connect(self.open_photo)
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.grid.customContextMenuRequested.connect(self._context_menu)
-        self.empty = QLabel("Type what you are looking for and press Enter,\nor drop a photo here to find similar ones.")
+        self.empty = QLabel("Type what you are looking for and press Enter,\n"
+                            "or drop a photo here to find similar ones.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: #6c757d; font-size: 15px;")
 
@@ -119,9 +141,9 @@ class SearchView(QWidget):
         layout.addWidget(self.grid, 1)
         self.grid.hide()
 
-        QShortcut(QKeySequence(Qt.Key.Key_Return), self.grid, activated=self._open_current)
-        QShortcut(QKeySequence(Qt.Key.Key_Enter), self.grid, activated=self._open_current)
-        QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste)
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):  # the grid's own: Enter in the search field searches
+            QShortcut(QKeySequence(key), self.grid, activated=self._open_current,
+                      context=Qt.ShortcutContext.WidgetShortcut)
         self.refresh_folders()
 
     # -- input ------------------------------------------------------------------------------
@@ -129,7 +151,7 @@ class SearchView(QWidget):
         current = self.folder.currentData()
         self.folder.clear()
         self.folder.addItem("All folders", None)
-        for folder in self.library.catalog.folders():
+        for folder in self.library.folders():
             self.folder.addItem(folder, folder)
         index = self.folder.findData(current)
         self.folder.setCurrentIndex(max(index, 0))
@@ -162,7 +184,8 @@ class SearchView(QWidget):
     def _pick_query_image(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getOpenFileName(self, "Find photos like…", "", "Photos (*.jpg *.jpeg *.png *.heic *.webp *.tif *.tiff *.gif *.bmp *.avif)")
+        patterns = " ".join(f"*{ext}" for ext in sorted(PHOTO_EXTENSIONS))
+        path, _ = QFileDialog.getOpenFileName(self, "Find photos like…", "", f"Photos ({patterns})")
         if path:
             self.set_query_image(path)
 
@@ -176,8 +199,9 @@ class SearchView(QWidget):
             event.acceptProposedAction()
             self.set_query_image(path)
 
-    def paste(self) -> None:
-        path = local_file(QGuiApplication.clipboard().mimeData())
+    def paste_photo(self) -> None:
+        """Search with the clipboard's photo (the main window sends every Ctrl+V that holds one here)."""
+        path = pasted_photo(QGuiApplication.clipboard().mimeData())
         if path:
             self.set_query_image(path)
 
@@ -202,11 +226,23 @@ class SearchView(QWidget):
             self.status.emit(str(exc))
             QMessageBox.warning(self, "Search", str(exc))
             return
-        self.model.set_hits(hits)
+        self._set_hits(hits)
         self._show_results(True)
-        self.count.setText(f"{len(hits)} photos" if hits else "no matching photos yet")
         if hits:
             self.grid.scrollToTop()
+
+    def _set_hits(self, hits: list[SearchHit]) -> None:
+        self.model.set_hits(hits)
+        self.count.setText(photos_text(len(hits)) if hits else "no matching photos yet")
+
+    def drop_missing(self) -> None:
+        """Take the photos that left the catalog (trashed, folder removed) out of the results on screen."""
+        hits = self.model.hits
+        if not hits:
+            return
+        alive = {p.id for p in self.library.catalog.photos([h.photo.id for h in hits])}
+        if len(alive) < len(hits):
+            self._set_hits([h for h in hits if h.photo.id in alive])
 
     def _show_results(self, visible: bool) -> None:
         self.grid.setVisible(visible)
@@ -250,16 +286,13 @@ class SearchView(QWidget):
         PreviewDialog(hit.photo, self).exec()
 
     def trash(self, hits: list[SearchHit]) -> None:
-        from gui.dialogs import confirm_trash
-
         photos = [h.photo for h in hits]
         if not confirm_trash(self, photos):
             return
         report = self.library.trash(photos)
         gone = {p.path for p in report.moved}
-        self.model.set_hits([h for h in self.model.hits if h.photo.path not in gone])
-        self.status.emit(f"moved {len(report.moved)} photos to the trash")
+        self._set_hits([h for h in self.model.hits if h.photo.path not in gone])
+        self.status.emit(f"moved {photos_text(len(report.moved))} to the trash")
         if report.refused:
-            QMessageBox.warning(self, "Some photos were kept",
-                                "\n".join(f"{p.path}: {why}" for p, why in report.refused[:20]))
+            show_problems(self, "Some photos were kept", [f"{p.path}: {why}" for p, why in report.refused])
         self.photos_trashed.emit()

@@ -812,3 +812,25 @@ def test_parallel_loads_match_serial_loads() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         for _ in range(2):
             assert list(pool.map(run, jobs * 2)) == serial * 2
+
+
+def test_pillow_warnings_name_the_photo_in_every_thread() -> None:
+    """Pillow says "Corrupt EXIF data..." without a file name; with many decoder threads the user
+    could not tell which photo it is about."""
+    bad = corpus("pillow_tests/hopper_bad_exif.jpg")
+    good = corpus("exif-samples/jpg/orientation/landscape_6.jpg")
+
+    def warnings_of(source: Path | bytes, name: str | None = None) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_image(source, name=name)
+        return [str(w.message) for w in caught]
+
+    assert warnings_of(bad) == [f"{bad}: Corrupt EXIF data.  Expecting to read 12 bytes but only got 2."]
+    assert warnings_of(bad.read_bytes(), name="/photos/bad.jpg")[0].startswith("/photos/bad.jpg: Corrupt EXIF")
+    assert warnings_of(good) == []
+    data = bad.read_bytes()
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(max_workers=4) as pool:
+        warnings.simplefilter("always")
+        list(pool.map(lambda i: load_image(data, name=f"/p/{i}.jpg"), range(16)))  # each thread its own file
+    assert sorted(str(w.message).split(":")[0] for w in caught) == sorted(f"/p/{i}.jpg" for i in range(16))

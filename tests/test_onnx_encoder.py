@@ -20,6 +20,7 @@ from clipfind.library import Library
 from clipfind.model import TINY_MODEL, ClipModel
 from clipfind.modelspec import ModelSpec
 from clipfind.onnx_encoder import SIDECAR_SUFFIX, OnnxImageEncoder
+from clipfind.text_tokens import QueryCut
 from tests.helpers import ROOT, copy_photos
 
 SPEC = ModelSpec(TINY_MODEL, None)
@@ -134,6 +135,22 @@ def test_text_search_without_torch_matches_the_torch_model(exported: Path) -> No
     *torch_hits, torch_flag = with_torch.stdout.strip().splitlines()
     assert (flag, torch_flag) == ("NO-TORCH", "TORCH")
     assert [h.split()[-1] for h in hits] == [h.split()[-1] for h in torch_hits] and len(hits) == 3
+
+
+def test_the_torch_free_text_path_warns_like_the_torch_one(exported: Path) -> None:
+    """Random weights are said on every path; a query longer than the model reads is said on both."""
+    lib = _library(exported, "onnx")
+    with pytest.warns(UserWarning, match="random weights.*meaningless"):
+        lib._encode_texts(["a red car"])
+    assert lib._model is None  # answered by the export
+    long = " ".join(["a red car by the sea"] * 20)
+    with pytest.warns(QueryCut, match="longer than the model reads") as onnx_warned:
+        lib._encode_texts([long, "short"])
+    with pytest.warns(QueryCut, match="longer than the model reads") as torch_warned:
+        lib.model().encode_texts([long, "short"])
+    lib.close()
+    cut = [[str(w.message) for w in warned if w.category is QueryCut] for warned in (onnx_warned, torch_warned)]
+    assert cut[0] == cut[1] and len(cut[0]) == 1 and "'a red car by the sea a red car" in cut[0][0]
 
 
 def test_the_quantised_export_is_made_once_then_used_without_torch(exported: Path, photo_folder: Path) -> None:

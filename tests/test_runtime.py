@@ -14,7 +14,7 @@ from clipfind import encoders, runtime
 from clipfind.errors import ClipfindError, ModelLoadError
 from clipfind.library import Library
 from clipfind.model import TINY_MODEL, ClipModel, load_model
-from clipfind.modelspec import ModelSpec
+from clipfind.modelspec import MODES, ModelSpec
 
 CPU = torch.device("cpu")
 
@@ -40,10 +40,27 @@ def reference(images: torch.Tensor) -> np.ndarray:
     return expected
 
 
-@pytest.mark.parametrize("mode", runtime.supported_modes(CPU))
-def test_every_mode_offered_here_keeps_vectors_close_to_fp32(
-    mode: str, tmp_path: Path, images: torch.Tensor, reference: np.ndarray
+def _pretend_bf16(monkeypatch: pytest.MonkeyPatch, *, native: bool) -> None:
+    """Run the path of the other kind of CPU: with or without native bf16, whatever this one has."""
+    flags = runtime.cpu_flags() - {"avx512_bf16", "amx_bf16", "bf16"}
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: flags | {"avx512_bf16"} if native else flags)
+
+
+# Floors follow the product's rule (runtime.FIDELITY) and each mode's nature, not one machine's
+# numbers: bf16 keeps 8 bits of mantissa (a cosine of 0.99997 was seen on an AVX-512-bf16 EPYC),
+# fp32 paths only differ by summation order.
+FLOORS = {"fp32": 0.99999, "onnx": 0.99999, "bf16": runtime.FIDELITY, "int8": 0.99, "onnx-int8": 0.99}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_keeps_vectors_close_to_fp32(
+    mode: str, tmp_path: Path, images: torch.Tensor, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every mode on every CPU: bf16 is forced where the CPU lacks it natively (torch then emulates it,
+    slowly but with the same rounding), so both kinds of machine run the same checks."""
+    if mode == "bf16":
+        _pretend_bf16(monkeypatch, native=True)
+    assert mode in runtime.supported_modes(CPU)
     model = _load(mode, tmp_path)
     vectors = model.encode_images(images)
     assert model.mode == mode
@@ -51,13 +68,15 @@ def test_every_mode_offered_here_keeps_vectors_close_to_fp32(
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # Quantised modes may move vectors beyond FIDELITY on some weights (calibrate keeps them out
     # then); on these they must at least point the same way.
-    floor = 0.99 if "int8" in mode else 0.99999
-    assert float((vectors * reference).sum(axis=1).min()) >= floor
+    assert float((vectors * reference).sum(axis=1).min()) >= FLOORS[mode]
 
 
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["bf16-cpu", "avx2-cpu"])
 def test_auto_measures_on_the_first_full_batch_then_remembers(
-    tmp_path: Path, images: torch.Tensor, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, images: torch.Tensor, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch, native_bf16: bool
 ) -> None:
+    _pretend_bf16(monkeypatch, native=native_bf16)
+    assert ("bf16" in runtime.supported_modes(CPU)) == native_bf16
     model = _load("auto", tmp_path)
     few = model.encode_images(images[:3])  # too few to measure on: fp32, nothing decided
     np.testing.assert_allclose(few, reference[:3], atol=1e-6)

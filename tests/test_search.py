@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,20 @@ def test_weights_and_errors() -> None:
         build_query([], minus=["people"])
     with pytest.raises(ClipfindError, match="nothing to search"):
         build_query(["   "])
+
+
+@pytest.mark.parametrize("text", ["beach^-1", "beach^0", "beach^", "beach^2x", "beach^1e999", "^2", "  ^0.5"])
+def test_a_bad_weight_is_an_error_not_literal_text(text: str) -> None:
+    with pytest.raises(ClipfindError, match="bad weight|needs a phrase"):
+        build_query([text])
+    with pytest.raises(ClipfindError, match="bad weight|needs a phrase"):
+        build_query(["sea"], minus=[text])
+    assert split_weight("e^x") == ("e^x", 1.0)  # a caret before a word is text
+
+
+def test_a_folder_is_not_a_query_photo(searcher: Searcher, tmp_path: Path) -> None:
+    with pytest.raises(ClipfindError, match=re.escape(f"not a photo file: {tmp_path} (a folder)")):
+        searcher.search(build_query(images=[str(tmp_path)]))
 
 
 def test_cancelling_terms_is_an_error(searcher: Searcher) -> None:

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QMessageBox
 
 from clipfind.catalog import Catalog
 from clipfind.library import Library
@@ -175,18 +174,18 @@ def test_duplicates_regroup_and_trash_exactly_the_selection(make_window, tmp_pat
 
     # untick one identical copy: exactly the remaining selection moves
     card = next(c for c in view.boxes[0].cards if c.photo.path.endswith("copy 2.png"))
-    card.remove.setChecked(False)
+    card.boxes[card.photo.id].click()
     expected = {str(folder / "kodim01 copy.png"), str(folder / "kodim02 small.jpg")}
     assert {p.path for p in view.selected()} == expected
 
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Cancel)
+    monkeypatch.setattr("gui.dupes_view.confirm_cleanup", lambda *a, **k: False)
     view.trash_selected()
     assert all(Path(p).exists() for p in expected) and not trash_home.exists()
 
     asked = []
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr("gui.dupes_view.confirm_cleanup", lambda parent, text, details="": asked.append(text) or True)
     view.trash_selected()
-    assert len(asked) == 1 and "2 photos" in asked[0]
+    assert len(asked) == 1 and asked[0].startswith("Move 2 photos")
     assert not any(Path(p).exists() for p in expected)
     assert sorted(p.name for p in trash_home.iterdir()) == sorted(Path(p).name for p in expected)
     survivors = {p.name for p in folder.iterdir()}

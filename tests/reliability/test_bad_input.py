@@ -75,7 +75,14 @@ BAD_ARGUMENTS = [
     (["search"], "nothing to search for"),
     (["search", "   "], "nothing to search for"),
     (["search", "--minus", "people"], "nothing to search for"),
-    (["search", "a^0"], "nothing to search for"),
+    (["search", "a^0"], "bad weight in 'a^0'"),
+    (["search", "beach^-1"], "bad weight in 'beach^-1'"),
+    (["search", "^2"], "a weight needs a phrase"),
+    (["search", "x", "--from", "2023-08-01", "--to", "2023-06-01"], "is after --to"),
+    (["search", "x", "--from", "2023-06-01T10:00+02:00"], "no time zone"),
+    (["search", "x", "--folder", "/definitely/not/indexed"], "not an indexed folder"),
+    (["search", "x", "--folder", ""], "empty path"),
+    (["search", "--image", ""], "empty path"),
     (["search", "a", "--minus", "a"], "cancel each other out"),
     (["dupes", "--threshold", "1.5"], "between 0 and 1"),
     (["dupes", "--threshold", "-0.1"], "between 0 and 1"),
@@ -84,9 +91,13 @@ BAD_ARGUMENTS = [
     (["dupes", "--tier", "similar"], "invalid choice"),
     (["index", "--batch-size", "0"], "must be 1 or more"),
     (["index", "/definitely/not/here"], "folder not found"),
+    (["index", ""], "empty path"),
+    (["forget", ""], "empty path"),
+    (["trash", "--yes", ""], "empty path"),
     (["frobnicate"], "invalid choice"),
     (["not-dupes"], "required"),
     (["not-dupes", "/not/in/the/catalog.jpg", "/nor/this.jpg"], "not in the catalog"),
+    (["search", "x", "--model", "NoSuchModel", "--pretrained", "none"], "Unknown model 'NoSuchModel'"),
     (["trash", "--yes", "/not/in/the/catalog.jpg"], "not in the catalog"),
     (["forget", "/never/indexed"], "not an indexed folder"),
     (["search", "x", "--model", "ViT-B-32", "--pretrained", "none"], "--reembed"),
@@ -120,7 +131,7 @@ def test_unknown_model_on_a_new_home(tmp_path: Path, base: dict[str, Path]) -> N
 @pytest.mark.parametrize("name", ["notes.jpg", "empty.jpg", "folder.jpg"])
 def test_unreadable_query_photo(home: Path, base: dict[str, Path], name: str) -> None:
     path = base["odd"] / name
-    message = "not found" if path.is_dir() else str(path)
+    message = f"not a photo file: {path} (a folder)" if path.is_dir() else str(path)
     _expect_refused(home, ["search", "--image", str(path)], message)
 
 

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import clipfind.trash as trash_module
 from clipfind.library import Library
@@ -183,6 +185,133 @@ def test_changed_files_are_refused(indexed, trash_home: Path) -> None:
     refused = {p.path: reason for p, reason in report.refused}
     assert [p.path for p in report.moved] == [f]
     assert all("changed on disk" in refused[p] for p in (a, b, c, d)), refused
-    assert refused[e] == "already gone"
+    assert refused[e] == "is already gone"
     assert all(os.path.exists(p) for p in (a, b, c, d))
     assert sum(_trashed(trash_home).values()) == 1
+
+
+def test_disk_full_after_the_move_reports_it_moved(indexed, trash_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file reached the trash, then the catalog could not be written: report it as moved, with a
+    notice, and let the journal mark settle the catalog on the next start."""
+    import sqlite3
+
+    from clipfind.catalog import Catalog
+
+    home, files = indexed
+    originals = _digests(files)
+    lib = Library(home, "clipfind-tiny", "none")
+    photo = lib.catalog.photos()[0]
+
+    def full(self: Catalog, paths: object) -> list[int]:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Catalog, "remove_paths", full)
+    report = lib.trash([photo])
+    monkeypatch.undo()
+    assert [p.path for p in report.moved] == [photo.path] and not report.refused
+    assert "could not be updated" in report.notices[0]
+    assert lib.catalog.trash_pending() == [photo.path]  # the journal says the move was under way
+    lib.close()
+    Library(home, "clipfind-tiny", "none").close()
+    _, moved = _assert_each_once(home, originals, trash_home)
+    assert moved == {photo.path}
+
+
+# --- property: whatever happens on disk between grouping and clean-up, a group keeps its photo ---
+
+_OPS = ("delete", "rename", "symlink", "swap", "overwrite", "nothing")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(1, 3), min_size=2, max_size=5),
+    aliases=st.lists(st.integers(0, 20), max_size=2),
+    edges=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.floats(0.9, 1.0)), max_size=6),
+    ops=st.lists(st.tuples(st.sampled_from(_OPS), st.integers(0, 20), st.integers(0, 20)), max_size=5),
+    picks=st.one_of(st.none(), st.lists(st.integers(0, 20), max_size=8)),
+    include_near=st.booleans(),
+)
+def test_every_group_keeps_its_photo_whatever_changed_on_disk(
+    tmp_path: Path, sizes, aliases, edges, ops, picks, include_near
+) -> None:
+    import tempfile
+
+    import numpy as np
+
+    from clipfind.catalog import Catalog, FileStamp
+    from clipfind.dupes import build_graph, find_duplicates
+    from clipfind.indexer import content_hash
+
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    folder, trash = root / "pics", root / "trash"
+    folder.mkdir()
+    trash.mkdir()
+    cat = Catalog(root / "c.sqlite3")
+    cat.bind_model("m", 4, "m", None)
+    files: list[Path] = []
+    vectors = np.eye(4, dtype=np.float32)
+    for content, copies in enumerate(sizes):
+        for copy in range(copies):
+            path = folder / f"c{content}_{copy}.jpg"
+            path.write_bytes(f"content {content}".encode() * 50)
+            files.append(path)
+    for i in aliases:  # a second path to one of the files, indexed as its own row
+        target = files[i % len(files)]
+        link = folder / f"link{len(files)}.jpg"
+        if not link.exists():
+            link.symlink_to(target)
+            files.append(link)
+    for path in files:
+        st_ = path.stat()
+        data = path.read_bytes()
+        content = int(data.split(b" ")[1][:1])
+        # Links are stored without their identity now and then, as an older catalog would hold them.
+        stamp = FileStamp() if path.is_symlink() and content % 2 else FileStamp(st_.st_dev, st_.st_ino, st_.st_ctime_ns)
+        cat.put_photo(str(path), st_.st_size, st_.st_mtime_ns, content_hash(data), 10, 10, None,
+                      vectors[content % 4], stamp)
+    ids, vecs = cat.vectors()
+    sims = {(a % len(sizes), b % len(sizes)): s for a, b, s in edges}
+
+    def knn(queries: np.ndarray, k: int):  # contents linked by `edges` are "near"
+        out_ids = np.tile(ids, (len(queries), 1))[:, :k]
+        out_sims = np.zeros_like(out_ids, dtype=np.float32)
+        for row, q in enumerate(queries):
+            mine = int(np.argmax(q))
+            for col, other in enumerate(out_ids[row]):
+                theirs = int(np.argmax(vecs[ids.tolist().index(other)]))
+                out_sims[row, col] = 1.0 if mine == theirs else sims.get((mine, theirs), sims.get((theirs, mine), 0.0))
+        return out_ids, out_sims
+
+    graph = build_graph(ids, vecs, knn, k=len(ids))
+    groups = find_duplicates(cat.all_files(), graph, 0.9, cat.ignored_pairs())
+    members = [m.photo for g in groups for m in g.members]
+
+    for op, i, j in ops:  # the world changes between grouping and clean-up
+        a, b = files[i % len(files)], files[j % len(files)]
+        if not a.exists() and not a.is_symlink():
+            continue
+        if op == "delete":
+            a.unlink()
+        elif op == "rename":
+            a.rename(a.with_name("renamed_" + a.name))
+        elif op == "symlink" and a != b and b.exists():
+            a.unlink()
+            a.symlink_to(b)
+        elif op in ("swap", "overwrite") and a != b and b.exists() and not a.is_symlink():
+            st_ = a.stat()
+            other = b.read_bytes() if op == "swap" else b"something else entirely" * 20
+            a.write_bytes(other[: st_.st_size].ljust(st_.st_size, b"\0"))
+            os.utime(a, ns=(st_.st_atime_ns, st_.st_mtime_ns))
+
+    def on_disk() -> set[str]:
+        return {content_hash(p.read_bytes()) for p in folder.iterdir() if p.is_file() and not p.is_symlink()}
+
+    before = on_disk()
+    selected = None if picks is None or not members else [members[k % len(members)] for k in picks]
+    trash_module.clean_up(cat, groups, selected, include_near=include_near,
+                          send=lambda path: os.rename(path, trash / f"{len(os.listdir(trash))}"))
+    after = on_disk()
+    for group in groups:
+        if group.keeper.content_hash in before:
+            assert group.keeper.content_hash in after, f"the last copy of {group.keeper.path} went to the trash"
+    cat.close()

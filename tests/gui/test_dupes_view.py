@@ -1,0 +1,232 @@
+"""The duplicates tab (issue 9, item 3, app side): one card per photo, a keeper that cannot be ticked,
+a selection made only of defaults and clicks, copies that follow their picture, a confirmation that
+says what leaves and what stays, and a clean-up that goes through Library.clean_up.
+
+End to end where files matter: real photos, a private XDG trash, and the files left on disk asserted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipfind.catalog import Catalog, FileStamp
+from clipfind.dupes import DupeGroup, DupeMember
+from clipfind.library import Library
+from clipfind.records import PhotoInfo
+from tests.gui.conftest import ARTIFACTS, shoot
+from tests.helpers import copy_photos, needs_shared_data
+
+
+def _place(home: Path, near: dict[Path, Path]) -> None:
+    """Random weights mean nothing: give each content in `near` a vector close to its anchor's, spread the rest.
+
+    Every byte-identical copy gets its content's vector, and each row keeps its file identity.
+    """
+    cat = Catalog(home / "catalog.sqlite3")
+    rng = np.random.default_rng(0)
+    by_hash: dict[str, np.ndarray] = {}
+    anchors = {cat.photo_by_path(str(a))[0].content_hash for a in near.values()}
+    for content in sorted({p.content_hash for p in cat.photos()} - anchors) + sorted(anchors):
+        by_hash[content] = rng.standard_normal(cat.dim).astype(np.float32)
+    for path, anchor in near.items():
+        base = by_hash[cat.photo_by_path(str(anchor))[0].content_hash]
+        by_hash[cat.photo_by_path(str(path))[0].content_hash] = base + 0.005 * rng.standard_normal(cat.dim).astype(
+            np.float32)
+    known = cat.known_files()
+    for photo in cat.photos():
+        v = by_hash[photo.content_hash]
+        stamp = FileStamp(photo.device, photo.inode, known[photo.path].ctime_ns)
+        cat.put_photo(photo.path, photo.size, photo.mtime_ns, photo.content_hash, photo.width, photo.height,
+                      photo.taken_at, v / np.linalg.norm(v), stamp)
+    cat.close()
+
+
+@pytest.fixture
+def china(tmp_path: Path) -> Path:
+    """The case of issue 9: a keeper with a byte copy, and a smaller version of it with its own byte copy.
+
+    Before the fix the keeper was both KEEP in its identical group and ticked in the near group.
+    """
+    folder = tmp_path / "Dupes"
+    copy_photos(folder, 6, "kodak24")
+    shutil.copy2(folder / "kodim01.png", folder / "kodim01 copy.png")
+    shutil.copy2(folder / "kodim02.png", folder / "kodim02 copy.png")
+    with Image.open(folder / "kodim02.png") as im:
+        im.resize((384, 256)).save(folder / "kodim02 small.jpg", quality=85)
+    shutil.copy2(folder / "kodim02 small.jpg", folder / "kodim02 small copy.jpg")
+    home = tmp_path / "home"
+    lib = Library(home, "clipfind-tiny", "none")
+    lib.indexer().run([str(folder)])
+    lib.close()
+    _place(home, {folder / "kodim02 small.jpg": folder / "kodim02.png"})
+    return folder
+
+
+def _view(make_window, qtbot):
+    window = make_window()
+    # the catch-up index pass at start regroups the tab when it ends: let it end first
+    qtbot.waitUntil(lambda: window.model_ready and window.indexer is None, timeout=120_000)
+    view = window.dupes
+    window.tabs.setCurrentWidget(view)
+    view.slider.setValue(990)
+    qtbot.waitUntil(lambda: not view._debounce.isActive() and view.threshold == 0.99 and bool(view.groups))
+    return window, view
+
+
+def _box(view, name: str):
+    """The remove box of the photo called `name`, wherever the view draws it."""
+    for group_box in view.boxes:
+        for card in group_box.cards:
+            for photo in (m.photo for m in group_box.group.members):
+                if photo.path.endswith("/" + name) and photo.id in card.boxes:
+                    return card.boxes[photo.id]
+    raise AssertionError(f"no remove box for {name}")
+
+
+def _selected_names(view) -> set[str]:
+    return {Path(p.path).name for p in view.selected()}
+
+
+@needs_shared_data
+def test_one_card_per_photo_keeper_never_tickable_and_copies_follow(make_window, china: Path, qtbot) -> None:
+    window, view = _view(make_window, qtbot)
+    members = Counter(m.photo.id for g in view.groups for m in g.members)
+    assert members and max(members.values()) == 1  # no photo in two groups
+    drawn = Counter(i for b in view.boxes for c in b.cards for i in c.boxes)
+    for group_box in view.boxes:
+        group = group_box.group
+        assert group.keeper.id not in drawn  # KEEP has no box
+        keeper_card = next(c for c in group_box.cards if c.photo.id == group.keeper.id)
+        assert "KEEP" in _texts(keeper_card)
+        assert {m.photo.id for m in group.members[1:]} == {i for c in group_box.cards for i in c.boxes}
+    assert max(drawn.values()) == 1  # one box per photo, never two that could disagree
+    near = next(b for b in view.boxes if b.group.tier == "near")
+    assert near.group.keeper.path == str(china / "kodim02.png")
+    assert [Path(c.photo.path).name for c in near.cards] == ["kodim02.png", "kodim02 small.jpg"]  # copies ride along
+    shoot(window, "10-dupes-window", qtbot, 1500)
+    shoot(near, "10-dupes-near-group-copies-attached", qtbot, 500)
+
+    everything = {"kodim01 copy.png", "kodim02 copy.png", "kodim02 small.jpg", "kodim02 small copy.jpg"}
+    assert _selected_names(view) == everything and "4 photos selected" in view.summary.text()
+    _box(view, "kodim02 small.jpg").click()  # untick the picture: its byte copy follows
+    assert _selected_names(view) == {"kodim01 copy.png", "kodim02 copy.png"}
+    assert not _box(view, "kodim02 small copy.jpg").isChecked()
+    assert view.choices == {str(china / "kodim02 small.jpg"): False, str(china / "kodim02 small copy.jpg"): False}
+    assert "2 photos selected" in view.summary.text()
+    _box(view, "kodim02 small copy.jpg").click()  # a copy alone: only itself
+    assert _selected_names(view) == {"kodim01 copy.png", "kodim02 copy.png", "kodim02 small copy.jpg"}
+    assert "3 photos selected" in view.summary.text()  # distinct photos: no double count
+    _box(view, "kodim02 small.jpg").click()
+    assert _selected_names(view) == everything and "4 photos selected" in view.summary.text()
+    view.slider.setValue(1000)  # regrouping keeps the user's clicks, and only them
+    qtbot.waitUntil(lambda: all(g.tier == "identical" for g in view.groups), timeout=5000)
+    assert len(view.choices) == 2
+
+
+def _texts(widget) -> str:
+    from PySide6.QtWidgets import QCheckBox, QLabel
+
+    return " ".join(w.text() for w in widget.findChildren(QLabel) + widget.findChildren(QCheckBox))
+
+
+@needs_shared_data
+def test_trash_says_what_goes_and_keeps_one_copy_of_every_group(make_window, china: Path, qtbot,
+                                                                trash_home: Path, monkeypatch) -> None:
+    window, view = _view(make_window, qtbot)
+    asked: list[str] = []
+    monkeypatch.setattr("gui.dupes_view.confirm_cleanup", lambda parent, text, details="": asked.append(text))
+    view.trash_selected()  # declined: nothing moves
+    assert len(asked) == 1 and not trash_home.exists()
+    text = asked[0]
+    (ARTIFACTS / "10-dupes-confirmation.txt").write_text(text)
+    assert text.startswith("Move 4 photos")
+    assert "kodim02.png (near-duplicates): 3 photos move" in text and "kodim02.png stays" in text
+    assert "kodim01.png (identical copies): 1 photo moves" in text and "kodim01.png stays" in text
+    assert "Every copy of kodim02 small.jpg goes" in text and "Careful: 1 photo only similar" in text
+    assert "One photo of every group stays on disk: its keeper" in text
+
+    _box(view, "kodim02 small.jpg").click()  # keep the small version: the picture is not wholly gone
+    monkeypatch.setattr("gui.dupes_view.confirm_cleanup",
+                        lambda parent, text, details="": asked.append(text) or True)
+    view.trash_selected()
+    assert "Every copy" not in asked[-1] and "Careful" not in asked[-1]
+    on_disk = {p.name for p in china.iterdir()}
+    assert {"kodim01.png", "kodim02.png", "kodim02 small.jpg", "kodim02 small copy.jpg"} <= on_disk
+    assert not {"kodim01 copy.png", "kodim02 copy.png"} & on_disk
+    assert sorted(p.name for p in trash_home.iterdir()) == ["kodim01 copy.png", "kodim02 copy.png"]
+    assert "moved 2 photos" in window.statusBar().currentMessage()
+
+
+@needs_shared_data
+def test_a_missing_keeper_leaves_its_group_alone_and_says_why(make_window, china: Path, qtbot,
+                                                             trash_home: Path, monkeypatch) -> None:
+    window, view = _view(make_window, qtbot)
+    (china / "kodim01.png").unlink()  # the keeper goes outside clipfind, after grouping
+    monkeypatch.setattr("gui.dupes_view.confirm_cleanup", lambda *a, **k: True)
+    warned: list[list[str]] = []
+    monkeypatch.setattr("gui.dupes_view.show_problems", lambda parent, title, lines: warned.append(list(lines)))
+    view.trash_selected()
+    assert (china / "kodim01 copy.png").exists()  # the last copy stays
+    assert warned and any("kodim01.png" in line and "missing" in line for line in warned[0])
+    assert not (china / "kodim02 copy.png").exists()  # the other group, whose keeper is there, was cleaned
+
+
+@needs_shared_data
+def test_not_duplicates_then_undo(make_window, china: Path, qtbot) -> None:
+    window, view = _view(make_window, qtbot)
+    identical = next(g for g in view.groups if g.tier == "identical")
+    view.mark_not_duplicates(identical)
+    assert identical.keeper.id not in {g.keeper.id for g in view.groups}
+    assert view.undo_row.isVisible()
+    shoot(window, "11-dupes-not-duplicates-undo", qtbot, 500)
+    view.undo_button.click()
+    assert identical.keeper.id in {g.keeper.id for g in view.groups}
+    assert not view.undo_row.isVisible()
+
+
+class _Groups:
+    """A Library stand-in that only answers duplicates(): for what the core rarely produces on a test disk."""
+
+    def __init__(self, groups: list[DupeGroup]) -> None:
+        self.groups = groups
+
+    def duplicates(self, threshold: float) -> list[DupeGroup]:
+        return self.groups
+
+
+def _photo(i: int, name: str, size: int = 1000) -> PhotoInfo:
+    return PhotoInfo(i, f"/pics/{name}", size, 0, f"hash{i}", 100, 100)
+
+
+def test_aliases_are_named_and_never_offered(qtbot, tmp_path: Path) -> None:
+    from gui.dupes_view import DupesView
+    from gui.results_model import ThumbnailCache
+    from gui.workers import ThumbnailLoader
+
+    keeper, copy = _photo(1, "a.png"), _photo(2, "a copy.png")
+    group = DupeGroup("identical", keeper, (DupeMember(keeper, 1.0),
+                                            DupeMember(copy, 1.0, keeper.id, ("/pics/link to a copy.png",))))
+    view = DupesView(_Groups([group]), ThumbnailCache(ThumbnailLoader(200)))
+    qtbot.addWidget(view)
+    view.regroup()
+    assert "also at /pics/link to a copy.png — same file, removing it frees nothing" in _texts(view)
+    assert [p.id for p in view.selected()] == [copy.id]  # the alias is not a photo of its own
+
+
+def test_cleanup_summary_counts_each_photo_once() -> None:
+    from gui.dupes_view import cleanup_summary
+
+    keeper, near, near_copy = _photo(1, "k.png", 3000), _photo(2, "n.jpg"), _photo(3, "n copy.jpg")
+    group = DupeGroup("near", keeper, (DupeMember(keeper, 1.0), DupeMember(near, 0.99),
+                                       DupeMember(near_copy, 0.99, near.id)))
+    text, details = cleanup_summary([group], [near, near_copy, near])
+    assert text.startswith("Move 2 photos (2.0 KB) from 1 group to the system trash?")
+    assert "Every copy of n.jpg goes" in text and details == ""
+    text, _ = cleanup_summary([group], [near_copy])
+    assert "1 photo moves, 1.0 KB freed; k.png stays." in text and "Every copy" not in text
