@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from clipfind.annindex import VectorIndex, build_index, open_index, sync_index
 from clipfind.catalog import Catalog
-from clipfind.dupes import build_graph, choose_keeper, find_duplicates
+from clipfind.dupes import build_graph, choose_keeper, find_duplicates, identical_groups
 from clipfind.errors import ClipfindError
 from clipfind.records import PhotoInfo
 from clipfind.search import Query, Searcher, Term, build_query, split_weight
@@ -35,7 +35,7 @@ def test_split_weight_never_fails_unexpectedly(text: str) -> None:
         term, weight = split_weight(text)
     except ClipfindError:
         return  # a weight that is not a finite number: said in one line
-    assert math.isfinite(weight) and weight >= 0
+    assert math.isfinite(weight) and weight > 0
     if weight != 1.0 or term != text:
         assert text.startswith(term) and "^" in text[len(term):]
 
@@ -44,6 +44,10 @@ def test_split_weight_never_fails_unexpectedly(text: str) -> None:
 @given(st.text(min_size=1, max_size=20).filter(lambda t: t.strip() and not t[-1].isspace()), weight_text)
 def test_split_weight_reads_back_what_was_written(term: str, weight: str) -> None:
     assume(any(c.isdigit() for c in weight))
+    if not (term.strip() and float(weight) > 0):  # no phrase, or a weight of 0: refused in one line
+        with pytest.raises(ClipfindError, match="weight"):
+            split_weight(f"{term}^{weight}")
+        return
     parsed, value = split_weight(f"{term}^{weight}")
     assert parsed == term and value == pytest.approx(float(weight))
 
@@ -123,25 +127,34 @@ def test_grouping_properties(collection: tuple[list[PhotoInfo], np.ndarray], thr
     graph = build_graph(ids, vectors, lambda q, kk: exact_search(ids, vectors, q, kk), k)
     groups = find_duplicates(photos, graph, threshold)
     by_id = {p.id: i for i, p in enumerate(photos)}
-    seen: dict[str, set[int]] = {"identical": set(), "near": set()}
+    every_identical = identical_groups(photos)
+    seen: set[int] = set()
     for group in groups:
         members = [m.photo for m in group.members]
         assert len(members) >= 2
         assert group.keeper == members[0] and group.keeper in members
         member_ids = {p.id for p in members}
         assert len(member_ids) == len(members)
-        assert not seen[group.tier] & member_ids, "groups of one tier overlap"
-        seen[group.tier] |= member_ids
+        assert not seen & member_ids, "a photo is in two groups"
+        seen |= member_ids
         if group.tier == "identical":
-            assert len({p.content_hash for p in members}) == 1
+            assert group in every_identical
             assert group.keeper == choose_keeper(members)
-        else:
-            assert len({p.content_hash for p in members}) == len(members)  # one photo per content
-            keeper = vectors[by_id[group.keeper.id]]
-            for m in group.members[1:]:
-                similarity = float(vectors[by_id[m.photo.id]] @ keeper)
-                assert similarity >= np.float32(threshold) - 1e-5, (similarity, threshold)
-                assert m.similarity == pytest.approx(similarity, abs=1e-5)
+            continue
+        originals = [m.photo for m in group.members if m.copy_of is None]
+        assert len({p.content_hash for p in originals}) == len(originals)  # one photo per content
+        by_member = {m.photo.id: m.photo for m in group.members}
+        for m in group.members:
+            if m.copy_of is not None:  # a byte copy rides with the member it copies
+                assert by_member[m.copy_of].content_hash == m.photo.content_hash
+        keeper = vectors[by_id[group.keeper.id]]
+        for m in group.members[1:]:
+            similarity = float(vectors[by_id[m.photo.id]] @ keeper)
+            assert similarity >= np.float32(threshold) - 1e-5, (similarity, threshold)
+            assert m.similarity == pytest.approx(similarity, abs=1e-5)
+    for copies in every_identical:  # a set of copies is shown whole, or not at all
+        ids_ = {m.photo.id for m in copies.members}
+        assert ids_ <= seen or ids_.isdisjoint(seen)
 
 
 # -- catalog and index agreement ---------------------------------------------------------------------
