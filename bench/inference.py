@@ -8,7 +8,7 @@ For each model, every variant encodes the same prepared batch of real photos fro
 measurable, search quality is not). Printed per variant: images per second, the ratio to torch
 eager fp32 in the same run, and the minimum over the photos of the cosine between the variant's
 vector and fp32's. A variant may be chosen by clipfind's "auto" only if that minimum is at least
-0.999 (clipfind.runtime.FIDELITY) and it is at least 1.1x faster than fp32; the last line of
+0.999 (clipfind.embedding.calibrate.FIDELITY) and it is at least 1.1x faster than fp32; the last line of
 each table says what auto picked here, measuring on 32 of the photos as a first index run does.
 """
 
@@ -46,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 def _table(name: str, count: int, tmp: Path, *, compile_too: bool) -> None:
     import torch
 
-    from clipfind import runtime
+    from clipfind.embedding import calibrate as runtime
+    from clipfind.embedding.spec import ModelSpec
+    from clipfind.embedding.torch_model import load_model
     from clipfind.imageload import load_image
-    from clipfind.model import load_model
-    from clipfind.modelspec import ModelSpec
 
     model = load_model(ModelSpec(name, None), device="cpu", precision="fp32")
     photos = real_photos()[:count]
@@ -123,7 +123,7 @@ def _compiled(visual, batch):  # type: ignore[no-untyped-def]
 def _native_bf16() -> bool:
     import torch
 
-    from clipfind.runtime import native_bf16
+    from clipfind.embedding.calibrate import native_bf16
 
     return native_bf16(torch.device("cpu"))
 

@@ -36,9 +36,9 @@ import numpy as np
 from bench import common
 from clipfind.annindex import build_index
 from clipfind.catalog import Catalog
+from clipfind.embedding.spec import ModelSpec
 from clipfind.home import CATALOG_FILE, INDEX_FILE
 from clipfind.library import Library
-from clipfind.modelspec import ModelSpec
 from clipfind.search import Searcher, build_query
 
 SPEC = ModelSpec("ViT-B-32", None)  # what `--model ViT-B-32 --pretrained none` resolves to

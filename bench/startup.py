@@ -48,8 +48,8 @@ import torch
 t.append(time.perf_counter())
 import open_clip
 t.append(time.perf_counter())
-from clipfind.model import load_model
-from clipfind.modelspec import ModelSpec
+from clipfind.embedding.torch_model import load_model
+from clipfind.embedding.spec import ModelSpec
 t.append(time.perf_counter())
 model = load_model(ModelSpec("ViT-B-32", None))
 t.append(time.perf_counter())
@@ -61,7 +61,7 @@ _build_text_tower(cfg["embed_dim"], cfg["text_cfg"])
 t.append(time.perf_counter())
 net = model._model
 share = sum(p.numel() for p in net.visual.parameters()) / sum(p.numel() for p in net.parameters())
-steps = ["import torch", "import open_clip (on top)", "import clipfind.model (on top)",
+steps = ["import torch", "import open_clip (on top)", "import clipfind.embedding.torch_model (on top)",
          "load ViT-B-32, both towers", "first text encoding", "(not in a search) build the text tower alone"]
 print(json.dumps({"steps": dict(zip(steps, [b - a for a, b in zip(t, t[1:])])), "visual_share": share,
                   "began": began, "ended": time.time()}), flush=True)
@@ -142,7 +142,7 @@ def importtime_rows(code: str, env: dict[str, str]) -> list[tuple[str, int, floa
 def offenders(rows: list[tuple[str, int, float, float]], top: int = 8) -> list[tuple[str, float, float]]:
     """Known heavy packages and the `top` modules by own time, as (module, self s, cumulative s), by cumulative."""
     wanted = {"torch", "torchvision", "torch._dynamo", "torch._inductor", "open_clip", "timm", "sympy",
-              "huggingface_hub", "PIL.Image", "numpy", "clipfind.model"}
+              "huggingface_hub", "PIL.Image", "numpy", "clipfind.embedding.torch_model"}
     heavy = sorted(rows, key=lambda r: r[2], reverse=True)[:top]
     kept = {(name, own, cumulative) for name, _, own, cumulative in rows if name in wanted and cumulative >= 0.05}
     return sorted(kept | {(name, own, cumulative) for name, _, own, cumulative in heavy}, key=lambda r: -r[2])
@@ -212,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             common.figure(f"  {step}", common.percentile(values, 50), "s", digits=2)
         common.note(f"the image tower is {out['visual_share']:.0%} of ViT-B-32's parameters; a text search loads it "
                     "too, and random weights mean init time instead of reading a checkpoint")
-        print("  python -X importtime -c 'import clipfind.model', by cumulative (self s, cumulative s):")
-        rows = importtime_rows("import clipfind.model", env)
+        print("  python -X importtime -c 'import clipfind.embedding.torch_model', by cumulative "
+              "(self s, cumulative s):")
+        rows = importtime_rows("import clipfind.embedding.torch_model", env)
         for name, own, cumulative in offenders(rows):
             print(f"    {name:<40} {own:6.2f} {cumulative:6.2f}")
         if chain := imported_by(rows, "torch._dynamo"):

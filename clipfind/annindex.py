@@ -8,7 +8,6 @@ is rebuilt from the stored vectors instead of being fed to hnswlib.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
@@ -21,6 +20,8 @@ import hnswlib
 import numpy as np
 
 from clipfind.catalog import Catalog
+from clipfind.home import atomic_write
+from clipfind.records import Ids, Scores, Vectors
 
 # HNSW parameters: M and ef_construction trade build time for recall; ef is raised per query
 # to at least 2k. Chosen for recall@10 >= 0.99 on clustered CLIP-like vectors up to 1M photos
@@ -42,7 +43,7 @@ class IndexOutdated(Exception):
     """The index holds another model's vectors (after --reembed): rebuild quietly."""
 
 
-def exact_search(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_search(ids: Ids, vectors: Vectors, queries: Vectors, k: int) -> tuple[Ids, Scores]:
     """Brute-force top-k by inner product: exact, for small collections and as a test oracle.
 
     Returns (labels (m, k'), similarities (m, k')) best first, with k' = min(k, n).
@@ -88,7 +89,7 @@ class VectorIndex:
         total = len(self._live) + len(self._deleted)
         return len(self._deleted) / total if total else 0.0
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: Ids, vectors: Vectors) -> None:
         """Add or replace vectors; a label seen before (even deleted) is updated in place."""
         if len(ids) == 0:
             return
@@ -104,14 +105,14 @@ class VectorIndex:
         self._hnsw.add_items(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         self._live.update(ids.tolist())
 
-    def remove(self, ids: np.ndarray | list[int]) -> None:
+    def remove(self, ids: Ids | list[int]) -> None:
         for label in np.asarray(ids, dtype=np.int64).tolist():
             if label in self._live:
                 self._hnsw.mark_deleted(label)
                 self._live.discard(label)
                 self._deleted.add(label)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: Vectors, k: int) -> tuple[Ids, Scores]:
         """Approximate top-k; returns (labels, similarities), each (m, k') with k' = min(k, len)."""
         queries = np.atleast_2d(queries).astype(np.float32, copy=False)
         k = min(k, len(self._live))
@@ -121,24 +122,21 @@ class VectorIndex:
         labels, distances = self._hnsw.knn_query(queries, k=k)
         return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
 
-    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+    def vectors_of(self, ids: Ids) -> Vectors:
         return np.asarray(self._hnsw.get_items(np.asarray(ids, dtype=np.int64)), dtype=np.float32)
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: Path, model: str) -> None:
-        """Write index and sidecar to temp files, check, fsync, then rename both.
+        """Write index and sidecar through atomic_write: checked and synced to disk, then renamed
+        (index first, the sidecar that describes it last).
 
         A full disk or a read-only home leaves the old pair untouched (and no temp files); a
         kill between the two renames leaves a pair whose checksums disagree, rebuilt on load.
         """
-        tmp = path.with_name(path.name + ".tmp")
-        sidecar_path = path.with_name(path.name + SIDECAR_SUFFIX)
-        sidecar_tmp = sidecar_path.with_name(sidecar_path.name + ".tmp")
-        try:
+        with atomic_write(path, path.with_name(path.name + SIDECAR_SUFFIX), durable=True) as (tmp, sidecar_tmp):
             open(tmp, "wb").close()  # hnswlib reports no error of its own: surface EROFS/EACCES here
             self._hnsw.save_index(str(tmp))
             _check_hnsw_file(tmp)
-            _fsync_file(tmp)
             sidecar = {
                 "format": INDEX_FORMAT,
                 "dim": self.dim,
@@ -149,14 +147,6 @@ class VectorIndex:
                 "checksum": _checksum(tmp),
             }
             _write_synced(sidecar_tmp, json.dumps(sidecar).encode())
-        except BaseException:
-            for leftover in (tmp, sidecar_tmp):
-                with contextlib.suppress(OSError):
-                    os.unlink(leftover)
-            raise
-        os.replace(tmp, path)
-        os.replace(sidecar_tmp, sidecar_path)
-        _fsync_dir(path.parent)
 
     @classmethod
     def load(cls, path: Path, dim: int, model: str) -> VectorIndex:
@@ -262,19 +252,6 @@ def _checksum(path: Path) -> str:
         while chunk := fh.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "nt":
-        _fsync_file(folder)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

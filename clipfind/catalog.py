@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from clipfind.errors import CatalogError, ModelMismatchError
-from clipfind.records import PhotoInfo
+from clipfind.records import Failure, Ids, PhotoInfo, Vectors
 
 SCHEMA_VERSION = 2
 
@@ -114,12 +114,6 @@ class StoredContent:
     height: int | None
     taken_at: str | None
     vector: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    path: str
-    error: str
 
 
 class NotDuplicates:
@@ -422,7 +416,7 @@ class Catalog:
         )
         return [_photo(r) for r in rows]
 
-    def photo_by_path(self, path: str) -> tuple[PhotoInfo, np.ndarray] | None:
+    def photo_by_path(self, path: str) -> tuple[PhotoInfo, Vectors] | None:
         row = self._db.execute(
             f"SELECT {_PHOTO_COLUMNS}, vector FROM files WHERE path = ? AND status = 'ok'",
             (to_db(os.path.abspath(path)),),
@@ -454,8 +448,8 @@ class Catalog:
 
     def vectors(
         self, *, since_generation: int | None = None, ids: Sequence[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids int64 (n,), vectors float32 (n, dim)) of ok rows, optionally only newer ones."""
+    ) -> tuple[Ids, Vectors]:
+        """(ids (n,), vectors (n, dim)) of ok rows, optionally only newer ones."""
         dim = self.dim or 0
         if ids is not None:
             photos_ids: list[int] = []
@@ -485,7 +479,7 @@ class Catalog:
 
     def ids_matching(
         self, folder: str | None = None, date_from: str | None = None, date_to: str | None = None
-    ) -> np.ndarray:
+    ) -> Ids:
         """Ids of photos inside `folder` and taken (else modified) within [date_from, date_to]."""
         clauses = ["status = 'ok'"]
         args: list[object] = []
@@ -528,7 +522,7 @@ class Catalog:
         width: int | None,
         height: int | None,
         taken_at: str | None,
-        vector: np.ndarray | bytes,
+        vector: Vectors | bytes,
         stamp: FileStamp = FileStamp(),
     ) -> int:
         """Insert or replace the row for `path`; a changed file keeps its id (its index label)."""

@@ -15,17 +15,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from clipfind import __version__
-from clipfind.errors import ClipfindError
-from clipfind.modelspec import PRECISIONS
-from clipfind.records import PhotoInfo, human_bytes
-
-if TYPE_CHECKING:
-    from clipfind.dupes import DupeGroup
-    from clipfind.library import Library
-    from clipfind.trash import TrashReport
+from clipfind.errors import ClipfindError, one_line
+from clipfind.library import (
+    PRECISIONS,
+    Library,
+    __version__,
+    build_query,
+    check_model_name,
+    models_table,
+    supported_models,
+    tier_view,
+)
+from clipfind.records import Control, DupeGroup, Filters, PhotoInfo, Progress, TrashReport, human_bytes
 
 EPILOG = "Global options (--home, --model, --pretrained, --precision) work before or after the command."
 
@@ -231,8 +234,6 @@ CANCELLED = "cancelled, run again to continue"
 def cmd_index(lib: Library, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from clipfind.indexer import Control, Progress
-
     for folder in args.folders:
         path = os.path.abspath(os.path.expanduser(folder))
         if os.path.exists(path) and not os.path.isdir(path):
@@ -258,11 +259,8 @@ def cmd_index(lib: Library, args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        options = {"batch_size": args.batch_size}
-        if args.workers:
-            options["workers"] = args.workers
-        report = lib.indexer(**options).run(args.folders or None, progress=on_progress, control=control,
-                                            reembed=args.reembed)
+        report = lib.index_folders(args.folders or None, progress=on_progress, control=control,
+                                   batch_size=args.batch_size, workers=args.workers, reembed=args.reembed)
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
@@ -287,8 +285,6 @@ def cmd_index(lib: Library, args: argparse.Namespace) -> int:
 
 
 def cmd_search(lib: Library, args: argparse.Namespace) -> int:
-    from clipfind.search import Filters, build_query
-
     if args.date_from and args.date_to and args.date_from > args.date_to:
         raise ClipfindError(
             f"--from {args.date_from.replace('T', ' ')} is after --to {args.date_to.replace('T', ' ')}: "
@@ -304,7 +300,7 @@ def cmd_search(lib: Library, args: argparse.Namespace) -> int:
         for hit in hits:
             print(f"{hit.score:6.3f}  {hit.photo.path}")
     if not hits:
-        nothing_yet = lib.status().files_indexed == 0
+        nothing_yet = lib.counts().photos == 0
         _say("nothing indexed yet: run `clipfind index FOLDER`" if nothing_yet else "no matching photos")
     return 0
 
@@ -327,7 +323,7 @@ def _search_folder(lib: Library, folder: str) -> str:
 
 
 def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
-    groups = _tier_view(lib.duplicates(args.threshold), args.tier)
+    groups = tier_view(lib.duplicates(args.threshold), args.tier)
     listed = [_group_json(g) for g in groups]
     if not args.json:
         _print_groups(groups)
@@ -358,28 +354,6 @@ def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"groups": listed, "trash": _trash_json(report)})
     return _report_trash(report, summary=not args.json)
-
-
-def _tier_view(groups: Sequence[DupeGroup], tier: str) -> list[DupeGroup]:
-    """The groups --tier asks for. A set of byte-identical copies that is part of a near group sits
-    inside it (each copy after the member it copies); --tier identical shows it as its own group."""
-    from dataclasses import replace
-
-    from clipfind.dupes import DupeGroup
-
-    if tier == "all":
-        return list(groups)
-    view = []
-    for group in groups:
-        if group.tier == tier:
-            view.append(group)
-        elif tier == "identical":
-            for member in group.members:
-                copies = [replace(m, similarity=1.0) for m in group.members if m.copy_of == member.photo.id]
-                if copies:
-                    head = replace(member, similarity=1.0, copy_of=None)
-                    view.append(DupeGroup("identical", member.photo, (head, *copies)))
-    return view
 
 
 def _group_json(group: DupeGroup) -> dict[str, Any]:
@@ -474,12 +448,10 @@ def cmd_status(lib: Library, args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from clipfind.model_table import MODELS, table_markdown
-
     if args.json:
-        _print_json([asdict(m) for m in MODELS])
+        _print_json(supported_models())
     else:
-        print(table_markdown())
+        print(models_table())
     return 0
 
 
@@ -524,16 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except OSError as exc:  # the home or a photo on a disk that is full, read-only or failing
-        _say(f"error: {_os_reason(exc)}")
+        _say(f"error: {one_line(exc)}")
         return 1
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "models":
         return cmd_models(args)
-    from clipfind.encoders import check_model_name
-    from clipfind.library import Library
-
     name = (args.model or os.environ.get("CLIPFIND_MODEL") or "").strip()
     if name:  # before a catalog of another model answers an unknown name with "re-embed with it"
         check_model_name(name)
@@ -559,12 +528,6 @@ def _home_must_be_a_folder(args: argparse.Namespace) -> Iterator[None]:
     except (FileExistsError, NotADirectoryError) as exc:
         option = "--home" if args.home else "CLIPFIND_HOME" if os.environ.get("CLIPFIND_HOME") else "the home"
         raise ClipfindError(f"{option} is not a folder: {os.fsdecode(exc.filename or args.home)}") from None
-
-
-def _os_reason(exc: OSError) -> str:
-    """'No space left on device: /path', with file names as text (some libraries give bytes)."""
-    names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
-    return f"{exc.strerror or exc}" + (f": {' -> '.join(names)}" if names else "")
 
 
 def run() -> NoReturn:

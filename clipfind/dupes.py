@@ -73,14 +73,15 @@ keeper's path; members by similarity to the keeper (highest first), then by path
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import repeat
 from operator import attrgetter
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
-from clipfind.records import PhotoInfo
+from clipfind.records import DupeGroup, DupeMember, Ids, PhotoInfo, Scores, Tier, Vectors
 
 __all__ = [
     "DupeGroup",
@@ -91,60 +92,17 @@ __all__ = [
     "choose_keeper",
     "find_duplicates",
     "identical_groups",
+    "identical_sets",
     "keeper_key",
     "near_groups",
     "pair_key",
+    "tier_view",
 ]
 
-Tier = Literal["identical", "near"]
-
-KnnFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+KnnFn = Callable[[Vectors, int], tuple[Ids, Scores]]  # (queries, k) -> (labels, similarities)
 Ignored = Container[tuple[str, str]]  # "not duplicates" marks, asked by pair_key; falsy when there are none
-
-
-@dataclass(frozen=True, slots=True)
-class DupeMember:
-    """One photo of a group with its cosine similarity to the group's keeper."""
-
-    photo: PhotoInfo
-    similarity: float  # 1.0 for the keeper itself and for byte-identical copies
-    # The member this one is a byte-identical copy of (None: it stands for its own content).
-    # A copy follows that member: removing the member alone would leave its content on disk.
-    copy_of: int | None = None
-    # Other paths to this very file (hard links, symbolic links, bind mounts): one file, so never
-    # offered apart, and moving one to the trash would free nothing.
-    aliases: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DupeGroup:
-    """Photos shown together; the keeper is suggested for keeping, the others for removal."""
-
-    tier: Tier
-    keeper: PhotoInfo
-    members: tuple[DupeMember, ...]  # keeper first, then by similarity desc, then path
-
-    @property
-    def others(self) -> tuple[PhotoInfo, ...]:
-        """The non-keeper photos, the GUI's default selection for removal."""
-        return tuple(m.photo for m in self.members[1:])
-
-    @property
-    def reclaimable_bytes(self) -> int:
-        """Disk space freed by removing all :attr:`others`."""
-        return sum(m.photo.size for m in self.members[1:])
-
-    def suggested(self, include_near: bool = True) -> tuple[PhotoInfo, ...]:
-        """The default selection for removal: never the keeper; byte-identical copies of a member
-        that stays always; near members (with their copies) only when asked, since a similar
-        photo is not always a duplicate."""
-        if include_near or self.tier == "identical":
-            return self.others
-        return tuple(m.photo for m in self.members[1:] if m.copy_of is not None)
-
-    def copies_of(self, photo_id: int) -> tuple[PhotoInfo, ...]:
-        """The members that are byte-identical copies of this one, which follow its fate."""
-        return tuple(m.photo for m in self.members if m.copy_of == photo_id)
+Ints = npt.NDArray[np.int64]  # positions, content numbers, ranks: not catalog ids
+Mask = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +113,9 @@ class NeighbourGraph:
     -inf (so a padded slot never reaches any threshold).
     """
 
-    ids: np.ndarray  # (n,) int64 catalog ids
-    neighbours: np.ndarray  # (n, k) int64 catalog ids, best first, -1 = padding
-    similarities: np.ndarray  # (n, k) float32 cosine similarities, -inf = padding
+    ids: Ids  # (n,) catalog ids
+    neighbours: Ids  # (n, k) catalog ids, best first, -1 = padding
+    similarities: Scores  # (n, k) cosine similarities, -inf = padding
 
     def __post_init__(self) -> None:
         # Graphs may be loaded from storage; a shape mismatch would silently pair wrong ids.
@@ -207,8 +165,8 @@ def _check_threshold(threshold: float) -> np.float32:
 
 
 def build_graph(
-    ids: np.ndarray,
-    vectors: np.ndarray,
+    ids: Ids,
+    vectors: Vectors,
     knn: KnnFn,
     k: int = 16,
     batch: int = 4096,
@@ -258,9 +216,9 @@ class Contents:
     """
 
     photos: list[PhotoInfo]
-    ids: np.ndarray  # (n,) catalog id of each photo
-    content_of: np.ndarray  # (n,) content number of each photo
-    keeper_pos: np.ndarray  # (n,) position in `photos` of the keeper of content i
+    ids: Ids  # (n,) catalog id of each photo
+    content_of: Ints  # (n,) content number of each photo
+    keeper_pos: Ints  # (n,) position in `photos` of the keeper of content i
     copies: list[list[PhotoInfo]]  # the contents held by two or more files
     aliases: dict[int, tuple[str, ...]]  # photo id -> other paths of the same file, left out of `photos`
 
@@ -306,7 +264,7 @@ def _contents(photos: Iterable[PhotoInfo]) -> Contents:
     return Contents(listed, ids, content_of, keeper_pos, copies, aliases)
 
 
-def _break_ties(order: np.ndarray, tied: np.ndarray, key: Callable[[int], tuple]) -> np.ndarray:
+def _break_ties(order: Ints, tied: Mask, key: Callable[[int], tuple]) -> Ints:
     """Re-sort runs that numpy left tied (``tied[i]``: equal to the previous) by a full key.
 
     Numeric keys settle nearly every comparison in numpy; only the rare ties pay for
@@ -323,7 +281,7 @@ def _break_ties(order: np.ndarray, tied: np.ndarray, key: Callable[[int], tuple]
     return result
 
 
-def _ties(sorted_keys: Sequence[np.ndarray]) -> np.ndarray:
+def _ties(sorted_keys: Sequence[np.ndarray]) -> Mask:
     """For keys already in sorted order: is each position equal to the previous on all keys?"""
     tied = np.zeros(sorted_keys[0].size, dtype=bool)
     tied[1:] = True
@@ -367,7 +325,7 @@ def identical_groups(
     return _identical(_contents(photos), ignored)
 
 
-def _id_map(ids: np.ndarray, values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def _id_map(ids: Ids, values: Ints) -> Callable[[Ids], Ints]:
     """A vectorised ``id -> value`` lookup that gives -1 for unknown ids.
 
     A direct table when the ids are dense positive numbers (catalog rowids usually are),
@@ -382,7 +340,7 @@ def _id_map(ids: np.ndarray, values: np.ndarray) -> Callable[[np.ndarray], np.nd
     by_id = np.argsort(ids, kind="stable")
     sorted_ids, sorted_values = ids[by_id], values[by_id]
 
-    def lookup(query: np.ndarray) -> np.ndarray:
+    def lookup(query: Ids) -> Ints:
         pos = np.minimum(np.searchsorted(sorted_ids, query), sorted_ids.size - 1)
         return np.where(sorted_ids[pos] == query, sorted_values[pos], -1)
 
@@ -391,9 +349,9 @@ def _id_map(ids: np.ndarray, values: np.ndarray) -> Callable[[np.ndarray], np.nd
 
 def _compatibility(
     graph: NeighbourGraph,
-    content_index: Callable[[np.ndarray], np.ndarray],
-    rank: np.ndarray,
-    checkable: np.ndarray,
+    content_index: Callable[[Ids], Ints],
+    rank: Ints,
+    checkable: Mask,
     ranked: Sequence[PhotoInfo],
     t32: np.float32,
     ignored: Ignored,
@@ -406,7 +364,7 @@ def _compatibility(
     """
     count = len(ranked)
 
-    def rank_of(catalog_ids: np.ndarray) -> np.ndarray:
+    def rank_of(catalog_ids: Ids) -> Ints:
         content = content_index(catalog_ids)
         return np.where(content >= 0, rank[content], -1)
 
@@ -452,22 +410,22 @@ class _Ranked:
     """The contents that have an edge, in keeper order (rank 0 = the best keeper)."""
 
     photos: list[PhotoInfo]  # the keeper photo of each ranked content
-    sizes: np.ndarray  # (m,) their file sizes
-    rank: np.ndarray  # (n,) content number -> rank, -1 when not involved
+    sizes: Ints  # (m,) their file sizes
+    rank: Ints  # (n,) content number -> rank, -1 when not involved
 
 
 @dataclass(frozen=True, slots=True)
 class _Edges:
     """Undirected edges between ranked contents; lo is the better keeper of the two."""
 
-    lo: np.ndarray
-    hi: np.ndarray
-    sims: np.ndarray
+    lo: Ints
+    hi: Ints
+    sims: Scores
 
 
 def _live_edges(
-    graph: NeighbourGraph, content_index: Callable[[np.ndarray], np.ndarray], t32: np.float32
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    graph: NeighbourGraph, content_index: Callable[[Ids], Ints], t32: np.float32
+) -> tuple[Ints, Ints, Scores]:
     """(a, b, similarity) at or above the threshold between distinct live contents: with the rows
     prepared in _compatibility, the only part of the graph that Python loops see."""
     rows, cols = np.nonzero((graph.similarities >= t32) & (graph.neighbours >= 0))
@@ -478,7 +436,7 @@ def _live_edges(
     return a[live], b[live], sims[live]
 
 
-def _rank(contents: Contents, involved: np.ndarray) -> _Ranked:
+def _rank(contents: Contents, involved: Ints) -> _Ranked:
     """Rank the contents that have an edge by keeper order of their keepers."""
     photos = list(map(contents.photos.__getitem__, contents.keeper_pos[involved].tolist()))
     pixels = np.fromiter(map(attrgetter("pixels"), photos), dtype=np.int64, count=len(photos))
@@ -490,7 +448,7 @@ def _rank(contents: Contents, involved: np.ndarray) -> _Ranked:
     return _Ranked([photos[i] for i in order.tolist()], sizes[order], rank)
 
 
-def _candidate_order(ra: np.ndarray, rb: np.ndarray, sims: np.ndarray) -> _Edges:
+def _candidate_order(ra: Ints, rb: Ints, sims: Scores) -> _Edges:
     """One edge per pair with the higher similarity, then each anchor's candidates in the order
     it considers them: similarity desc, then rank."""
     lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
@@ -540,7 +498,7 @@ def _greedy(
     return accepted
 
 
-def _checkable(edges: _Edges, count: int) -> np.ndarray:
+def _checkable(edges: _Edges, count: int) -> Mask:
     """The ranks that pairwise checks can involve: two candidates of one anchor."""
     run_starts = np.flatnonzero(~_ties((edges.lo,)))
     run_sizes = np.diff(np.append(run_starts, edges.lo.size))
@@ -670,3 +628,34 @@ def find_duplicates(
         merged.append(DupeGroup("near", group.keeper, tuple(members)))
     merged.sort(key=_group_order)
     return [g for g in identical if g.keeper.id not in absorbed] + merged
+
+
+def identical_sets(group: DupeGroup) -> list[DupeGroup]:
+    """The sets of byte-identical copies in a group, each as an identical group of its own.
+
+    An identical group is its own only set. In a near group, a set is a member followed by its
+    copies (``copy_of``); it becomes a group led by that member, every member at similarity 1,
+    so the near group's keeper need not lead it.
+    """
+    if group.tier == "identical":
+        return [group]
+    sets = []
+    for member in group.members:
+        copies = [replace(m, similarity=1.0) for m in group.members if m.copy_of == member.photo.id]
+        if copies:
+            head = replace(member, similarity=1.0, copy_of=None)
+            sets.append(DupeGroup("identical", member.photo, (head, *copies)))
+    return sets
+
+
+def tier_view(groups: Sequence[DupeGroup], tier: Tier | Literal["all"]) -> list[DupeGroup]:
+    """The groups of one tier, for a front end that lists a tier alone (``clipfind dupes --tier``).
+
+    "identical" also lists the sets of copies that :func:`find_duplicates` put inside near groups
+    (see :func:`identical_sets`): a photo stays in at most one group of the view.
+    """
+    if tier == "all":
+        return list(groups)
+    if tier == "near":
+        return [g for g in groups if g.tier == "near"]
+    return [s for g in groups for s in identical_sets(g)]

@@ -8,6 +8,7 @@ Everything else is decoded at full size and then box-reduced before rotation.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -23,11 +24,13 @@ from typing import IO, Any, cast
 import pillow_heif
 from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError, features
 
-from clipfind.errors import ImageLoadError
+from clipfind.errors import ImageLoadError, one_line
 
-__all__ = ["MAX_DECODE_PIXELS", "PHOTO_EXTENSIONS", "LoadedImage", "load_image", "register_heif"]
+__all__ = ["MAX_DECODE_PIXELS", "MAX_FILE_BYTES", "PHOTO_EXTENSIONS", "LoadedImage", "content_hash", "load_image",
+           "read_photo", "register_heif"]
 
 MAX_DECODE_PIXELS = 120_000_000
+MAX_FILE_BYTES = 512 * 1024 * 1024  # larger files are not photos we can decode in memory
 """Largest image (in pixels, as actually decoded) we agree to decode: 360 MB as RGB."""
 
 # Pillow's own bomb guard (Image.MAX_IMAGE_PIXELS) checks the FULL size at open time, before
@@ -169,9 +172,9 @@ def _load(source: str | os.PathLike[str] | bytes, min_side: int | None) -> Loade
     except MemoryError:
         raise ImageLoadError("not enough memory to read the image header") from None
     except Image.DecompressionBombError as exc:  # only if other code re-armed Pillow's guard
-        raise ImageLoadError(f"too large to decode safely ({_one_line(exc)})") from None
+        raise ImageLoadError(f"too large to decode safely ({one_line(exc, names=False)})") from None
     except Exception as exc:  # plugins raise many types (OSError, SyntaxError, struct.error, ...)
-        raise ImageLoadError(f"cannot read image: {_one_line(exc)}") from exc
+        raise ImageLoadError(f"cannot read image: {one_line(exc, names=False)}") from exc
     try:
         with opened as im:
             return _decode(im, min_side)
@@ -182,7 +185,7 @@ def _load(source: str | os.PathLike[str] | bytes, min_side: int | None) -> Loade
     except MemoryError:
         raise ImageLoadError("not enough memory to decode the image") from None
     except Exception as exc:  # truncated data, corrupt streams, decoder errors of any type
-        raise ImageLoadError(f"cannot decode image: {_one_line(exc)}") from exc
+        raise ImageLoadError(f"cannot decode image: {one_line(exc, names=False)}") from exc
     return _load(source, None)
 
 
@@ -391,7 +394,29 @@ def _over_white(rgba: Image.Image) -> Image.Image:
     return background
 
 
-def _one_line(exc: BaseException) -> str:
-    """An exception as a short single line (some Pillow messages span lines or are empty)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+def content_hash(data: bytes) -> str:
+    """The file's identity for byte-identical copies: 128 bits of BLAKE2b, fast and collision-safe."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+
+def read_photo(path: str) -> bytes:
+    """The file's bytes, read once; never blocks on a pipe, nor reads a device or a growing file forever.
+
+    The scan skipped pipes and devices, but the folder may have changed since.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageLoadError("not a regular file (a pipe or a device named like a photo)")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageLoadError(f"file too large ({st.st_size // 2**20} MiB)")
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageLoadError(f"file too large (over {MAX_FILE_BYTES // 2**20} MiB)")
+    return data

@@ -7,10 +7,8 @@ batch in flight and a restart skips every file already committed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
-import stat
 import threading
 import time
 from collections import deque
@@ -18,92 +16,29 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from clipfind.annindex import VectorIndex, open_index
 from clipfind.catalog import Catalog, FileStamp, KnownFile, StoredContent, folder_prefix, to_db
-from clipfind.errors import ClipfindError, ImageLoadError, StorageError
+from clipfind.errors import ClipfindError, ImageLoadError, StorageError, one_line
 from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
-from clipfind.imageload import load_image
+from clipfind.imageload import MAX_FILE_BYTES, content_hash, load_image, read_photo
+from clipfind.records import Control, IndexReport, Progress
 from clipfind.scan import ScannedFile, scan_folders
 
-if TYPE_CHECKING:
-    from clipfind.encoders import ImageEncoder
-    from clipfind.modelspec import ModelSpec
+__all__ = ["Control", "IndexReport", "Indexer", "Progress", "ProgressFn"]
 
-MAX_FILE_BYTES = 512 * 1024 * 1024  # larger files are not photos we can decode in memory
+if TYPE_CHECKING:
+    from clipfind.embedding.encoder import ImageEncoder
+    from clipfind.embedding.spec import ModelSpec
+
 RETRY_MTIME_NS = -1  # stored for files that could not be read: never equal to a file's, so retried
 INDEX_SAVE_SECONDS = 300.0
 
 
-def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    phase: Literal["scanning", "indexing", "saving", "done"]
-    done: int
-    total: int
-    failed: int
-    rate: float  # files per second in this run
-    eta: float | None  # seconds
-    current: str | None
-
-
 ProgressFn = Callable[[Progress], None]
-
-
-class Control:
-    """Pause, resume and cancel an indexer from another thread (the GUI's or a signal handler)."""
-
-    def __init__(self) -> None:
-        self._running = threading.Event()
-        self._running.set()
-        self._cancelled = threading.Event()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def wait_if_paused(self) -> None:
-        self._running.wait()
-
-
-@dataclass
-class IndexReport:
-    added: int = 0
-    updated: int = 0
-    moved: int = 0
-    copied: int = 0
-    removed: int = 0
-    failed: int = 0
-    unchanged: int = 0
-    encoded: int = 0  # photos that went through the model (the rest reused a stored vector)
-    seconds: float = 0.0
-    cancelled: bool = False
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        """Photos through the model per second of the whole run."""
-        return self.encoded / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(slots=True)
@@ -175,7 +110,7 @@ class Indexer:
             except (sqlite3.OperationalError, OSError) as exc:
                 # Photos that cannot be read are recorded per file; what reaches here is the home
                 # itself failing (full disk, read-only, I/O error). What was committed is kept.
-                raise StorageError(f"indexing stopped: cannot write to {self.home}: {_reason(exc)}; "
+                raise StorageError(f"indexing stopped: cannot write to {self.home}: {one_line(exc, names=False)}; "
                                    "the photos indexed so far are kept") from exc
             finally:
                 catalog.close()
@@ -266,7 +201,7 @@ class Indexer:
         unlisted: dict[str, str] = {}
 
         def cannot_list(folder: str, exc: OSError) -> None:
-            unlisted[folder] = f"folder cannot be read ({_reason(exc)}); its photos are kept"
+            unlisted[folder] = f"folder cannot be read ({one_line(exc, names=False)}); its photos are kept"
 
         scanned: list[ScannedFile] = []
         for file in scan_folders(reachable, include_skipped=True, on_folder_error=cannot_list):
@@ -456,34 +391,6 @@ class Indexer:
     def _save_index(self, catalog: Catalog, index: VectorIndex) -> None:
         if catalog.model_identity is not None:
             index.save(self.home / INDEX_FILE, catalog.model_identity)
-
-
-def read_photo(path: str) -> bytes:
-    """The file's bytes, read once; never blocks on a pipe, nor reads a device or a growing file forever.
-
-    The scan skipped pipes and devices, but the folder may have changed since.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageLoadError("not a regular file (a pipe or a device named like a photo)")
-        if st.st_size > MAX_FILE_BYTES:
-            raise ImageLoadError(f"file too large ({st.st_size // 2**20} MiB)")
-        with open(fd, "rb", closefd=False) as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_FILE_BYTES:
-        raise ImageLoadError(f"file too large (over {MAX_FILE_BYTES // 2**20} MiB)")
-    return data
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 def _usable_cpus() -> int:

@@ -1,8 +1,15 @@
 """One photo library (a clipfind home): the single entry point the CLI and the GUI call.
 
-It owns the catalog connection of the calling thread, loads the model and the vector index
-only when a capability needs them, and keeps every decision (what a query means, what a
-duplicate is, who is the keeper) in the core modules it wires together.
+It owns one catalog connection, loads the model and the vector index only when a capability
+needs them, and keeps every decision (what a query means, what a duplicate is, who is the
+keeper, when a folder joins the catalog, how writers are locked) in the core modules it wires
+together. Front ends import this module, :mod:`clipfind.records` and :mod:`clipfind.errors`
+only (tests/test_layering.py).
+
+Threads: a Library may be called from one thread at a time (the app serialises its calls
+through one worker), with one exception: :meth:`Library.index_folders` may run on a thread of
+its own beside them, since the indexer opens its own catalog connection and takes the home's
+writer lock (search stays usable while photos are indexed). Nothing here touches Qt.
 """
 
 from __future__ import annotations
@@ -10,52 +17,65 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import tempfile
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from clipfind import __version__
 from clipfind.annindex import VectorIndex, exact_search, open_index
-from clipfind.catalog import Catalog, Failure
-from clipfind.dupes import Contents, DupeGroup, NeighbourGraph, build_graph, contents_of, find_duplicates
+from clipfind.catalog import Catalog
+from clipfind.dupes import Contents, NeighbourGraph, build_graph, contents_of, find_duplicates, tier_view
+from clipfind.embedding.spec import PRECISIONS, ModelSpec, check_model_name
 from clipfind.errors import ClipfindError, LockedError
-from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, WriterLock, resolve_home
+from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, WriterLock, atomic_write, resolve_home
+from clipfind.imageload import PHOTO_EXTENSIONS
 from clipfind.rebuild import rebuild_catalog
-from clipfind.modelspec import PRECISIONS, ModelSpec
-from clipfind.records import PhotoInfo
-from clipfind.search import EXACT_LIMIT, Filters, Query, Searcher, SearchHit
-from clipfind.trash import TrashReport, clean_up, finish_interrupted, move_to_trash
+from clipfind.records import (
+    Control,
+    Counts,
+    DupeGroup,
+    Failure,
+    Filters,
+    FolderStatus,
+    Ids,
+    IndexReport,
+    PhotoInfo,
+    Progress,
+    Query,
+    SearchHit,
+    Status,
+    TrashReport,
+    Vectors,
+)
+from clipfind.search import EXACT_LIMIT, Searcher, build_query
+from clipfind.trash import clean_up, finish_interrupted, move_to_trash
 
 if TYPE_CHECKING:
-    from clipfind.encoders import ImageEncoder
+    import PIL.Image
+
+    from clipfind.embedding.download import DownloadProgressFn
+    from clipfind.embedding.encoder import ImageEncoder
+    from clipfind.embedding.onnx import OnnxImageEncoder, OnnxTextEncoder
+    from clipfind.embedding.torch_model import ClipModel
     from clipfind.indexer import Indexer
-    from clipfind.model import ClipModel, ProgressFn
-    from clipfind.onnx_encoder import OnnxImageEncoder, OnnxTextEncoder
+
+__all__ = [
+    "PHOTO_EXTENSIONS",
+    "PRECISIONS",
+    "Library",
+    "__version__",
+    "build_query",
+    "check_model_name",
+    "models_table",
+    "supported_models",
+    "thumbnail",
+    "tier_view",
+]
 
 NEIGHBOURS_K = 24  # per photo; a burst of more near-identical shots than this is split
-
-
-@dataclass(frozen=True, slots=True)
-class FolderStatus:
-    path: str
-    files: int
-    reachable: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    home: str
-    model: str | None
-    pretrained: str | None
-    dim: int | None
-    files_indexed: int
-    files_failed: int
-    folders: tuple[FolderStatus, ...]
-    failures: tuple[Failure, ...]
 
 
 def resolve_spec(catalog: Catalog, name: str | None, pretrained: str | None) -> ModelSpec:
@@ -68,7 +88,62 @@ def resolve_spec(catalog: Catalog, name: str | None, pretrained: str | None) -> 
     return ModelSpec.parse(name or catalog.model_name, pretrained)
 
 
+def supported_models() -> list[dict[str, Any]]:
+    """The models clipfind is tested with, one dict per row, for `clipfind models --json`."""
+    from dataclasses import asdict
+
+    from clipfind.embedding.table import MODELS
+
+    return [asdict(m) for m in MODELS]
+
+
+def models_table() -> str:
+    """The supported models as the Markdown table the README shows."""
+    from clipfind.embedding.table import table_markdown
+
+    return table_markdown()
+
+
+def thumbnail(path: str, side: int) -> PIL.Image.Image:
+    """A photo upright (EXIF orientation applied) in RGB, fitting in ``side`` x ``side`` pixels.
+
+    Decoded by the same loader as indexing (HEIC, CMYK, huge images, hostile files), so what the
+    app shows is what was embedded.
+
+    Args:
+        path: the photo file.
+        side: the largest width and height wanted, in pixels.
+
+    Raises ImageLoadError, with a one-line reason, for a file that cannot be shown.
+    """
+    from clipfind.imageload import load_image
+
+    image = load_image(path, min_side=side).image
+    image.thumbnail((side, side))
+    return image
+
+
 class Library:
+    """A clipfind home opened for one front end: search, duplicates, clean-up, indexing, status.
+
+    Args:
+        home: the home folder (default: $CLIPFIND_HOME, else the per-user data folder). It is
+            created when missing.
+        model: open_clip architecture name or ``hf-hub:ORG/REPO`` (default: $CLIPFIND_MODEL,
+            else the catalog's own model, else ViT-B-32).
+        pretrained: weights: a pretrained tag, a checkpoint file, or "none" for random weights
+            (default: $CLIPFIND_PRETRAINED, else the catalog's weights or the model's usual ones).
+        device: where the model runs ("cpu", "cuda", ...; default: the best one here).
+        precision: how the image encoder runs, one of :data:`PRECISIONS` (default:
+            $CLIPFIND_PRECISION, else "auto", which measures once per machine and model).
+        download_progress: called with (bytes so far, total bytes or None) while weights
+            download on the first load.
+
+    Opening is cheap (the catalog only); a move to the trash that a kill interrupted is settled
+    here. A refused open (unknown precision, a newer or damaged catalog) leaves no SQLite side
+    files behind.
+    """
+
     def __init__(
         self,
         home: str | os.PathLike[str] | None = None,
@@ -77,7 +152,7 @@ class Library:
         *,
         device: str | None = None,
         precision: str | None = None,
-        download_progress: ProgressFn | None = None,
+        download_progress: DownloadProgressFn | None = None,
     ) -> None:
         self.home: Path = resolve_home(home)
         self.catalog = Catalog(self.home / CATALOG_FILE)
@@ -91,7 +166,7 @@ class Library:
             raise
         self.notices: list[str] = []
         self._device = device
-        # How the image encoder runs (clipfind.runtime): "auto" measures once per machine.
+        # How the image encoder runs (clipfind.embedding): "auto" measures once per machine.
         self.precision = precision or os.environ.get("CLIPFIND_PRECISION") or "auto"
         if self.precision not in PRECISIONS:
             self.catalog.close()
@@ -108,17 +183,57 @@ class Library:
         self._contents: tuple[int, Contents] | None = None  # (generation, the files grouped by content)
 
     def close(self) -> None:
+        """Release the catalog connection; a Library is not used after this."""
         self.catalog.close()
 
-    def set_download_progress(self, callback: ProgressFn | None) -> None:
-        """Where weight-download progress goes when the model is first loaded (the app's bar)."""
+    def reopen(self, model: str | None = None, pretrained: str | None = None) -> Library:
+        """The same home with other weights (a fine-tuned checkpoint, another model), keeping every
+        other option: device, precision and where download progress goes.
+
+        Args:
+            model: the model to use (default: this library's model).
+            pretrained: its weights (default: this library's weights when ``model`` is not given,
+                else that model's usual weights); a checkpoint path, a tag, or "none".
+
+        Returns a new Library; this one stays open, for the caller to close once nothing uses it.
+        """
+        if model is None and pretrained is None:
+            model, pretrained = self.spec.name, self.spec.pretrained or "none"
+        elif model is None:
+            model = self.spec.name
+        return Library(
+            self.home, model, pretrained,
+            device=self._device, precision=self.precision, download_progress=self._download_progress,
+        )
+
+    def set_download_progress(self, callback: DownloadProgressFn | None) -> None:
+        """Send weight-download progress somewhere else (the app's bar) for the first model load.
+
+        Args:
+            callback: called with (bytes so far, total bytes or None); None stops reporting.
+        """
         self._download_progress = callback
 
     # -- model and index, loaded on first need ----------------------------------------------
+    def load(self) -> None:
+        """Do the slow opens now, off the caller's clock (the app calls it on a worker at start):
+        the encoders search and indexing use, downloading weights the first time, and the vector
+        index. Without torch where this machine runs the model through exported ONNX files.
+
+        Raises ModelLoadError (unknown model, weights that cannot be fetched) and the catalog's
+        errors; everything opened stays open for the calls that follow.
+        """
+        self.image_encoder()
+        self._text_tower()
+        if self.catalog.has_vectors():
+            self.index()
+
     def model(self) -> ClipModel:
+        """The full open_clip model (torch), loaded once: the path for a machine without ONNX
+        exports, and for the first run that measures and exports them."""
         with self._model_lock:
             if self._model is None:
-                from clipfind.model import load_model
+                from clipfind.embedding.torch_model import load_model
 
                 self._model = load_model(
                     self.spec, self._device, self._download_progress, precision=self.precision, home=self.home
@@ -126,15 +241,18 @@ class Library:
             return self._model
 
     def index(self) -> VectorIndex:
+        """The vector index, opened once and caught up with the catalog; a missing or damaged one
+        is rebuilt from the catalog and saved, so the repair happens once."""
         if self._index is None:
             self._index, notice = open_index(self.home / INDEX_FILE, self.catalog)
             if notice:
                 self.notices.append(notice)
-                self._save_repaired_index(self._index)
+            if notice or not (self.home / INDEX_FILE).exists():
+                self._save_rebuilt_index(self._index)
         return self._index
 
-    def _save_repaired_index(self, index: VectorIndex) -> None:
-        """Keep a rebuilt index, so the repair (and its notice) happens once, not on every start.
+    def _save_rebuilt_index(self, index: VectorIndex) -> None:
+        """Keep a rebuilt index, so the rebuild (and its notice) happens once, not on every start.
 
         Only when no indexer holds the home: it saves its own index when it finishes. A read-only
         or full disk just means the next start rebuilds again.
@@ -154,7 +272,7 @@ class Library:
         and the export exists (seconds less start-up, ~1 GB less memory), else the full model."""
         if self._model is None:
             if self._onnx_image is None:  # opening a session takes ~0.4 s: once per Library
-                from clipfind.onnx_encoder import open_exported
+                from clipfind.embedding.onnx import open_exported
 
                 self._onnx_image = open_exported(self.spec, self.home, self._device, self.precision)
             if self._onnx_image is not None:
@@ -162,11 +280,63 @@ class Library:
         return self.model()
 
     def indexer(self, **options: int) -> Indexer:
+        """An indexer for this home and model, for callers that drive it themselves (benchmarks);
+        front ends call :meth:`index_folders`.
+
+        Args:
+            options: ``batch_size`` and ``workers`` (decoding threads) of :class:`Indexer`.
+        """
         from clipfind.indexer import Indexer
 
         return Indexer(self.home, self.spec, self.image_encoder, **options)
 
+    def index_folders(
+        self,
+        folders: Sequence[str] | None = None,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        control: Control | None = None,
+        batch_size: int = 32,
+        workers: int | None = None,
+        reembed: bool = False,
+    ) -> IndexReport:
+        """Bring the catalog in step with the photo folders: new, changed, moved and deleted files.
+
+        A folder joins the catalog only once the model is known to fit it, so a run refused for a
+        wrong model (or cancelled while it loads) leaves the folders as they were: a front end
+        never adds a folder itself. Resumable: a run that stops keeps every batch committed.
+
+        Args:
+            folders: folders to add and index (default: the folders indexed before).
+            progress: called from this thread with each :class:`Progress`.
+            control: pauses or cancels the run from another thread (a button, Ctrl+C).
+            batch_size: photos per model batch.
+            workers: decoding threads (default: up to 4, by the CPUs usable here).
+            reembed: embed every photo again with this library's model, replacing the vectors
+                of the catalog's model.
+
+        Raises LockedError when another indexer holds the home, ModelMismatchError when the
+        catalog holds another model's vectors (and not ``reembed``), StorageError when the home
+        cannot be written.
+        """
+        options = {"batch_size": batch_size}
+        if workers:
+            options["workers"] = workers
+        return self.indexer(**options).run(
+            list(folders) if folders is not None else None, progress=progress, control=control, reembed=reembed
+        )
+
     def search(self, query: Query, k: int = 20, filters: Filters = Filters()) -> list[SearchHit]:
+        """The photos closest to a query, best first; the first text search opens the text tower.
+
+        Args:
+            query: what to look for, from :func:`build_query`.
+            k: how many hits at most.
+            filters: which photos may be returned (folder, dates, least score).
+
+        Returns nothing when nothing is indexed yet. Raises ClipfindError for a query photo that
+        cannot be read, ModelMismatchError when this library's model is not the catalog's.
+        """
         self.catalog.check_model(self.spec.identity)
         if not self.catalog.has_vectors():
             return []
@@ -174,17 +344,21 @@ class Library:
             self._searcher = Searcher(self.catalog, self.index(), self._encode_texts, self._encode_image)
         return self._searcher.search(query, k, filters)
 
-    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+    def _text_tower(self) -> OnnxTextEncoder | ClipModel:
+        """The ONNX text encoder where it was exported (a cold search then skips seconds of torch
+        imports), else the full model."""
         if self._model is None and self._text_encoder is None:
-            from clipfind.onnx_encoder import open_exported_text
+            from clipfind.embedding.onnx import open_exported_text
 
-            # Without torch where the export exists: a cold `clipfind search` then skips seconds of imports.
             self._text_encoder = open_exported_text(self.spec, self.home, self._device, self.precision) or False
         if self._model is None and self._text_encoder:
-            return self._text_encoder.encode_texts(texts)
-        return self.model().encode_texts(texts)
+            return self._text_encoder
+        return self.model()
 
-    def _encode_image(self, path: str) -> np.ndarray:
+    def _encode_texts(self, texts: list[str]) -> Vectors:
+        return self._text_tower().encode_texts(texts)
+
+    def _encode_image(self, path: str) -> Vectors:
         from clipfind.imageload import load_image
 
         encoder = self.image_encoder()
@@ -192,7 +366,11 @@ class Library:
         return encoder.encode_images(np.asarray(encoder.preprocess(loaded.image))[None])[0]
 
     def neighbour_graph(self) -> NeighbourGraph | None:
-        """Each photo's nearest neighbours, cached on disk per catalog generation."""
+        """Each photo's nearest neighbours, so that regrouping at another threshold is cheap.
+
+        Built once per catalog generation (tens of seconds at 100k photos) and cached on disk;
+        None when nothing is indexed.
+        """
         generation = self.catalog.generation
         if self._graph is not None and self._graph_generation == generation:
             return self._graph
@@ -211,7 +389,7 @@ class Library:
         self._graph, self._graph_generation = graph, generation
         return graph
 
-    def _one_vector_per_content(self) -> tuple[int, np.ndarray, np.ndarray]:
+    def _one_vector_per_content(self) -> tuple[int, Ids, Vectors]:
         """(generation, ids, vectors): byte-identical copies share one graph row, so they cannot
         crowd out real neighbours."""
         with self.catalog.snapshot():  # one state of the catalog while an indexer commits
@@ -223,10 +401,11 @@ class Library:
         return generation, ids[keep], vectors[keep]
 
     def duplicates(self, threshold: float) -> list[DupeGroup]:
-        """Duplicate groups at ``threshold`` (0..1); a photo is in at most one group.
+        """Duplicate groups at ``threshold``, for review before a clean-up; a photo is in at most
+        one group.
 
         Args:
-            threshold: the least CLIP cosine similarity for the near tier.
+            threshold: the least CLIP cosine similarity (0..1) for the near tier.
 
         Photos under a folder that is not reachable now (an unplugged drive, a folder moved away)
         are left out: they cannot be shown, and a keeper that is not on disk keeps nothing.
@@ -268,7 +447,12 @@ class Library:
         return report
 
     def trash(self, photos: Sequence[PhotoInfo]) -> TrashReport:
-        """Move exactly these photos to the system trash (each must still be the file indexed)."""
+        """Move exactly these photos to the system trash; one changed on disk since the user saw it
+        stays, with the reason.
+
+        Args:
+            photos: the photos to move, as the catalog gave them (each must still be that file).
+        """
         self._check_intact()
         report = move_to_trash(self.catalog, photos)
         self._forget_in_index(report)
@@ -279,7 +463,15 @@ class Library:
             self._index.remove([p.id for p in report.moved])
 
     def lookup(self, paths: Sequence[str]) -> list[PhotoInfo]:
-        """The indexed photos at these paths, or a clear error naming the first that is not one."""
+        """The indexed photos at these paths, for commands that take photo paths; a clear error
+        names the first that is not one.
+
+        Args:
+            paths: photo files, relative or absolute.
+
+        Raises ClipfindError for an empty path, a path the catalog does not know, or a file that
+        could not be read when it was indexed (with that reason).
+        """
         photos = []
         for path in paths:
             if not path:
@@ -294,6 +486,26 @@ class Library:
                                     "so it is in neither search nor duplicates")
             raise ClipfindError(f"not in the catalog: {os.path.abspath(path)}")
         return photos
+
+    def photo_by_path(self, path: str) -> PhotoInfo | None:
+        """The indexed photo at a path, or None, for a front end that asks without failing (a
+        dropped file, a search by a photo that may or may not be indexed).
+
+        Args:
+            path: a photo file, relative or absolute.
+        """
+        found = self.catalog.photo_by_path(path) if path else None
+        return found[0] if found is not None else None
+
+    def photos(self, ids: Sequence[int]) -> list[PhotoInfo]:
+        """Those of these photos still in the catalog, in the given order: results shown a while
+        ago, minus what was trashed or forgotten meanwhile.
+
+        Args:
+            ids: catalog ids (``PhotoInfo.id``).
+        """
+        found = {p.id: p for p in self.catalog.photos(ids)}
+        return [found[i] for i in ids if i in found]
 
     def mark_not_duplicates(self, photos: Sequence[PhotoInfo]) -> None:
         """Remember, by content, that these photos are not duplicates of one another.
@@ -311,14 +523,20 @@ class Library:
         self.catalog.add_mark({h: len(paths) for h, paths in files.items()})
 
     def unmark_not_duplicates(self, photos: Sequence[PhotoInfo]) -> int:
-        """Take back every "not duplicates" mark that holds all of these photos; returns how many."""
+        """Take back a "not duplicates" decision, so these photos can be grouped again.
+
+        Args:
+            photos: photos of a mark; every mark that holds all of them is taken back.
+
+        Returns how many marks were taken back.
+        """
         if not photos:
             raise ClipfindError("give the photos whose mark to take back")
         self._check_intact()
         return self.catalog.remove_marks(p.content_hash for p in photos)
 
     def folders(self) -> list[str]:
-        """The indexed folders."""
+        """The indexed folders, as absolute paths: what a plain re-index scans."""
         return self.catalog.folders()
 
     def forget_folder(self, folder: str) -> int:
@@ -328,7 +546,7 @@ class Library:
             folder: an indexed folder. Photos that another indexed folder still covers (a
                 parent, or an indexed subfolder) are kept.
 
-        Returns how many photos left the catalog.
+        Returns how many photos left the catalog. Raises LockedError while an indexer runs.
         """
         if not folder:
             raise ClipfindError("an empty folder name was given (an unset variable?)")
@@ -354,8 +572,19 @@ class Library:
     def _check_intact(self) -> None:
         self.catalog.check_intact()
 
+    def failures(self) -> list[Failure]:
+        """What indexing could not read, so the user can fix or remove it: folders that could not
+        be listed first, then unreadable files, each with its reason."""
+        return self.catalog.folder_problems() + self.catalog.failures()
+
+    def counts(self) -> Counts:
+        """Photos, unreadable files and folders: cheap enough for a status bar after every change
+        (:meth:`status` also counts per folder)."""
+        return Counts(self.catalog.count("ok"), self.catalog.count("failed"), len(self.catalog.folders()))
+
     def status(self) -> Status:
-        """Folders with their counts and reachability, the model, and what could not be read."""
+        """Everything `clipfind status` shows: folders with their counts and reachability, the
+        model, and what could not be read."""
         folders = tuple(
             FolderStatus(f, len(self.catalog.known_files(f)), os.path.isdir(f)) for f in self.catalog.folders()
         )
@@ -367,7 +596,7 @@ class Library:
             files_indexed=self.catalog.count("ok"),
             files_failed=self.catalog.count("failed"),
             folders=folders,
-            failures=tuple(self.catalog.folder_problems() + self.catalog.failures()),
+            failures=tuple(self.failures()),
         )
 
 
@@ -382,23 +611,14 @@ def _load_graph(path: Path, generation: int, model: str) -> NeighbourGraph | Non
 
 
 def _save_graph(path: Path, graph: NeighbourGraph, generation: int, model: str) -> None:
-    """A cache: a temp file of its own (other threads and processes may save at the same time), and
-    a failure to write it (full disk, read-only home) costs only the time to rebuild it next time."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                ids=graph.ids,
-                neighbours=graph.neighbours,
-                similarities=graph.similarities,
-                generation=np.int64(generation),
-                model=np.str_(model),
-            )
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    """A cache: written whole or not at all (other threads and processes may save at the same time),
+    and a failure to write it (full disk, read-only home) costs only the time to rebuild it next time."""
+    with contextlib.suppress(OSError), atomic_write(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            ids=graph.ids,
+            neighbours=graph.neighbours,
+            similarities=graph.similarities,
+            generation=np.int64(generation),
+            model=np.str_(model),
+        )

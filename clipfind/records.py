@@ -1,8 +1,25 @@
-"""Result types shared by the core, the CLI and the GUI (one per capability)."""
+"""Every type a front end sees: what it builds (queries, filters, an indexing control) and what it
+gets back (hits, duplicate groups, progress, reports, status, failures).
+
+The CLI and the GUI import from here, from :mod:`clipfind.library` and from :mod:`clipfind.errors`
+only; the core modules that produce these types import them from here too.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+# Unit vectors, one row per photo or query: (n, dim) float32.
+Vectors: TypeAlias = npt.NDArray[np.float32]
+# Catalog ids (SQLite rowids): (n,) int64, or (m, k) for neighbour tables.
+Ids: TypeAlias = npt.NDArray[np.int64]
+# Cosine similarities, one per id of a matching Ids array: float32.
+Scores: TypeAlias = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +54,209 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+# -- search ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One part of a query: a phrase or a photo, with its weight (negative: push away)."""
+
+    kind: Literal["text", "image"]
+    value: str  # a phrase, or a photo's path
+    weight: float  # negative for "minus" terms
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A weighted sum of terms; build one from the user's words with ``library.build_query``."""
+
+    terms: tuple[Term, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which photos a search may return, besides how well they match."""
+
+    folder: str | None = None
+    date_from: str | None = None  # ISO date or datetime, inclusive
+    date_to: str | None = None
+    min_score: float | None = None
+
+    @property
+    def restricts_candidates(self) -> bool:
+        return self.folder is not None or self.date_from is not None or self.date_to is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One search result."""
+
+    photo: PhotoInfo
+    score: float  # cosine similarity to the query, -1..1
+
+
+# -- duplicates -----------------------------------------------------------------------------
+Tier = Literal["identical", "near"]
+
+
+@dataclass(frozen=True, slots=True)
+class DupeMember:
+    """One photo of a group with its cosine similarity to the group's keeper."""
+
+    photo: PhotoInfo
+    similarity: float  # 1.0 for the keeper itself and for byte-identical copies
+    # The member this one is a byte-identical copy of (None: it stands for its own content).
+    # A copy follows that member: removing the member alone would leave its content on disk.
+    copy_of: int | None = None
+    # Other paths to this very file (hard links, symbolic links, bind mounts): one file, so never
+    # offered apart, and moving one to the trash would free nothing.
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DupeGroup:
+    """Photos shown together; the keeper is suggested for keeping, the others for removal."""
+
+    tier: Tier
+    keeper: PhotoInfo
+    members: tuple[DupeMember, ...]  # keeper first, then by similarity desc, then path
+
+    @property
+    def others(self) -> tuple[PhotoInfo, ...]:
+        """The non-keeper photos, the GUI's default selection for removal."""
+        return tuple(m.photo for m in self.members[1:])
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        """Disk space freed by removing all :attr:`others`."""
+        return sum(m.photo.size for m in self.members[1:])
+
+    def suggested(self, include_near: bool = True) -> tuple[PhotoInfo, ...]:
+        """The default selection for removal: never the keeper; byte-identical copies of a member
+        that stays always; near members (with their copies) only when asked, since a similar
+        photo is not always a duplicate."""
+        if include_near or self.tier == "identical":
+            return self.others
+        return tuple(m.photo for m in self.members[1:] if m.copy_of is not None)
+
+    def copies_of(self, photo_id: int) -> tuple[PhotoInfo, ...]:
+        """The members that are byte-identical copies of this one, which follow its fate."""
+        return tuple(m.photo for m in self.members if m.copy_of == photo_id)
+
+
+# -- clean-up -------------------------------------------------------------------------------
+@dataclass
+class TrashReport:
+    """What a move to the trash did, and why anything asked for stayed."""
+
+    moved: list[PhotoInfo] = field(default_factory=list)
+    refused: list[tuple[PhotoInfo, str]] = field(default_factory=list)  # (photo, why it stayed)
+    skipped_groups: list[tuple[DupeGroup, str]] = field(default_factory=list)  # left alone whole, with why
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(p.size for p in self.moved)
+
+
+# -- indexing -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where an indexing run is, for a progress bar."""
+
+    phase: Literal["scanning", "indexing", "saving", "done"]
+    done: int
+    total: int
+    failed: int
+    rate: float  # files per second in this run
+    eta: float | None  # seconds
+    current: str | None
+
+
+class Control:
+    """Pause, resume and cancel an indexer from another thread (the GUI's or a signal handler)."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._cancelled = threading.Event()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._running.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def wait_if_paused(self) -> None:
+        self._running.wait()
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run changed in the catalog."""
+
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    copied: int = 0
+    removed: int = 0
+    failed: int = 0
+    unchanged: int = 0
+    encoded: int = 0  # photos that went through the model (the rest reused a stored vector)
+    seconds: float = 0.0
+    cancelled: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Photos through the model per second of the whole run."""
+        return self.encoded / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- the library's state --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A file that could not be read, or a folder that could not be listed, with why."""
+
+    path: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """An indexed folder: how many files the catalog knows under it, and whether it is there now."""
+
+    path: str
+    files: int
+    reachable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Everything `clipfind status` shows; :class:`Counts` is the cheap part of it."""
+
+    home: str
+    model: str | None
+    pretrained: str | None
+    dim: int | None
+    files_indexed: int
+    files_failed: int
+    folders: tuple[FolderStatus, ...]
+    failures: tuple[Failure, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """The few numbers a status bar shows, cheap enough to ask after every change."""
+
+    photos: int  # indexed (searchable) photos
+    failed: int  # files that could not be read
+    folders: int  # indexed folders

@@ -11,55 +11,21 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from clipfind.annindex import VectorIndex, exact_search, sync_index
 from clipfind.catalog import Catalog
 from clipfind.errors import ClipfindError, ImageLoadError
-from clipfind.records import PhotoInfo
+from clipfind.records import Filters, Ids, Query, Scores, SearchHit, Term, Vectors
+
+__all__ = ["EXACT_LIMIT", "Filters", "Query", "SearchHit", "Searcher", "Term", "build_query", "split_weight"]
 
 # Below this many candidates, brute force is both exact and faster than a graph walk.
 EXACT_LIMIT = 20_000
 # A trailing ^WEIGHT: whatever follows the last caret up to the end, when it is meant as a number
 # (a digit, a sign or a dot first, or nothing); "x^y" stays literal text.
 _WEIGHT = re.compile(r"^(?P<term>.*?)\s*\^(?P<weight>(?:[0-9+\-.][^\s^]*)?)$", re.S)
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    kind: Literal["text", "image"]
-    value: str  # a phrase, or a photo's path
-    weight: float  # negative for "minus" terms
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    terms: tuple[Term, ...]
-
-    @property
-    def needs_text_model(self) -> bool:
-        return any(t.kind == "text" for t in self.terms)
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    folder: str | None = None
-    date_from: str | None = None  # ISO date or datetime, inclusive
-    date_to: str | None = None
-    min_score: float | None = None
-
-    @property
-    def restricts_candidates(self) -> bool:
-        return self.folder is not None or self.date_from is not None or self.date_to is not None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    photo: PhotoInfo
-    score: float  # cosine similarity to the query, -1..1
 
 
 def split_weight(text: str) -> tuple[str, float]:
@@ -107,23 +73,23 @@ def build_query(
     return Query(tuple(terms))
 
 
-TextEncoder = Callable[[list[str]], np.ndarray]
-ImageEncoder = Callable[[str], np.ndarray]
+TextEncoder = Callable[[list[str]], Vectors]  # phrases -> (n, dim) unit vectors
+PathEncoder = Callable[[str], Vectors]  # a photo's path -> its (dim,) unit vector
 
 
 class Searcher:
     """Answers queries over a catalog, keeping its in-memory index in step with the catalog."""
 
-    def __init__(self, catalog: Catalog, index: VectorIndex, encode_texts: TextEncoder, encode_image: ImageEncoder) -> None:
+    def __init__(self, catalog: Catalog, index: VectorIndex, encode_texts: TextEncoder, encode_image: PathEncoder) -> None:
         self.catalog = catalog
         self.index = index
         self._encode_texts = encode_texts
         self._encode_image = encode_image
-        self._exact_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._exact_cache: tuple[int, Ids, Vectors] | None = None
 
-    def query_vector(self, query: Query) -> tuple[np.ndarray, set[int]]:
+    def query_vector(self, query: Query) -> tuple[Vectors, set[int]]:
         """(unit query vector, catalog ids to leave out: the query photos themselves)."""
-        parts: list[np.ndarray] = []
+        parts: list[Vectors] = []
         weights: list[float] = []
         exclude: set[int] = set()
         texts = [t for t in query.terms if t.kind == "text"]
@@ -165,7 +131,7 @@ class Searcher:
         return self.search_vector(vector, k, filters, exclude)
 
     def search_vector(
-        self, vector: np.ndarray, k: int, filters: Filters = Filters(), exclude: set[int] = frozenset()  # type: ignore[assignment]
+        self, vector: Vectors, k: int, filters: Filters = Filters(), exclude: set[int] = frozenset()  # type: ignore[assignment]
     ) -> list[SearchHit]:
         sync_index(self.index, self.catalog)
         want = k + len(exclude)
@@ -183,7 +149,7 @@ class Searcher:
             labels, sims = self._approximate(vector, want, None)
         return self._hits(labels[0], sims[0], k, filters.min_score, exclude)
 
-    def _approximate(self, vector: np.ndarray, want: int, allowed: set[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    def _approximate(self, vector: Vectors, want: int, allowed: set[int] | None) -> tuple[Ids, Scores]:
         fetch = want if allowed is None else want * 4
         while True:
             labels, sims = self.index.search(vector, fetch)
@@ -194,7 +160,7 @@ class Searcher:
                 return labels[:, keep], sims[:, keep]
             fetch *= 4
 
-    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+    def _all_vectors(self) -> tuple[Ids, Vectors]:
         generation = self.catalog.generation
         if self._exact_cache is None or self._exact_cache[0] != generation:
             ids, vectors = self.catalog.vectors()
@@ -202,7 +168,7 @@ class Searcher:
         return self._exact_cache[1], self._exact_cache[2]
 
     def _hits(
-        self, labels: np.ndarray, sims: np.ndarray, k: int, min_score: float | None, exclude: set[int]
+        self, labels: Ids, sims: Scores, k: int, min_score: float | None, exclude: set[int]
     ) -> list[SearchHit]:
         ranked = [(int(label), float(sim)) for label, sim in zip(labels, sims) if int(label) not in exclude]
         if min_score is not None:

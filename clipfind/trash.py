@@ -7,26 +7,14 @@ import os
 import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 from clipfind.catalog import Catalog
-from clipfind.dupes import DupeGroup
-from clipfind.errors import ClipfindError
-from clipfind.records import PhotoInfo
+from clipfind.errors import ClipfindError, one_line
+from clipfind.records import DupeGroup, PhotoInfo, TrashReport
+
+__all__ = ["TrashReport", "clean_up", "finish_interrupted", "move_to_trash"]
 
 SendFn = Callable[[str], None]
-
-
-@dataclass
-class TrashReport:
-    moved: list[PhotoInfo] = field(default_factory=list)
-    refused: list[tuple[PhotoInfo, str]] = field(default_factory=list)  # (photo, why it stayed)
-    skipped_groups: list[tuple[DupeGroup, str]] = field(default_factory=list)  # left alone whole, with why
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def freed_bytes(self) -> int:
-        return sum(p.size for p in self.moved)
 
 
 def _send(path: str) -> None:
@@ -55,7 +43,7 @@ def _same_content(photo: PhotoInfo) -> str | None:
 
     FileNotFoundError passes through: a file that is gone is reported apart.
     """
-    from clipfind.indexer import content_hash, read_photo
+    from clipfind.imageload import content_hash, read_photo
 
     try:
         st = os.stat(photo.path)
@@ -69,7 +57,7 @@ def _same_content(photo: PhotoInfo) -> str | None:
     except FileNotFoundError:
         raise
     except (OSError, ClipfindError) as exc:
-        return f"cannot be read: {getattr(exc, 'strerror', None) or exc}"
+        return f"cannot be read: {one_line(exc, names=False)}"
     return None
 
 
@@ -84,7 +72,7 @@ def _file_key(path: str) -> tuple[int, int] | None:
 def _keeper_problem(keeper: PhotoInfo) -> str | None:
     """Why the keeper cannot vouch for its group now: it must be on disk, readable, and the same bytes
     (by hash: its date may have been touched, its bytes swapped with the date set back)."""
-    from clipfind.indexer import content_hash, read_photo
+    from clipfind.imageload import content_hash, read_photo
 
     try:
         if not stat.S_ISREG(os.stat(keeper.path).st_mode):
@@ -94,7 +82,7 @@ def _keeper_problem(keeper: PhotoInfo) -> str | None:
     except FileNotFoundError:
         return f"its keeper {keeper.path} is missing"
     except (OSError, ClipfindError) as exc:
-        return f"its keeper {keeper.path} cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        return f"its keeper {keeper.path} cannot be read ({one_line(exc, names=False)})"
     return None
 
 
@@ -103,13 +91,13 @@ def _move(catalog: Catalog, photo: PhotoInfo, send: SendFn, report: TrashReport)
     try:
         catalog.set_trash_pending(photo.path, True)
     except sqlite3.DatabaseError as exc:
-        report.refused.append((photo, f"was not moved: the catalog cannot record the move ({exc})"))
+        report.refused.append((photo, f"stays where it is: the catalog cannot record the move ({exc})"))
         return
     try:
         send(photo.path)
     except Exception as exc:  # send2trash raises OSError subclasses and its own TrashPermissionError
         catalog.set_trash_pending(photo.path, False)
-        report.refused.append((photo, f"could not be moved to the trash: {exc}"))
+        report.refused.append((photo, f"could not be moved to the trash: {one_line(exc, names=False)}"))
         return
     report.moved.append(photo)  # it is in the trash, whatever the catalog says next
     try:

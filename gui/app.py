@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from clipfind.modelspec import PRECISIONS
+from clipfind.library import PRECISIONS
 
 if TYPE_CHECKING:
-    from gui.main_window import MainWindow
+    from .main_window import MainWindow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from clipfind.errors import ClipfindError
     from clipfind.library import Library
-    from gui.icons import icon
-    from gui.main_window import MainWindow
+    from .icons import icon
+    from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("clipfind")

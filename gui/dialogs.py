@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
@@ -12,8 +13,10 @@ from PySide6.QtWidgets import (
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from clipfind.catalog import Failure
-from clipfind.records import PhotoInfo, human_bytes
+from clipfind.records import human_bytes
+
+if TYPE_CHECKING:
+    from clipfind.records import Failure, PhotoInfo
 
 
 def describe(photo: PhotoInfo) -> str:
@@ -85,13 +88,12 @@ def _upright_pixmap(path: str, side: int) -> QPixmap:
     from PySide6.QtGui import QImage
 
     from clipfind.errors import ImageLoadError
-    from clipfind.imageload import load_image
+    from clipfind.library import thumbnail
 
     try:
-        image = load_image(path, min_side=side).image
+        image = thumbnail(path, side)
     except ImageLoadError:
         return QPixmap()
-    image.thumbnail((side, side))
     data = image.tobytes("raw", "RGB")
     return QPixmap.fromImage(QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888))
 

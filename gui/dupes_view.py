@@ -8,24 +8,32 @@ is redrawn, paged in or regrouped cannot turn into a choice the user did not mak
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QVBoxLayout, QWidget,
+    QCheckBox, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QSlider, QVBoxLayout, QWidget,
 )
 
-from clipfind.dupes import DupeGroup, DupeMember
 from clipfind.errors import ClipfindError
-from clipfind.library import Library
-from clipfind.records import PhotoInfo, human_bytes
-from clipfind.trash import TrashReport
-from gui.dialogs import confirm_cleanup, describe, photos_text, show_problems
-from gui.icons import icon
-from gui.results_model import ThumbnailCache
+from clipfind.records import human_bytes
 
-PAGE = 40  # groups built per page: widgets only for what the user can reach
+from .dialogs import confirm_cleanup, describe, photos_text, show_problems
+from .icons import icon
+from .results_model import ThumbnailCache
+from .tasks import TaskRunner
+
+if TYPE_CHECKING:
+    from clipfind.library import Library
+    from clipfind.records import DupeGroup, DupeMember, PhotoInfo, TrashReport
+
+PAGE = 12  # groups built per page (a screen shows 3 or 4): widgets only for what the user can reach
+BUILD_SLICE_S = 0.015  # groups are built for this long per event-loop turn, so the window keeps answering
+REAPED_PER_TURN = 4  # old groups destroyed per event-loop turn
 THUMB = 150
 LISTED = 12  # groups spelled out in the trash confirmation; the rest are under "Show Details"
 
@@ -194,39 +202,117 @@ class _GroupBox(QFrame):
         header.addWidget(title)
         header.addStretch(1)
         header.addWidget(ignore)
-        row = QHBoxLayout()
+        self.row = QHBoxLayout()
         self.cards: list[_Card] = []
         # In a near group a byte-identical copy rides on the card of the picture it copies; in an
         # identical group every copy has its own card, since the keeper is their only original.
         attached = group.tier == "near"
-        for member in group.members:
-            if attached and member.copy_of is not None:
-                continue
-            copies = [m for m in group.members if m.copy_of == member.photo.id] if attached else []
-            card = _Card(group, member, copies)
-            card.clicked.connect(lambda photo, ticked: self.clicked.emit(self.group, photo, ticked))
-            self.cards.append(card)
-            row.addWidget(card)
-        row.addStretch(1)
+        self._pending = [(m, [c for c in group.members if c.copy_of == m.photo.id] if attached else [])
+                         for m in group.members if not (attached and m.copy_of is not None)]
+        self._pending.reverse()
+        self.row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(header)
-        layout.addLayout(row)
+        layout.addLayout(self.row)
+
+    @property
+    def complete(self) -> bool:
+        return not self._pending
+
+    def add_cards(self, deadline: float, each: Callable[[_Card], None]) -> bool:
+        """Add cards until ``deadline`` (perf_counter seconds) or the last one; a big group (a burst of
+        dozens of shots) is built over several event-loop turns. Returns whether every card is there."""
+        while self._pending:
+            member, copies = self._pending.pop()
+            card = _Card(self.group, member, copies)
+            card.clicked.connect(lambda photo, ticked: self.clicked.emit(self.group, photo, ticked))
+            self.cards.append(card)
+            self.row.insertWidget(self.row.count() - 1, card)  # before the stretch
+            each(card)
+            if time.perf_counter() >= deadline:
+                break
+        return not self._pending
+
+
+def suggested_ids(groups: Sequence[DupeGroup]) -> set[int]:
+    """The ids each group suggests removing (its copies, and its near members): the selection before any click."""
+    return {p.id for g in groups for p in g.suggested(include_near=True)}
+
+
+def _grouped(library: Library, threshold: float) -> tuple[list[DupeGroup], set[int], Counter[str]]:
+    groups = library.duplicates(threshold)
+    return groups, suggested_ids(groups), Counter(g.tier for g in groups)
+
+
+class DupeSelection:
+    """What a clean-up takes: each group's suggestion, overridden by what the user clicked, and nothing else.
+
+    Clicks are kept by path across regrouping (a slider move, a clean-up), so a choice outlives the
+    groups it was made in; the view draws its boxes from here and never reads them back.
+    """
+
+    def __init__(self) -> None:
+        self.groups: list[DupeGroup] = []
+        self.choices: dict[str, bool] = {}  # path -> ticked: only what the user clicked
+        self._defaults: set[int] = set()  # ids the groups suggest removing
+
+    def set_groups(self, groups: list[DupeGroup], suggested: set[int] | None = None) -> None:
+        """New groups (a regroup); ``suggested`` is :func:`suggested_ids` of them when already worked out."""
+        self.groups = groups
+        self._defaults = suggested_ids(groups) if suggested is None else suggested
+
+    def click(self, group: DupeGroup, photo: PhotoInfo, ticked: bool) -> None:
+        """The user ticked or unticked ``photo``: its byte-identical copies in ``group`` follow it."""
+        for chosen in (photo, *group.copies_of(photo.id)):
+            self.choices[chosen.path] = ticked
+
+    def forget(self, photos: Sequence[PhotoInfo]) -> None:
+        """Drop the choices about photos that are gone (moved to the trash)."""
+        for photo in photos:
+            self.choices.pop(photo.path, None)
+
+    def selected(self) -> list[PhotoInfo]:
+        """Photos to remove across all groups, each once, never a keeper, in group order."""
+        keepers = {g.keeper.id for g in self.groups}
+        seen: set[int] = set()
+        photos = []
+        for group in self.groups:
+            for member in group.members[1:]:
+                photo = member.photo
+                if photo.id in keepers or photo.id in seen:
+                    continue
+                if self.choices.get(photo.path, photo.id in self._defaults):
+                    seen.add(photo.id)
+                    photos.append(photo)
+        return photos
 
 
 class DupesView(QWidget):
     status = Signal(str)
     photos_trashed = Signal()
 
-    def __init__(self, library: Library, cache: ThumbnailCache, threshold: float = 0.95) -> None:
+    def __init__(self, library: Library, cache: ThumbnailCache, threshold: float = 0.95,
+                 tasks: TaskRunner | None = None) -> None:
         super().__init__()
         self.library = library
         self.cache = cache
-        self.groups: list[DupeGroup] = []
-        self.choices: dict[str, bool] = {}  # path -> ticked: only what the user clicked, kept across regrouping
-        self._defaults: set[int] = set()  # ids the groups suggest removing
+        self.tasks = tasks or TaskRunner(self, "clipfind-dupes")
+        self._own_tasks = tasks is None
+        self.tasks.busy_changed.connect(self._show_busy)
+        self._selected_count = 0
+        self.stale = True  # the groups on screen may not match the catalog: regroup when next shown
+        self.selection = DupeSelection()
         self._marked: list[PhotoInfo] = []  # the last "Not duplicates", for Undo
         self.shown = 0
+        self._page_end = 0
+        self._page = 0  # which page build is current: a regroup abandons the one under way
+        self._building: _GroupBox | None = None  # the group whose cards are being added
+        self._selected_ids: set[int] = set()  # the selection as drawn on the cards
+        self._tiers: Counter[str] = Counter()  # groups per tier, for the titles
         self.boxes: list[_GroupBox] = []
+        self._cards_by_path: dict[str, list[_Card]] = {}
+        self._doomed: list[QWidget] = []  # widgets of an old page, destroyed a few at a time
+        self._reaper = QTimer(self, interval=0, timeout=self._reap)
 
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(800, 1000)
@@ -245,6 +331,17 @@ class DupesView(QWidget):
         top.addWidget(self.slider, 1)
         top.addWidget(self.value)
         top.addWidget(self.hint, 1)
+        self.working = QProgressBar(maximumWidth=200, maximumHeight=14, textVisible=False)
+        self.working.setRange(0, 0)  # indeterminate
+        self.working_label = QLabel()
+        self.working_label.setStyleSheet("color: #1971c2;")
+        self.working_row = QWidget()  # the busy state: the slider and the groups on screen stay usable meanwhile
+        working = QHBoxLayout(self.working_row)
+        working.setContentsMargins(0, 0, 0, 0)
+        working.addWidget(self.working_label)
+        working.addWidget(self.working)
+        working.addStretch(1)
+        self.working_row.hide()
 
         self.undo_label = QLabel()
         self.undo_button = QPushButton("Undo")
@@ -271,9 +368,11 @@ class DupesView(QWidget):
         self.scroll.setWidget(self.body)
         self.more = QPushButton("Show more groups", self.body)
         self.more.clicked.connect(self._show_page)
+        self.more.hide()
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.working_row)
         layout.addWidget(self.undo_row)
         layout.addWidget(self.scroll, 1)
         layout.addLayout(bottom)
@@ -290,53 +389,126 @@ class DupesView(QWidget):
         if regroup:
             self._debounce.start()
 
+    def closeEvent(self, event) -> None:  # noqa: N802, ANN001 (Qt naming)
+        if self._own_tasks:
+            self.tasks.shutdown()
+        super().closeEvent(event)
+
+    @property
+    def busy(self) -> bool:
+        """Whether groups or a clean-up are being worked out off the event loop."""
+        return self.tasks.busy("regroup") or self.tasks.busy("cleanup")
+
+    def _show_busy(self) -> None:
+        regrouping, cleaning = self.tasks.busy("regroup"), self.tasks.busy("cleanup")
+        self.working_row.setVisible(regrouping or cleaning)
+        self.working.setVisible(regrouping or cleaning)
+        self.working_label.setText(
+            "Moving the selected photos to the trash…" if cleaning else
+            "Finding duplicates… The first time after photos came or went this compares every photo again, "
+            "which takes minutes in a large collection; you can keep using the app." if regrouping else "")
+        self.trash_button.setEnabled(not (regrouping or cleaning) and self._selected_count > 0)
+
     def regroup(self) -> None:
-        """Group again from the stored neighbours: no model, no index query."""
-        self.groups = self.library.duplicates(self.threshold)
-        self._defaults = {p.id for g in self.groups for p in g.suggested(include_near=True)}
+        """Group again off the event loop (the first time after a catalog change builds the neighbour
+        graph: minutes at 100k photos); a newer regroup (a slider move) supersedes this one."""
+        self.stale = False
+        threshold = self.threshold
+        # the groups, and what is O(photos) about them, worked out on the worker: at 100k photos walking
+        # every group on the GUI thread cost a visible stall per slider move
+        self.tasks.submit(lambda: _grouped(self.library, threshold), self._show_groups, self._regroup_failed,
+                          kind="regroup")
+
+    def _regroup_failed(self, exc: BaseException) -> None:
+        self.status.emit(str(exc) if isinstance(exc, ClipfindError) else f"could not find duplicates: {exc}")
+
+    def _show_groups(self, grouped: tuple[list[DupeGroup], set[int], Counter[str]]) -> None:
+        groups, suggested, self._tiers = grouped
+        self.selection.set_groups(groups, suggested)
+        self._retire_widgets()
+        self.shown = 0
+        self._update_summary()  # the selection, once: every card of the page is drawn from it
+        self._show_page()
+
+    def _retire_widgets(self) -> None:
+        """Take the old page off screen now and destroy it a few widgets per event-loop turn: a page is
+        hundreds of widgets, too many to free in one go without a visible stall."""
         self.boxes.clear()
+        self._cards_by_path.clear()
+        self._building = None
         while self.body_layout.count():
             widget = self.body_layout.takeAt(0).widget()
             if widget is not None and widget is not self.more:
-                widget.deleteLater()
-        self.shown = 0
-        self._show_page()
-        self._update_summary()
+                widget.hide()
+                self._doomed.append(widget)
+        if self._doomed and not self._reaper.isActive():
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        for _ in range(min(REAPED_PER_TURN, len(self._doomed))):
+            self._doomed.pop().deleteLater()
+        if not self._doomed:
+            self._reaper.stop()
+
+    @property
+    def building(self) -> bool:
+        """Whether the page of groups is still being drawn (a few groups per event-loop turn)."""
+        return self.shown < self._page_end or self._building is not None
 
     def _show_page(self) -> None:
-        """Append the next page of groups; the "more" button and the stretch stay last."""
-        if self.shown:
+        """Append the next page of groups, a few per event-loop turn; the "more" button and the stretch stay last."""
+        if self.body_layout.count():
             self.body_layout.takeAt(self.body_layout.count() - 1)  # the stretch
             self.body_layout.removeWidget(self.more)
-        end = min(self.shown + PAGE, len(self.groups))
-        selected = {p.id for p in self.selected()}
-        for i in range(self.shown, end):
-            group = self.groups[i]
-            if i == 0 or self.groups[i - 1].tier != group.tier:
-                self.body_layout.addWidget(self._tier_title(group.tier))
-            box = _GroupBox(group)
-            box.not_duplicates.connect(self.mark_not_duplicates)
-            box.clicked.connect(self._card_clicked)
-            for card in box.cards:
-                card.show_selection(selected)
-                pixmap = self.cache.get(card.photo.path)
-                if pixmap is not None:
-                    card.set_thumbnail(pixmap)
-            self.boxes.append(box)
-            self.body_layout.addWidget(box)
-        self.shown = end
+        self.more.hide()
+        self._page_end = min(self.shown + PAGE, len(self.groups))
+        self._page += 1
+        self._build_page(self._page)
+
+    def _build_page(self, page: int) -> None:
+        if page != self._page:
+            return  # regrouped meanwhile: that page is gone
+        deadline = time.perf_counter() + BUILD_SLICE_S
+        while time.perf_counter() < deadline:
+            if self._building is None or self._building.add_cards(deadline, self._card_added):
+                self._building = None
+                if self.shown >= self._page_end:
+                    break
+                self._building = self._add_group(self.shown)
+                self.shown += 1
+        if self.building:
+            QTimer.singleShot(0, lambda: self._build_page(page))
+            return
         if not self.groups:
             empty = QLabel("No duplicates at this similarity. Move the slider left to look wider.")
             empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
             empty.setStyleSheet("color: #6c757d; font-size: 15px; padding: 40px;")
             self.body_layout.addWidget(empty)
-        self.more.setVisible(self.shown < len(self.groups))
-        if self.more.isVisible():
+        if self.shown < len(self.groups):
             self.body_layout.addWidget(self.more)
+            self.more.show()
         self.body_layout.addStretch(1)
 
+    def _add_group(self, i: int) -> _GroupBox:
+        group = self.groups[i]
+        if i == 0 or self.groups[i - 1].tier != group.tier:
+            self.body_layout.addWidget(self._tier_title(group.tier))
+        box = _GroupBox(group)
+        box.not_duplicates.connect(self.mark_not_duplicates)
+        box.clicked.connect(self._card_clicked)
+        self.boxes.append(box)
+        self.body_layout.addWidget(box)
+        return box
+
+    def _card_added(self, card: _Card) -> None:
+        card.show_selection(self._selected_ids)
+        self._cards_by_path.setdefault(card.photo.path, []).append(card)
+        pixmap = self.cache.get(card.photo.path)
+        if pixmap is not None:
+            card.set_thumbnail(pixmap)
+
     def _tier_title(self, tier: str) -> QLabel:
-        count = sum(1 for g in self.groups if g.tier == tier)
+        count = self._tiers[tier]
         text = "Identical files (byte for byte the same)" if tier == "identical" else "Near-duplicates"
         label = QLabel(f"<h3>{text} · {count} group{'s' if count != 1 else ''}</h3>")
         return label
@@ -345,89 +517,85 @@ class DupesView(QWidget):
         pixmap = self.cache.get(path)
         if pixmap is None:
             return
-        for box in self.boxes:
-            for card in box.cards:
-                if card.photo.path == path:
-                    card.set_thumbnail(pixmap)
+        for card in self._cards_by_path.get(path, ()):
+            card.set_thumbnail(pixmap)
 
     def _card_clicked(self, group: DupeGroup, photo: PhotoInfo, ticked: bool) -> None:
         """Record the one choice the user made; the photo's byte-identical copies follow it."""
-        for chosen in (photo, *group.copies_of(photo.id)):
-            self.choices[chosen.path] = ticked
-        selected = {p.id for p in self.selected()}
+        self.selection.click(group, photo, ticked)
+        self._update_summary()
         for box in self.boxes:
             for card in box.cards:
-                card.show_selection(selected)
-        self._update_summary()
+                card.show_selection(self._selected_ids)
+
+    @property
+    def groups(self) -> list[DupeGroup]:
+        return self.selection.groups
+
+    @property
+    def choices(self) -> dict[str, bool]:
+        return self.selection.choices
 
     def selected(self) -> list[PhotoInfo]:
         """Photos to remove across all groups (pages not shown yet included), each once, never a keeper."""
-        keepers = {g.keeper.id for g in self.groups}
-        seen: set[int] = set()
-        photos = []
-        for group in self.groups:
-            for member in group.members[1:]:
-                photo = member.photo
-                if photo.id in keepers or photo.id in seen:
-                    continue
-                if self.choices.get(photo.path, photo.id in self._defaults):
-                    seen.add(photo.id)
-                    photos.append(photo)
-        return photos
+        return self.selection.selected()
 
     def _update_summary(self) -> None:
         selected = self.selected()
+        self._selected_ids = {p.id for p in selected}
+        self._selected_count = len(selected)
         self.summary.setText(
             f"{len(self.groups)} group{'s' if len(self.groups) != 1 else ''} · {photos_text(len(selected))} selected "
             f"for removal ({human_bytes(sum(p.size for p in selected))})"
         )
-        self.trash_button.setEnabled(bool(selected))
+        self.trash_button.setEnabled(bool(selected) and not self.busy)
 
     def mark_not_duplicates(self, group: DupeGroup) -> None:
         photos = [m.photo for m in group.members]
-        try:
-            self.library.mark_not_duplicates(photos)
-        except ClipfindError as exc:
-            self.status.emit(str(exc))
-            return
-        self._marked = photos
-        self.undo_label.setText(f"{photos_text(len(photos))} marked as not duplicates of each other: "
-                                "they will not be grouped together again.")
-        self.undo_row.show()
-        self.status.emit("those photos will not be shown as duplicates again")
-        self.regroup()
+
+        def marked(_: None) -> None:
+            self._marked = photos
+            self.undo_label.setText(f"{photos_text(len(photos))} marked as not duplicates of each other: "
+                                    "they will not be grouped together again.")
+            self.undo_row.show()
+            self.status.emit("those photos will not be shown as duplicates again")
+            self.regroup()
+
+        self.tasks.submit(lambda: self.library.mark_not_duplicates(photos), marked, self._regroup_failed)
 
     def undo_not_duplicates(self) -> None:
         """Take back the last "Not duplicates" (the app's `clipfind not-dupes --undo`)."""
         if not self._marked:
             return
-        try:
-            self.library.unmark_not_duplicates(self._marked)
-        except ClipfindError as exc:
-            self.status.emit(str(exc))
-            return
-        self._marked = []
-        self.undo_row.hide()
-        self.status.emit("mark taken back: those photos can be grouped again")
-        self.regroup()
+        photos = self._marked
+
+        def unmarked(_: int) -> None:
+            self._marked = []
+            self.undo_row.hide()
+            self.status.emit("mark taken back: those photos can be grouped again")
+            self.regroup()
+
+        self.tasks.submit(lambda: self.library.unmark_not_duplicates(photos), unmarked, self._regroup_failed)
 
     def trash_selected(self) -> None:
         photos = self.selected()
-        if not photos:
+        if not photos or self.busy:
             return
         text, details = cleanup_summary(self.groups, photos)
         if not confirm_cleanup(self, text, details):
             return
-        try:
-            report = self.library.clean_up(self.groups, photos)
-        except ClipfindError as exc:
-            show_problems(self, "Nothing was moved", [str(exc)])
-            return
+        groups = self.groups
+        self.tasks.submit(lambda: self.library.clean_up(groups, photos), self._cleaned, self._cleanup_failed,
+                          kind="cleanup")
+
+    def _cleanup_failed(self, exc: BaseException) -> None:
+        show_problems(self, "Nothing was moved", [str(exc)])
+
+    def _cleaned(self, report: TrashReport) -> None:
         self.status.emit(f"moved {photos_text(len(report.moved))} ({human_bytes(report.freed_bytes)}) to the trash")
         problems = report_problems(report)
         if problems:
             show_problems(self, "Some photos were kept", problems)
-        for photo in report.moved:
-            self.choices.pop(photo.path, None)
+        self.selection.forget(report.moved)
         self.regroup()
         self.photos_trashed.emit()

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import gc
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QThread, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QTabWidget,
-    QToolButton, QVBoxLayout, QWidget,
+    QAbstractSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
+    QProgressBar, QPushButton, QTabWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from clipfind.errors import ClipfindError
-from clipfind.indexer import IndexReport, Progress
 from clipfind.library import Library
-from gui.dialogs import ErrorsDialog, FoldersDialog
-from gui.dupes_view import DupesView
-from gui.icons import icon
-from gui.results_model import ThumbnailCache
-from gui.search_view import SearchView, holds_photo
-from gui.workers import IndexWorker, ModelLoader, ThumbnailLoader, start_in_thread
+
+from .dialogs import ErrorsDialog, FoldersDialog
+from .dupes_view import DupesView
+from .icons import icon
+from .results_model import ThumbnailCache
+from .search_view import SearchView, holds_photo
+from .tasks import Relay, TaskRunner
+from .workers import IndexWorker, ThumbnailLoader
+
+if TYPE_CHECKING:
+    from clipfind.records import Counts, Failure, IndexReport, Progress
 
 
 def _duration(seconds: float | None) -> str:
@@ -30,7 +35,11 @@ def _duration(seconds: float | None) -> str:
 
 
 class MainWindow(QMainWindow):
+    """The window: every Library call goes through `tasks` (one worker thread, in order), indexing through
+    `indexing` (its own lane, so search and duplicates stay usable while it runs); the GUI thread only draws."""
+
     index_batch_size = 32  # photos per model call and per catalog commit; pause acts between batches
+
     def __init__(self, library: Library, settings: QSettings, folders: list[str] | None = None) -> None:
         super().__init__()
         self.library = library
@@ -41,8 +50,12 @@ class MainWindow(QMainWindow):
         self.resize(size if isinstance(size, QSize) else QSize(1200, 800))
         self.model_ready = False
         self.indexer: IndexWorker | None = None
-        self._threads: list[QThread] = []
-        self._queued: list[str] | None = None
+        self.known_folders: list[str] = []
+        self._queued: list[str] | None = None  # indexing asked for while it could not start: [] means every folder
+        self._to_forget: list[str] = []  # folders to remove once the indexer has let go of the writer lock
+        self._resume_indexing = False
+        self.tasks = TaskRunner(self, "clipfind-library")
+        self.indexing = TaskRunner(self, "clipfind-indexing")
 
         # Python's cyclic GC may run in whichever thread allocates: in a worker it would destroy
         # Qt objects owned by the GUI thread and crash. Collect here, on the GUI thread, instead;
@@ -54,9 +67,9 @@ class MainWindow(QMainWindow):
         self._gc_timer.start()
 
         self.cache = ThumbnailCache(ThumbnailLoader(200, self))
-        self.search = SearchView(library, self.cache)
+        self.search = SearchView(library, self.cache, self.tasks)
         threshold = float(settings.value("dupes/threshold", 0.95))
-        self.dupes = DupesView(library, self.cache, threshold)
+        self.dupes = DupesView(library, self.cache, threshold, self.tasks)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.search, icon("search"), "Search")
         self.tabs.addTab(self.dupes, icon("duplicates"), "Duplicates")
@@ -94,16 +107,22 @@ class MainWindow(QMainWindow):
 
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self.focus_search)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.search.clear)
-        # Ctrl+V with a photo on the clipboard searches with it wherever focus is, even in a text field,
-        # which would otherwise take the key for itself; a clipboard of text still pastes as text.
-        QApplication.instance().installEventFilter(self)
+        # Ctrl+V with a photo on the clipboard searches with it wherever focus is. Most widgets leave the
+        # key to this window shortcut; text fields take it for themselves, so they are watched one by one
+        # (not the whole application: a filter there runs Python for every event of every widget, which
+        # made building a page of duplicate groups several times slower). Text still pastes as text.
+        QShortcut(QKeySequence.StandardKey.Paste, self, activated=self._paste_if_photo)
+        for kind in (QLineEdit, QAbstractSpinBox):
+            for field in self.findChildren(kind):
+                field.installEventFilter(self)
 
-        self._show_welcome(not library.folders() and not folders)
+        self._show_welcome(False)  # until the folder list, read off the event loop, says otherwise
+        self._asked = list(folders or [])
+        self.refresh_folders(self._folders_known)
         self.load_model()
+        self._update_counts()
         if folders:
             self.add_folders(folders)
-        elif library.folders():
-            self.start_indexing(None)  # catch up with changes since last time
 
     # -- layout pieces ----------------------------------------------------------------------
     def _build_toolbar(self) -> None:
@@ -131,7 +150,6 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.pause_button)
         status.addPermanentWidget(self.counts)
-        self._update_counts()
 
     def _welcome_page(self) -> QWidget:
         page = QWidget()
@@ -169,6 +187,10 @@ class MainWindow(QMainWindow):
             return True
         return super().eventFilter(watched, event)
 
+    def _paste_if_photo(self) -> None:
+        if holds_photo(QGuiApplication.clipboard().mimeData()):
+            self.paste_photo()
+
     def paste_photo(self) -> None:
         self.tabs.setCurrentWidget(self.search)
         self.search.paste_photo()
@@ -178,14 +200,23 @@ class MainWindow(QMainWindow):
         self.search.text.setFocus()
         self.search.text.selectAll()
 
+    @property
+    def idle(self) -> bool:
+        """No Library call queued or running, and no indexing: what tests and the benchmark wait for."""
+        return self.tasks.idle and self.indexing.idle and self.indexer is None and not self.dupes.building
+
     # -- model ------------------------------------------------------------------------------
     def load_model(self) -> None:
-        loader = ModelLoader(self.library)
-        loader.progress.connect(self._download_progress)
-        loader.loaded.connect(self._model_loaded)
-        loader.failed.connect(self._model_failed)
-        self._model_loader = loader
-        self._threads.append(start_in_thread(loader, self))
+        """Model and vector index open on the worker (seconds: imports, weights, maybe a download)."""
+        relay = Relay(self)
+        relay.value.connect(lambda done_total: self._download_progress(*done_total))
+        library = self.library
+
+        def load() -> None:
+            library.set_download_progress(lambda done, total: relay.emit((done, total or 0)))
+            library.load()
+
+        self.tasks.submit(load, lambda _: self._model_loaded(), self._model_failed, kind="model")
         self.statusBar().showMessage("Loading the model…")
 
     def _download_progress(self, done: int, total: int) -> None:
@@ -194,8 +225,13 @@ class MainWindow(QMainWindow):
         self.download.setValue(done)
 
     def _collect_garbage(self) -> None:
+        """Young objects every second, older ones every 10 s, everything every minute: a collection holds the
+        event loop for as long as it walks, so the frequent ones walk only what is new. None while the model
+        loads: its import makes ~400k objects that live as long as the app (frozen once it is loaded)."""
+        if self.tasks.busy("model"):
+            return
         self._gc_ticks += 1
-        gc.collect(2 if self._gc_ticks % 30 == 0 else 1)
+        gc.collect(2 if self._gc_ticks % 60 == 0 else 1 if self._gc_ticks % 10 == 0 else 0)
 
     def _model_loaded(self) -> None:
         gc.freeze()  # the model's objects live as long as the app: keep them out of collections
@@ -206,7 +242,8 @@ class MainWindow(QMainWindow):
         if self._queued is not None and self.indexer is None:
             self.start_indexing(self._queued or None)
 
-    def _model_failed(self, message: str) -> None:
+    def _model_failed(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, ClipfindError) else f"could not load the model: {exc}"
         self.download.hide()
         self.banner.setText(
             f"<b>The model could not be loaded.</b> {message}<br>Search needs the model. You can still review "
@@ -225,66 +262,119 @@ class MainWindow(QMainWindow):
             self.use_checkpoint(path)
 
     def use_checkpoint(self, path: str) -> None:
-        """Reopen the library with weights from a local file, and remember the choice."""
+        """Reopen the library with weights from a local file (every other option kept), and remember the choice."""
         self.settings.setValue("model/pretrained", path)
-        home, name = self.library.home, self.library.spec.name
-        self.library.close()
-        self.library = Library(home, name, path)
-        for view in (self.search, self.dupes):
-            view.library = self.library
         self.banner_box.hide()
-        self.load_model()
+        old = self.library
+
+        def reopen() -> Library:
+            new = old.reopen(pretrained=path)
+            old.close()
+            self._set_library(new)  # before the next queued call runs: it must find the new one
+            return new
+
+        self.tasks.submit(reopen, lambda _: self.load_model(), self._model_failed, kind="model")
+
+    def _set_library(self, library: Library) -> None:
+        self.library = library
+        for view in (self.search, self.dupes):
+            view.library = library
 
     # -- folders and indexing -----------------------------------------------------------------
+    def refresh_folders(self, then=None) -> None:  # noqa: ANN001
+        """Read the folder list off the event loop; the search view's folder filter follows it."""
+        def known(folders: list[str]) -> None:
+            self.known_folders = folders
+            self.search.set_folders(folders)
+            if then is not None:
+                then(folders)
+
+        self.tasks.submit(lambda: self.library.folders(), known, self._task_failed,
+                          kind="folders" if then is None else None)
+
+    def _folders_known(self, folders: list[str]) -> None:
+        self._show_welcome(not folders and not self._asked)
+        if folders and not self._asked:
+            self.start_indexing(None)  # catch up with changes since last time
+
     def pick_folders(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a photo folder")
         if folder:
             self.add_folders([folder])
 
     def add_folders(self, folders: list[str]) -> None:
+        """Index new folders; the indexer adds each to the catalog once the model is known to fit."""
         self._show_welcome(False)
-        for folder in folders:
-            self.library.catalog.add_folder(folder)
-        self.search.refresh_folders()
-        self.start_indexing(None)
+        self.start_indexing(folders)
 
     def edit_folders(self) -> None:
-        dialog = FoldersDialog(self.library.folders(), self)
-        if dialog.exec():
-            self.apply_folder_changes(dialog.added, dialog.removed)
+        def ask(folders: list[str]) -> None:
+            dialog = FoldersDialog(folders, self)
+            if dialog.exec():
+                self.apply_folder_changes(dialog.added, dialog.removed)
+
+        self.tasks.submit(lambda: self.library.folders(), ask, self._task_failed)
 
     def apply_folder_changes(self, added: list[str], removed: list[str]) -> None:
-        interrupted = False
-        if removed:
-            interrupted = self.indexer is not None
-            self._wait_for_indexer()  # it holds the writer lock that forgetting a folder needs
-            try:
-                for folder in removed:
-                    self.library.forget_folder(folder)  # keeps the photos another folder still covers
-            except ClipfindError as exc:
-                QMessageBox.warning(self, "Folders", str(exc))
-            self._collection_changed()
+        """Removal first (it needs the writer lock: a running index pass is stopped, and picked up again after)."""
         if added:
-            self.add_folders(added)
-        elif interrupted:
-            self.start_indexing(None)  # finish what the removal interrupted in the other folders
-        self.search.refresh_folders()
+            self._queue_indexing(added)
+        if removed:
+            self._to_forget.extend(removed)
+            if self.indexer is not None:
+                self._resume_indexing = True
+                self.indexer.control.cancel()  # _indexer_done forgets the folders once it has stopped
+            else:
+                self._forget_folders()
+        elif added:
+            self.start_indexing(self._queued or None)
+
+    def _forget_folders(self) -> None:
+        folders, self._to_forget = self._to_forget, []
+        library = self.library
+
+        def forget() -> list[str]:
+            for folder in folders:
+                library.forget_folder(folder)  # keeps the photos another folder still covers
+            return library.folders()
+
+        def done(remaining: list[str]) -> None:
+            self.known_folders = remaining
+            self.search.set_folders(remaining)
+            self._collection_changed()
+            resume, self._resume_indexing = self._resume_indexing, False
+            if self._queued is not None or (resume and remaining):
+                self.start_indexing(self._queued or None)  # finish what the removal interrupted
+
+        def failed(exc: BaseException) -> None:
+            QMessageBox.warning(self, "Folders", str(exc))
+            self._resume_indexing = False
+            self._collection_changed()
+            self.refresh_folders()
+
+        self.statusBar().showMessage("Removing folders…", 3000)
+        self.tasks.submit(forget, done, failed)
+
+    def _queue_indexing(self, folders: list[str] | None) -> None:
+        """Remember what to index next: [] (every folder) absorbs the rest."""
+        if not folders or self._queued == []:
+            self._queued = []
+        else:
+            self._queued = list(dict.fromkeys((self._queued or []) + folders))
 
     def start_indexing(self, folders: list[str] | None) -> None:
-        if not self.model_ready:
-            self._queued = folders or []
-            self.progress_text.setText("Indexing starts once the model is loaded")
-            return
-        if self.indexer is not None:
-            self._queued = folders or []
+        if not self.model_ready or self.indexer is not None or self._to_forget:
+            self._queue_indexing(folders)
+            if not self.model_ready:
+                self.progress_text.setText("Indexing starts once the model is loaded")
             return
         self._queued = None
-        worker = IndexWorker(self.library, folders, self.index_batch_size)
+        if folders:  # new folders, and a catch-up of the known ones in the same pass
+            folders = list(dict.fromkeys(self.known_folders + folders))
+        worker = IndexWorker(folders, self.index_batch_size, self)
         worker.progress.connect(self._index_progress)
-        worker.finished.connect(self._index_finished)
-        worker.failed.connect(self._index_failed)
         self.indexer = worker
-        self._index_thread = start_in_thread(worker, self)
+        worker.start(self.indexing, self.library, self._index_finished, self._index_failed)
         self.progress.show()
         self.progress.setRange(0, 0)
         self.pause_button.show()
@@ -293,6 +383,8 @@ class MainWindow(QMainWindow):
 
     def _index_progress(self, p: Progress) -> None:
         if p.phase == "indexing":
+            if self.progress.maximum() == 0:  # first batch: the new folders are in the catalog now
+                self.refresh_folders()
             self._update_counts()
             self.progress.setRange(0, p.total)
             self.progress.setValue(p.done)
@@ -307,24 +399,34 @@ class MainWindow(QMainWindow):
             self.progress_text.setText("Saving…")
 
     def _index_finished(self, report: IndexReport) -> None:
-        self._indexer_done()
         changed = report.added + report.updated + report.copied + report.removed + report.moved
         self.progress_text.setText(
             f"Up to date · {report.added} new, {report.removed} removed" if changed else "Up to date")
+        if getattr(report, "cancelled", False):
+            self.progress_text.setText("Indexing stopped")
         if report.failed:
             self.progress_text.setText(self.progress_text.text() + f" · {report.failed} unreadable")
+        self.refresh_folders()
         self._collection_changed()
-
-    def _index_failed(self, message: str) -> None:
         self._indexer_done()
+
+    def _index_failed(self, exc: BaseException) -> None:
         self.progress_text.setText("Indexing stopped")
-        QMessageBox.warning(self, "Indexing stopped", message)
+        message = str(exc) if isinstance(exc, ClipfindError) else f"indexing stopped: {exc}"
+        self.refresh_folders()
+        self._indexer_done()
+        if not self._to_forget:
+            QMessageBox.warning(self, "Indexing stopped", message)
 
     def _indexer_done(self) -> None:
+        if self.indexer is not None:
+            self.indexer.deleteLater()
         self.indexer = None
         self.progress.hide()
         self.pause_button.hide()
-        if self._queued is not None:
+        if self._to_forget:
+            self._forget_folders()
+        elif self._queued is not None:
             self.start_indexing(self._queued or None)
 
     def set_paused(self, paused: bool) -> None:
@@ -339,46 +441,47 @@ class MainWindow(QMainWindow):
         self.pause_button.setIcon(icon("play" if paused else "pause"))
         self.pause_button.setToolTip("Resume indexing" if paused else "Pause indexing")
 
-    def _wait_for_indexer(self) -> None:
-        if self.indexer is not None:
-            self.indexer.control.cancel()
-            self._index_thread.quit()
-            self._index_thread.wait()
-            self.indexer = None
-
     def _collection_changed(self) -> None:
         """Photos came or went: counts, results and groups on screen must not show the old state
         (the duplicates tab regroups when it is shown)."""
         self._update_counts()
         self.search.drop_missing()
+        self.dupes.stale = True
         if self.tabs.currentWidget() is self.dupes:
             self.dupes.regroup()
 
     def _update_counts(self) -> None:
-        catalog = self.library.catalog
-        failed = catalog.count("failed")
-        self.counts.setText(f"{catalog.count('ok')} photos")
-        self.errors_action.setText(f"Unreadable files ({failed})" if failed else "Unreadable files")
+        self.tasks.submit(lambda: self.library.counts(), self._show_counts, self._task_failed, kind="counts")
+
+    def _show_counts(self, counts: Counts) -> None:
+        self.counts.setText(f"{counts.photos} photos")
+        self.errors_action.setText(f"Unreadable files ({counts.failed})" if counts.failed else "Unreadable files")
 
     def _tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self.dupes:
+        if self.tabs.widget(index) is self.dupes and (self.dupes.stale or not self.dupes.busy):
             self.dupes.regroup()
 
     def show_errors(self) -> None:
-        ErrorsDialog(self.library.catalog.failures(), self).exec()
+        def show(failures: list[Failure]) -> None:
+            ErrorsDialog(failures, self).exec()
+
+        self.tasks.submit(lambda: self.library.failures(), show, self._task_failed)
+
+    def _task_failed(self, exc: BaseException) -> None:
+        self.statusBar().showMessage(str(exc) if isinstance(exc, ClipfindError) else f"{type(exc).__name__}: {exc}")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
         self.settings.setValue("window/size", self.size())
         self.settings.setValue("dupes/threshold", self.dupes.threshold)
-        self._wait_for_indexer()
+        self.hide()  # gone for the user at once; the call in flight may still take a moment to end
+        if self.indexer is not None:
+            self.indexer.control.cancel()
+        self.indexing.shutdown()
+        self.tasks.shutdown()
+        self.indexer = None
         self.cache.loader.wait()
-        for thread in self._threads:
-            thread.quit()
-            thread.wait(5000)
         self._gc_timer.stop()
-        QApplication.instance().removeEventFilter(self)
         gc.unfreeze()
         gc.collect()
         gc.enable()
         super().closeEvent(event)
-

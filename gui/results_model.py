@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 
-from clipfind.search import SearchHit
-from gui.workers import ThumbnailLoader
+from .workers import ThumbnailLoader
 
-PathRole = Qt.ItemDataRole.UserRole + 1
-ScoreRole = Qt.ItemDataRole.UserRole + 2
-HitRole = Qt.ItemDataRole.UserRole + 3
+if TYPE_CHECKING:
+    from clipfind.records import SearchHit
+
+HitRole = Qt.ItemDataRole.UserRole + 1  # the SearchHit itself
 CACHE_SIZE = 2000
 
 
@@ -50,6 +51,8 @@ class ThumbnailCache:
 
 
 class ResultsModel(QAbstractListModel):
+    """Search hits in rank order: caption, thumbnail (placeholder until decoded), tooltip, and the hit (HitRole)."""
+
     def __init__(self, cache: ThumbnailCache) -> None:
         super().__init__()
         self.cache = cache
@@ -77,10 +80,6 @@ class ResultsModel(QAbstractListModel):
             return QIcon(self.cache.get(hit.photo.path) or self.cache.placeholder)
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"{hit.photo.path}\nsimilarity {hit.score:.3f}"
-        if role == PathRole:
-            return hit.photo.path
-        if role == ScoreRole:
-            return hit.score
         if role == HitRole:
             return hit
         return None

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QDate, QMimeData, QModelIndex, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QLineEdit, QListView, QMenu, QMessageBox, QPushButton,
-    QToolButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QLineEdit, QListView, QMenu, QMessageBox, QProgressBar,
+    QPushButton, QToolButton, QVBoxLayout, QWidget,
 )
 
 from clipfind.errors import ClipfindError
-from clipfind.imageload import PHOTO_EXTENSIONS
-from clipfind.library import Library
-from clipfind.search import Filters, SearchHit, build_query
-from gui.dialogs import confirm_trash, photos_text, show_problems
-from gui.icons import icon
-from gui.results_model import HitRole, ResultsModel, ThumbnailCache
+from clipfind.library import PHOTO_EXTENSIONS, Library, build_query
+from clipfind.records import Filters
+
+from .dialogs import confirm_trash, photos_text, show_problems
+from .icons import icon
+from .results_model import HitRole, ResultsModel, ThumbnailCache
+from .tasks import TaskRunner
+
+if TYPE_CHECKING:
+    from clipfind.records import PhotoInfo, SearchHit, TrashReport
 
 RESULTS = 500  # plenty to scroll through; the grid is virtual, so this costs little
 
@@ -62,10 +67,15 @@ class SearchView(QWidget):
     status = Signal(str)
     photos_trashed = Signal()
 
-    def __init__(self, library: Library, cache: ThumbnailCache) -> None:
+    def __init__(self, library: Library, cache: ThumbnailCache, tasks: TaskRunner | None = None) -> None:
         super().__init__()
         self.library = library
+        self.tasks = tasks or TaskRunner(self, "clipfind-search")
+        self._own_tasks = tasks is None
+        self.tasks.busy_changed.connect(self._show_busy)
         self.query_image: str | None = None
+        self.cache = cache
+        cache.loader.ready.connect(self._chip_ready)
         self.setAcceptDrops(True)
 
         self.text = QLineEdit(placeholderText="Describe a photo: a dog on a beach at sunset")
@@ -111,7 +121,15 @@ class SearchView(QWidget):
         filters.addWidget(QLabel("and"))
         filters.addWidget(self.date_to)
         filters.addStretch(1)
+        self.busy = QProgressBar(maximumWidth=120, maximumHeight=14, textVisible=False)
+        self.busy.setRange(0, 0)  # indeterminate: "working on it"
+        self.busy.hide()
+        self.busy_label = QLabel("Searching…")
+        self.busy_label.setStyleSheet("color: #1971c2;")
+        self.busy_label.hide()
         self.count = QLabel()
+        filters.addWidget(self.busy_label)
+        filters.addWidget(self.busy)
         filters.addWidget(self.count)
 
         self.model = ResultsModel(cache)
@@ -144,14 +162,20 @@ class SearchView(QWidget):
         for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):  # the grid's own: Enter in the search field searches
             QShortcut(QKeySequence(key), self.grid, activated=self._open_current,
                       context=Qt.ShortcutContext.WidgetShortcut)
-        self.refresh_folders()
+        self.set_folders([])
+
+    def closeEvent(self, event) -> None:  # noqa: N802, ANN001 (Qt naming)
+        if self._own_tasks:
+            self.tasks.shutdown()
+        super().closeEvent(event)
 
     # -- input ------------------------------------------------------------------------------
-    def refresh_folders(self) -> None:
+    def set_folders(self, folders: list[str]) -> None:
+        """The folder filter's choices (the window reads the list off the event loop)."""
         current = self.folder.currentData()
         self.folder.clear()
         self.folder.addItem("All folders", None)
-        for folder in self.library.folders():
+        for folder in folders:
             self.folder.addItem(folder, folder)
         index = self.folder.findData(current)
         self.folder.setCurrentIndex(max(index, 0))
@@ -173,13 +197,20 @@ class SearchView(QWidget):
         self._show_results(False)
 
     def _show_chip(self, path: str | None) -> None:
+        """The query photo as a small chip; decoded in the thumbnail pool, not here (a photo can take 100s of ms)."""
         visible = path is not None
         if visible:
-            pixmap = QPixmap(path)
-            self.chip.setPixmap(pixmap if not pixmap.isNull() else QPixmap(icon("image").pixmap(48, 48)))
+            pixmap = self.cache.get(path)
+            self.chip.setPixmap(pixmap if pixmap is not None else self.cache.placeholder)
             self.chip.setToolTip(path)
         self.chip.setVisible(visible)
         self.chip_clear.setVisible(visible)
+
+    def _chip_ready(self, path: str, image: QImage) -> None:
+        if path == self.query_image:
+            pixmap = self.cache.get(path)
+            if pixmap is not None:
+                self.chip.setPixmap(pixmap)
 
     def _pick_query_image(self) -> None:
         from PySide6.QtWidgets import QFileDialog
@@ -214,6 +245,7 @@ class SearchView(QWidget):
 
     # -- searching --------------------------------------------------------------------------
     def run_search(self) -> None:
+        """Search off the event loop; a newer search supersedes this one, whose results are then dropped."""
         texts = [self.text.text()] if self.text.text().strip() else []
         minus = [self.minus.text()] if self.minus.text().strip() else []
         images = [self.query_image] if self.query_image else []
@@ -221,15 +253,28 @@ class SearchView(QWidget):
             return
         try:
             query = build_query(texts, images, minus)
-            hits = self.library.search(query, RESULTS, self.filters())
         except ClipfindError as exc:
-            self.status.emit(str(exc))
-            QMessageBox.warning(self, "Search", str(exc))
+            self._search_failed(exc)
             return
+        filters = self.filters()
+        self.tasks.submit(lambda: self.library.search(query, RESULTS, filters), self._searched,
+                          self._search_failed, kind="search")
+
+    def _searched(self, hits: list[SearchHit]) -> None:
         self._set_hits(hits)
         self._show_results(True)
         if hits:
             self.grid.scrollToTop()
+
+    def _search_failed(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, ClipfindError) else f"search failed: {exc}"
+        self.status.emit(message)
+        QMessageBox.warning(self, "Search", message)
+
+    def _show_busy(self) -> None:
+        searching = self.tasks.busy("search")
+        self.busy.setVisible(searching)
+        self.busy_label.setVisible(searching)
 
     def _set_hits(self, hits: list[SearchHit]) -> None:
         self.model.set_hits(hits)
@@ -240,9 +285,16 @@ class SearchView(QWidget):
         hits = self.model.hits
         if not hits:
             return
-        alive = {p.id for p in self.library.catalog.photos([h.photo.id for h in hits])}
-        if len(alive) < len(hits):
-            self._set_hits([h for h in hits if h.photo.id in alive])
+        ids = [h.photo.id for h in hits]
+
+        def keep(alive: list[PhotoInfo]) -> None:
+            still = {p.id for p in alive}
+            current = self.model.hits
+            if any(h.photo.id not in still for h in current):
+                self._set_hits([h for h in current if h.photo.id in still or h.photo.id not in ids_set])
+
+        ids_set = set(ids)
+        self.tasks.submit(lambda: self.library.photos(ids), keep, kind="drop_missing")
 
     def _show_results(self, visible: bool) -> None:
         self.grid.setVisible(visible)
@@ -281,18 +333,25 @@ class SearchView(QWidget):
         menu.exec(self.grid.viewport().mapToGlobal(pos))
 
     def preview(self, hit: SearchHit) -> None:
-        from gui.dialogs import PreviewDialog
+        from .dialogs import PreviewDialog
 
         PreviewDialog(hit.photo, self).exec()
 
     def trash(self, hits: list[SearchHit]) -> None:
+        """Move the chosen results to the trash off the event loop (every file is re-hashed first)."""
         photos = [h.photo for h in hits]
         if not confirm_trash(self, photos):
             return
-        report = self.library.trash(photos)
+        self.status.emit(f"moving {photos_text(len(photos))} to the trash…")
+        self.tasks.submit(lambda: self.library.trash(photos), self._trashed, self._trash_failed)
+
+    def _trashed(self, report: TrashReport) -> None:
         gone = {p.path for p in report.moved}
         self._set_hits([h for h in self.model.hits if h.photo.path not in gone])
         self.status.emit(f"moved {photos_text(len(report.moved))} to the trash")
         if report.refused:
             show_problems(self, "Some photos were kept", [f"{p.path}: {why}" for p, why in report.refused])
         self.photos_trashed.emit()
+
+    def _trash_failed(self, exc: BaseException) -> None:
+        show_problems(self, "Nothing was moved", [str(exc)])

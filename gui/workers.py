@@ -1,85 +1,46 @@
-"""Background work for the app: model loading, indexing and thumbnails, reporting through signals.
+"""Background work for the app: indexing and thumbnails, reporting through signals.
 
-Widgets are only touched on the GUI thread; these objects live in worker threads and speak
-through queued signals.
+Widgets are only touched on the GUI thread. Library calls run through a :class:`gui.tasks.TaskRunner`;
+thumbnails decode in a small thread pool of their own (they read files, never the catalog).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QRunnable, QSize, QThread, QThreadPool, Signal, Slot
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QRunnable, QSize, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
-from clipfind.errors import ClipfindError
-from clipfind.indexer import Control, IndexReport, Progress
-from clipfind.library import Library
+from clipfind.library import Library, thumbnail
+from clipfind.records import Control, IndexReport
 
-
-class ModelLoader(QObject):
-    """Loads the model off the GUI thread; download progress arrives as (done, total) bytes."""
-
-    progress = Signal(int, int)
-    loaded = Signal()
-    failed = Signal(str)
-
-    def __init__(self, library: Library) -> None:
-        super().__init__()
-        self.library = library
-
-    @Slot()
-    def run(self) -> None:
-        self.library.set_download_progress(lambda done, total: self.progress.emit(done, total or 0))
-        try:
-            self.library.model()
-        except ClipfindError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # never let a model problem take the app down
-            self.failed.emit(f"could not load the model: {exc}")
-        else:
-            self.loaded.emit()
+from .tasks import Relay, Task, TaskRunner
 
 
 class IndexWorker(QObject):
-    """Runs one indexing pass in its own thread; pause/resume/cancel through its Control."""
+    """One indexing pass (Library.index_folders) on an indexing lane; pause/resume/cancel through its Control.
 
-    progress = Signal(object)  # clipfind.indexer.Progress
-    finished = Signal(object)  # IndexReport
-    failed = Signal(str)
+    ``progress`` is emitted on the GUI thread, once per Progress the indexer reports.
+    """
 
-    def __init__(self, library: Library, folders: list[str] | None, batch_size: int = 32) -> None:
-        super().__init__()
-        self.library = library
+    progress = Signal(object)  # clipfind.records.Progress
+
+    def __init__(self, folders: list[str] | None, batch_size: int = 32, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.folders = folders
         self.batch_size = batch_size
         self.control = Control()
+        self._relay = Relay(self)
+        self._relay.value.connect(self.progress)
+        self.task: Task | None = None
 
-    @Slot()
-    def run(self) -> None:
-        try:
-            report: IndexReport = self.library.indexer(batch_size=self.batch_size).run(
-                self.folders, progress=self._report, control=self.control
-            )
-        except ClipfindError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:
-            self.failed.emit(f"indexing stopped: {exc}")
-        else:
-            self.finished.emit(report)
-
-    def _report(self, progress: Progress) -> None:
-        self.progress.emit(progress)
-
-
-def start_in_thread(worker: QObject, parent: QObject) -> QThread:
-    """Move `worker` to a new thread that runs worker.run() and cleans up after itself."""
-    thread = QThread(parent)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    for signal_name in ("finished", "failed", "loaded"):
-        signal = getattr(worker, signal_name, None)
-        if signal is not None:
-            signal.connect(thread.quit)
-    thread.start()
-    return thread
+    def start(self, runner: TaskRunner, library: Library, done: Callable[[IndexReport], None],
+              failed: Callable[[BaseException], None]) -> Task:
+        folders, batch_size, control, report = self.folders, self.batch_size, self.control, self._relay.emit
+        self.task = runner.submit(
+            lambda: library.index_folders(folders, progress=report, control=control, batch_size=batch_size),
+            done, failed)
+        return self.task
 
 
 class _ThumbnailSignals(QObject):
@@ -92,12 +53,8 @@ class _ThumbnailJob(QRunnable):
         self.path, self.size, self.signals = path, size, signals
 
     def run(self) -> None:
-        from clipfind.imageload import load_image
-
         try:
-            loaded = load_image(self.path, min_side=self.size)
-            image = loaded.image
-            image.thumbnail((self.size, self.size))
+            image = thumbnail(self.path, self.size)
             data = image.tobytes("raw", "RGB")
             qimage = QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888).copy()
         except Exception:

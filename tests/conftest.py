@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from clipfind.library import Library
 from tests.helpers import PHOTOS, copy_photos
 
 
@@ -14,6 +16,14 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def lib(home: Path) -> Iterator[Library]:
+    """A Library on the temporary home with the tiny random-weight model."""
+    library = Library(home, "clipfind-tiny", "none")
+    yield library
+    library.close()
 
 
 @pytest.fixture

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from clipfind.indexer import IndexReport
+    from clipfind.library import Library
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -29,6 +35,13 @@ def copy_photos(dest: Path, count: int, subfolder: str = "kodak24") -> list[Path
         shutil.copy2(src, target)
         out.append(target)
     return out
+
+
+def index(lib: Library, *folders: Path, **options: Any) -> IndexReport:
+    """One indexing pass over these folders (none: the known ones), random weights' warning quiet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return lib.indexer(batch_size=4).run([str(f) for f in folders] or None, **options)
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

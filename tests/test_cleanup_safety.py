@@ -7,29 +7,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clipfind.dupes import DupeGroup, DupeMember
 from clipfind.library import Library
-from tests.helpers import copy_photos, needs_shared_data
+from tests.helpers import copy_photos, index, needs_shared_data
 
 pytestmark = needs_shared_data
-
-
-@pytest.fixture
-def lib(home: Path) -> Library:
-    library = Library(home, "clipfind-tiny", "none")
-    yield library
-    library.close()
-
-
-def index(lib: Library, *folders: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # random weights
-        lib.indexer(batch_size=4).run([str(f) for f in folders] or None)
 
 
 def pics_with_copy(folder: Path) -> tuple[Path, Path]:
@@ -108,6 +96,36 @@ def test_a_folder_indexed_again_through_a_symlink_is_not_its_own_duplicate(
         assert len(files) == len(set(files))
     report = lib.clean_up(lib.duplicates(0.0), include_near=False)
     assert report.moved == [] and all(p.exists() for p in photos)
+
+
+@pytest.fixture
+def bind_mounted(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A folder bind-mounted onto another: one set of files, two paths, no symlink to see through."""
+    real, mirror = tmp_path / "real", tmp_path / "mirror"
+    real.mkdir()
+    mirror.mkdir()
+    done = subprocess.run(["mount", "--bind", str(real), str(mirror)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"bind mounts need mount privileges here: {done.stderr.strip()}")
+    try:
+        yield real, mirror
+    finally:
+        subprocess.run(["umount", str(mirror)], check=True)
+
+
+def test_a_bind_mounted_folder_is_not_its_own_duplicate(
+    lib: Library, bind_mounted: tuple[Path, Path], trash_home: Path
+) -> None:
+    real, mirror = bind_mounted
+    photos = copy_photos(real, 3)
+    index(lib, real)
+    index(lib, mirror)
+    assert lib.status().files_indexed == 6 and lib.duplicates(1.0) == []
+    report = lib.clean_up(lib.duplicates(0.0), include_near=False)  # 0.0: every photo is "near" here
+    assert report.moved == [] and all(p.exists() for p in photos)
+    groups = lib.duplicates(0.0)
+    lib.clean_up(groups, include_near=True)  # near members may go; a keeper, by either path, never
+    assert groups and all(os.path.exists(g.keeper.path) for g in groups)
 
 
 def test_a_symlinked_file_and_a_hard_link_are_the_same_photo(lib: Library, tmp_path: Path, trash_home: Path) -> None:

@@ -111,6 +111,26 @@ def test_plurals_and_the_already_gone_wording(pics: Path, tiny_env: Path, trash_
     assert run.code == 0 and "1 photo left the catalog" in run.out, run.err
 
 
+def test_a_move_the_catalog_cannot_record_reads_as_one_sentence(pics: Path, trash_home: Path,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reason is a predicate after the path: "not moved: P stays where it is: ...", not
+    "not moved: P was not moved: ..."."""
+    import sqlite3
+
+    from clipfind.catalog import Catalog
+
+    def full(self: Catalog, path: str, pending: bool) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Catalog, "set_trash_pending", full)
+    photo = pics / "kodim01.png"
+    run = cli(capsys, "trash", "--yes", str(photo))
+    assert run.code == 1 and photo.exists()
+    assert run.lines == [f"clipfind: not moved: {photo} stays where it is: the catalog cannot record the move "
+                         "(database or disk is full)"], run.lines
+
+
 # -- wrong paths and names ------------------------------------------------------------------
 def test_home_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_env: Path) -> None:
     a_file = tmp_path / "home.txt"

@@ -20,8 +20,10 @@ from clipfind.dupes import (
     find_duplicates,
     identical_groups,
     keeper_key,
+    identical_sets,
     near_groups,
     pair_key,
+    tier_view,
 )
 from clipfind.records import PhotoInfo
 
@@ -361,6 +363,29 @@ def test_identical_set_is_one_unit_in_a_near_group_kept_by_another_photo() -> No
     assert groups[0].suggested(include_near=False) == (china_copy,)  # china stays, so its copy may go
     # Without the near group, the pair is an identical group again.
     assert [grp.tier for grp in find_duplicates([keeper, china, china_copy], g, 0.999)] == ["identical"]
+
+
+def test_tier_view_lists_the_sets_of_copies_inside_near_groups_as_identical_groups() -> None:
+    """`dupes --tier identical` shows each set of copies as its own group, even one that
+    find_duplicates put inside a near group (led by its own best copy, not the near keeper)."""
+    keeper = photo(1, "/big.jpg", size=5000, content_hash="K")
+    china, china_copy = photo(2, "/china.jpg", content_hash="C"), photo(3, "/china_copy.jpg", content_hash="C")
+    other, other_copy = photo(4, "/x/o.jpg", content_hash="O"), photo(5, "/x/o2.jpg", content_hash="O")
+    g = graph(both_ways({(1, 2): 0.995, (1, 3): 0.995, (2, 3): 1.0}), ids=[1, 2, 3, 4, 5])
+    groups = find_duplicates([keeper, china, china_copy, other, other_copy], g, 0.99)
+    assert [(grp.tier, ids) for grp, ids in zip(groups, ids_of(groups))] == [("identical", [4, 5]), ("near", [1, 2, 3])]
+
+    assert tier_view(groups, "all") == groups
+    assert tier_view(groups, "near") == [groups[1]]
+    identical = tier_view(groups, "identical")
+    assert [(grp.tier, grp.keeper.id, ids) for grp, ids in zip(identical, ids_of(identical))] == [
+        ("identical", 4, [4, 5]), ("identical", 2, [2, 3])]
+    assert identical[0] is groups[0]  # an identical group is its own only set
+    assert [(m.similarity, m.copy_of) for m in identical[1].members] == [(1.0, None), (1.0, 2)]
+    assert identical[1].suggested(include_near=False) == (china_copy,)
+    assert identical_sets(groups[1]) == identical[1:]
+    near_only = find_duplicates([keeper, china], graph(both_ways({(1, 2): 0.995})), 0.99)
+    assert tier_view(near_only, "identical") == [] and tier_view([], "near") == []
 
 
 def test_paths_of_one_file_are_one_photo() -> None:

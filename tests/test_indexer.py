@@ -14,20 +14,9 @@ from clipfind.errors import ClipfindError, LockedError, ModelMismatchError
 from clipfind.home import WriterLock
 from clipfind.indexer import Control, Indexer, Progress
 from clipfind.library import Library
-from tests.helpers import FORMATS, copy_photos, needs_shared_data
+from tests.helpers import FORMATS, copy_photos, index, needs_shared_data
 
 pytestmark = needs_shared_data
-
-
-@pytest.fixture
-def lib(home: Path) -> Library:
-    library = Library(home, "clipfind-tiny", "none")
-    yield library
-    library.close()
-
-
-def index(lib: Library, *folders: Path, **kw):
-    return lib.indexer(batch_size=4).run([str(f) for f in folders] or None, **kw)
 
 
 def assert_index_matches_catalog(lib: Library) -> None:
@@ -206,7 +195,7 @@ def test_content_swapped_with_size_and_mtime_set_back_is_indexed_again(lib: Libr
     assert (a.stat().st_size, a.stat().st_mtime_ns) == (before.size, before.mtime_ns)
     report = index(lib)
     assert report.updated == 1
-    from clipfind.indexer import content_hash
+    from clipfind.imageload import content_hash
 
     assert lib.catalog.photo_by_path(str(a))[0].content_hash == content_hash(bytes(data))
 
@@ -236,7 +225,7 @@ def test_reembed_with_another_model_replaces_every_vector(lib: Library, photo_fo
     import open_clip
     import torch
 
-    from clipfind.model import register_tiny_model
+    from clipfind.embedding.torch_model import register_tiny_model
     from clipfind.search import build_query
 
     index(lib, photo_folder)

@@ -1,49 +1,63 @@
-"""Library's caches follow the catalog: what it answers after a change is the new state."""
+"""The Library facade: its caches follow the catalog, and every front-end capability is a method
+here (so the CLI and the app reach nothing else)."""
 
 from __future__ import annotations
 
 import shutil
-import warnings
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from clipfind.errors import ClipfindError
 from clipfind.library import Library
+from clipfind.records import Counts, Failure, PhotoInfo
+from tests.helpers import index
 
 
-def test_duplicates_follow_the_catalog_between_calls(tiny_env: Path, photo_folder: Path, trash_home: Path) -> None:
+@dataclass
+class Copied:
+    """An indexed photo folder in which one photo has a byte-identical copy."""
+
+    lib: Library
+    folder: Path
+    original: Path
+    copy: Path
+
+
+@pytest.fixture
+def copied(tiny_env: Path, photo_folder: Path) -> Iterator[Copied]:
     original = sorted(photo_folder.glob("*.png"))[0]
     copy = photo_folder / "copy of it.png"
     shutil.copy2(original, copy)
     lib = Library()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        lib.indexer(batch_size=4).run([str(photo_folder)])
-    identical = [g for g in lib.duplicates(1.0) if g.tier == "identical"]  # 1.0: no near group takes them in
-    assert [sorted(m.photo.path for m in g.members) for g in identical] == [sorted([str(original), str(copy)])]
-    assert lib.duplicates(0.95) == lib.duplicates(0.95)  # the cached contents give the same answer
-
-    report = lib.trash([p for p in identical[0].others + (identical[0].keeper,) if p.path == str(copy)])
-    assert [p.path for p in report.moved] == [str(copy)]
-    assert not [g for g in lib.duplicates(1.0) if g.tier == "identical"]
+    index(lib, photo_folder)
+    yield Copied(lib, photo_folder, original, copy)
     lib.close()
 
 
-def _index(lib: Library, *folders: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        lib.indexer(batch_size=4).run([str(f) for f in folders] or None)
+def test_duplicates_follow_the_catalog_between_calls(copied: Copied, trash_home: Path) -> None:
+    lib = copied.lib
+    identical = [g for g in lib.duplicates(1.0) if g.tier == "identical"]  # 1.0: no near group takes them in
+    assert [sorted(m.photo.path for m in g.members) for g in identical] == [
+        sorted([str(copied.original), str(copied.copy)])]
+    assert lib.duplicates(0.95) == lib.duplicates(0.95)  # the cached contents give the same answer
+
+    report = lib.trash([p for p in identical[0].others + (identical[0].keeper,) if p.path == str(copied.copy)])
+    assert [p.path for p in report.moved] == [str(copied.copy)]
+    assert not [g for g in lib.duplicates(1.0) if g.tier == "identical"]
 
 
 def test_forget_a_parent_keeps_an_indexed_subfolder(tiny_env: Path, photo_folder: Path) -> None:
     """Index par/child, then par, then forget par: child stayed listed with 0 files."""
     lib = Library()
-    _index(lib, photo_folder / "trip")
-    _index(lib, photo_folder)
+    index(lib, photo_folder / "trip")
+    index(lib, photo_folder)
     assert lib.forget_folder(str(photo_folder)) == 6
     assert [(f.path, f.files) for f in lib.status().folders] == [(str(photo_folder / "trip"), 4)]
-    _index(lib, photo_folder)
+    index(lib, photo_folder)
     assert lib.forget_folder(str(photo_folder / "trip")) == 0  # the parent still covers it
     assert lib.status().files_indexed == 10
     with pytest.raises(ClipfindError, match="empty"):
@@ -51,12 +65,9 @@ def test_forget_a_parent_keeps_an_indexed_subfolder(tiny_env: Path, photo_folder
     lib.close()
 
 
-def test_not_duplicates_needs_two_photos_and_can_be_taken_back(tiny_env: Path, photo_folder: Path) -> None:
-    original = sorted(photo_folder.glob("*.png"))[0]
-    shutil.copy2(original, photo_folder / "copy.png")
-    lib = Library()
-    _index(lib, photo_folder)
-    a, copy = lib.lookup([str(original), str(photo_folder / "copy.png")])
+def test_not_duplicates_needs_two_photos_and_can_be_taken_back(copied: Copied) -> None:
+    lib = copied.lib
+    a, copy = lib.lookup([str(copied.original), str(copied.copy)])
     for alone in ([a], [a, a]):  # one photo hid the whole identical group
         with pytest.raises(ClipfindError, match="at least two"):
             lib.mark_not_duplicates(alone)
@@ -65,7 +76,6 @@ def test_not_duplicates_needs_two_photos_and_can_be_taken_back(tiny_env: Path, p
     assert lib.duplicates(1.0) == []
     assert lib.unmark_not_duplicates([a]) == 1
     assert [g.tier for g in lib.duplicates(1.0)] == ["identical"]
-    lib.close()
 
 
 def test_lookup_says_why_a_path_is_not_a_photo(tiny_env: Path, tmp_path: Path) -> None:
@@ -73,7 +83,7 @@ def test_lookup_says_why_a_path_is_not_a_photo(tiny_env: Path, tmp_path: Path) -
     folder.mkdir()
     (folder / "notes.jpg").write_text("not a photo")
     lib = Library()
-    _index(lib, folder)
+    index(lib, folder)
     with pytest.raises(ClipfindError, match="could not be read when it was indexed"):
         lib.lookup([str(folder / "notes.jpg")])
     with pytest.raises(ClipfindError, match="not in the catalog"):
@@ -85,7 +95,7 @@ def test_lookup_says_why_a_path_is_not_a_photo(tiny_env: Path, tmp_path: Path) -
 
 def test_pretrained_alone_means_the_catalogs_model(tiny_env: Path, photo_folder: Path, monkeypatch) -> None:
     lib = Library()
-    _index(lib, photo_folder / "trip")
+    index(lib, photo_folder / "trip")
     lib.close()
     monkeypatch.delenv("CLIPFIND_MODEL")
     lib = Library()  # CLIPFIND_PRETRAINED=none alone
@@ -93,16 +103,11 @@ def test_pretrained_alone_means_the_catalogs_model(tiny_env: Path, photo_folder:
     lib.close()
 
 
-def test_a_damaged_catalog_is_not_written_and_can_be_rebuilt(tiny_env: Path, photo_folder: Path) -> None:
-    original = sorted(photo_folder.glob("*.png"))[0]
-    shutil.copy2(original, photo_folder / "copy.png")
-    lib = Library()
-    _index(lib, photo_folder)
-    photos = lib.lookup([str(original), str(photo_folder / "copy.png")])
+def test_a_damaged_catalog_is_not_written_and_can_be_rebuilt(copied: Copied) -> None:
+    lib, tiny_env = copied.lib, copied.lib.home
+    photos = lib.lookup([str(copied.original), str(copied.copy)])
     lib.mark_not_duplicates(photos)
-    lib.catalog.close()
-    import sqlite3
-
+    lib.close()
     path = tiny_env / "catalog.sqlite3"
     db = sqlite3.connect(path)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -111,17 +116,109 @@ def test_a_damaged_catalog_is_not_written_and_can_be_rebuilt(tiny_env: Path, pho
     data = bytearray(path.read_bytes())
     data[-page:-page + 64] = b"\xa5" * 64  # the last page's header: opens fine, fails the integrity check
     path.write_bytes(bytes(data))
-    lib = Library()
+    lib = copied.lib = Library()
     for write in (lambda: lib.trash(photos), lambda: lib.mark_not_duplicates(photos),
-                  lambda: lib.forget_folder(str(photo_folder)), lambda: _index(lib)):
+                  lambda: lib.forget_folder(str(copied.folder)), lambda: index(lib)):
         with pytest.raises(ClipfindError, match="index --rebuild"):
             write()
     lib.close()
     notices = Library.rebuild(tiny_env)
     assert any("1 folder and 1" in n for n in notices)
-    lib = Library()
-    assert lib.folders() == [str(photo_folder)] and lib.spec.identity == "clipfind-tiny/none"
-    _index(lib)
+    lib = copied.lib = Library()
+    assert lib.folders() == [str(copied.folder)] and lib.spec.identity == "clipfind-tiny/none"
+    index(lib)
     assert lib.status().files_indexed == 11 and lib.catalog.integrity_ok()
     assert lib.duplicates(1.0) == []  # the "not duplicates" mark survived
+
+
+# -- what the front ends need, through the facade only ------------------------------------------
+def test_reopen_keeps_every_option_but_the_weights(tiny_env: Path, tmp_path: Path) -> None:
+    def progress(done: int, total: int | None) -> None:
+        pass
+
+    lib = Library(precision="fp32", device="cpu", download_progress=progress)
+    checkpoint = tmp_path / "tuned.safetensors"
+    other = lib.reopen(pretrained=str(checkpoint))
+    assert (other.home, other.spec.name, other.spec.pretrained) == (lib.home, "clipfind-tiny", str(checkpoint))
+    assert (other.precision, other._device, other._download_progress) == ("fp32", "cpu", progress)
+    same = other.reopen(None, "none")
+    assert same.spec == lib.spec and same.precision == "fp32" and same._device == "cpu"
+    assert other.reopen().spec == other.spec  # nothing given: the very same weights
+    assert lib.folders() == []  # the old one stays open, for its caller to close
+    for each in (lib, other, same):
+        each.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*random weights:UserWarning")
+def test_index_folders_adds_a_folder_only_once_the_model_loads(tiny_env: Path, photo_folder: Path) -> None:
+    unknown = Library(model="no-such-model", pretrained="none")
+    with pytest.raises(ClipfindError, match="no-such-model"):
+        unknown.index_folders([str(photo_folder)], batch_size=4)
+    assert unknown.folders() == [] and unknown.counts() == Counts(0, 0, 0)
+    unknown.close()
+
+    lib = Library()
+    seen: list[str] = []
+    report = lib.index_folders([str(photo_folder / "trip")], progress=lambda p: seen.append(p.phase), batch_size=4)
+    assert report.added == 4 and seen[0] == "scanning" and seen[-1] == "done"
+    assert lib.folders() == [str(photo_folder / "trip")]
+    # Other weights that cannot be loaded, re-embedding: the new folder is not added either.
+    missing = lib.reopen(pretrained=str(photo_folder / "missing.safetensors"))
+    with pytest.raises(ClipfindError):
+        missing.index_folders([str(photo_folder)], batch_size=4, reembed=True)
+    assert missing.folders() == lib.folders() == [str(photo_folder / "trip")]
+    missing.close()
     lib.close()
+
+
+def test_photo_by_path_and_photos_in_the_given_order(tiny_env: Path, tmp_path: Path, photo_folder: Path) -> None:
+    (photo_folder / "notes.jpg").write_text("not a photo")
+    lib = Library()
+    index(lib, photo_folder)
+    first, second = sorted(photo_folder.glob("*.png"))[:2]
+    a, b = lib.photo_by_path(str(first)), lib.photo_by_path(str(second))
+    assert isinstance(a, PhotoInfo) and isinstance(b, PhotoInfo) and a.path == str(first)
+    for not_a_photo in (photo_folder / "notes.jpg", tmp_path / "nowhere.jpg", ""):
+        assert lib.photo_by_path(str(not_a_photo) if not_a_photo else "") is None
+    assert lib.photos([b.id, 10**9, a.id]) == [b, a]  # unknown ids drop out
+    lib.forget_folder(str(photo_folder))
+    assert lib.photos([b.id, a.id]) == []
+    lib.close()
+
+
+def test_counts_and_failures(tiny_env: Path, photo_folder: Path) -> None:
+    (photo_folder / "trip" / "notes.jpg").write_text("not a photo")
+    lib = Library()
+    assert lib.counts() == Counts(photos=0, failed=0, folders=0) and lib.failures() == []
+    index(lib, photo_folder)
+    assert lib.counts() == Counts(photos=10, failed=1, folders=1)
+    [failure] = lib.failures()
+    assert isinstance(failure, Failure) and failure.path == str(photo_folder / "trip" / "notes.jpg")
+    status = lib.status()
+    assert (status.files_indexed, status.files_failed, status.failures) == (10, 1, (failure,))
+    lib.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*random weights:UserWarning")
+def test_load_opens_the_index_and_saves_one_that_was_never_saved(tiny_env: Path, photo_folder: Path) -> None:
+    lib = Library()
+    index(lib, photo_folder / "trip")
+    lib.close()
+    for name in ("vectors.hnsw", "vectors.hnsw.json"):
+        (tiny_env / name).unlink()
+    lib = Library()
+    lib.load()
+    assert len(lib.index()) == 4 and lib.notices == []  # never saved: nothing to repair, nothing said
+    assert (tiny_env / "vectors.hnsw").exists()  # kept, so the next start does not rebuild it again
+    lib.close()
+
+
+def test_thumbnail_fits_the_side_and_says_why_a_file_cannot_be_shown(photo_folder: Path) -> None:
+    from clipfind.errors import ImageLoadError
+    from clipfind.library import thumbnail
+
+    image = thumbnail(str(sorted(photo_folder.glob("*.png"))[0]), 64)
+    assert max(image.size) == 64 and image.mode == "RGB"
+    (photo_folder / "notes.jpg").write_text("not a photo")
+    with pytest.raises(ImageLoadError):
+        thumbnail(str(photo_folder / "notes.jpg"), 64)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from clipfind.catalog import Catalog
-from clipfind.indexer import content_hash
+from clipfind.imageload import content_hash
 from clipfind.trash import move_to_trash
 
 

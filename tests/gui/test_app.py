@@ -7,15 +7,13 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 
-from clipfind.catalog import Catalog
 from clipfind.library import Library
-from tests.gui.conftest import ARTIFACTS, shoot
+from tests.gui.conftest import ARTIFACTS, indexed_home, place_vectors, shoot, wait_idle
 from tests.helpers import copy_photos, needs_shared_data
 
 pytestmark = needs_shared_data
@@ -23,7 +21,7 @@ WAIT = 120_000  # ms: model load (imports) plus indexing, on a busy 2-core machi
 
 
 def indexed(window, count: int, qtbot) -> None:
-    qtbot.waitUntil(lambda: window.indexer is None and window.library.catalog.count("ok") >= count, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.idle and window.library.catalog.count("ok") >= count, timeout=WAIT)
 
 
 @pytest.fixture
@@ -36,7 +34,7 @@ def folder(tmp_path: Path) -> Path:
 
 def test_first_run_indexes_and_shows_progress(make_window, folder: Path, qtbot) -> None:
     window = make_window()
-    assert window.welcome.isVisible() and not window.tabs.isVisible()
+    qtbot.waitUntil(lambda: window.welcome.isVisible() and not window.tabs.isVisible(), timeout=WAIT)
     shoot(window, "01-first-run")
     seen: list[tuple[int, int]] = []
     shot = []
@@ -62,6 +60,7 @@ def test_text_search_image_drop_and_find_similar(make_window, folder: Path, qtbo
     view = window.search
     qtbot.keyClicks(view.text, "a red barn by a lake")
     qtbot.keyClick(view.text, Qt.Key.Key_Return)
+    wait_idle(window, qtbot)
     model = view.model
     assert model.rowCount() == 16
     scores = [h.score for h in model.hits]
@@ -79,6 +78,7 @@ def test_text_search_image_drop_and_find_similar(make_window, folder: Path, qtbo
                        Qt.KeyboardModifier.NoModifier)
     view.text.clear()
     view.dropEvent(event)
+    wait_idle(window, qtbot)
     assert view.query_image == str(outside) and view.chip.isVisible()
     assert model.rowCount() == 16  # an outside photo excludes nothing
     shoot(window, "04-image-query", qtbot, 1000)
@@ -86,6 +86,7 @@ def test_text_search_image_drop_and_find_similar(make_window, folder: Path, qtbo
     # "Find similar" on a result: the photo itself is left out of its own results
     first = model.hits[0].photo.path
     view.set_query_image(first)
+    wait_idle(window, qtbot)
     assert model.rowCount() == 15 and first not in [h.photo.path for h in model.hits]
     view.clear()
     assert not view.chip.isVisible() and model.rowCount() == 0
@@ -114,6 +115,7 @@ def test_preview_folders_and_errors_dialogs(make_window, folder: Path, qtbot) ->
     shoot(folders, "07-folders")
     # removing the folder drops its photos from the catalog, files untouched
     window.apply_folder_changes([], [str(folder)])
+    wait_idle(window, qtbot)
     assert window.library.catalog.count("ok") == 0 and (folder / "kodim01.png").exists()
 
 
@@ -127,38 +129,17 @@ def _dupes_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def _make_near_pair(home: Path, folder: Path) -> None:
-    """Random weights mean nothing: give the resized copy a nearly equal vector, spread the rest."""
-    cat = Catalog(home / "catalog.sqlite3")
-    original, vector = cat.photo_by_path(str(folder / "kodim02.png"))
-    rng = np.random.default_rng(0)
-    for photo in cat.photos():
-        if photo.content_hash == cat.photo_by_path(str(folder / "kodim01.png"))[0].content_hash:
-            continue
-        if photo.path == str(folder / "kodim02 small.jpg"):
-            v = vector + 0.005 * rng.standard_normal(vector.shape).astype(np.float32)
-        elif photo.id == original.id:
-            continue
-        else:
-            v = rng.standard_normal(vector.shape).astype(np.float32)
-        cat.put_photo(photo.path, photo.size, photo.mtime_ns, photo.content_hash, photo.width, photo.height,
-                      photo.taken_at, v / np.linalg.norm(v))
-    cat.close()
-
-
 def test_duplicates_regroup_and_trash_exactly_the_selection(make_window, tmp_path: Path, qtbot,
                                                             trash_home: Path, monkeypatch) -> None:
     folder = _dupes_folder(tmp_path)
-    home = tmp_path / "home"
-    lib = Library(home, "clipfind-tiny", "none")
-    lib.indexer().run([str(folder)])
-    lib.close()
-    _make_near_pair(home, folder)
+    home = indexed_home(tmp_path / "home", folder)
+    place_vectors(home, {folder / "kodim02 small.jpg": folder / "kodim02.png"})
     window = make_window()
     view = window.dupes
     window.tabs.setCurrentWidget(view)
     view.slider.setValue(990)
     view.regroup()
+    wait_idle(window, qtbot)
     tiers = [g.tier for g in view.groups]
     assert tiers == ["identical", "near"]
     identical, near = view.groups
@@ -170,7 +151,7 @@ def test_duplicates_regroup_and_trash_exactly_the_selection(make_window, tmp_pat
     view.slider.setValue(1000)  # stricter than the pair's similarity: only identical files remain
     qtbot.waitUntil(lambda: [g.tier for g in view.groups] == ["identical"], timeout=5000)
     view.slider.setValue(990)
-    qtbot.waitUntil(lambda: len(view.groups) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: len(view.groups) == 2 and window.idle, timeout=5000)
 
     # untick one identical copy: exactly the remaining selection moves
     card = next(c for c in view.boxes[0].cards if c.photo.path.endswith("copy 2.png"))
@@ -185,6 +166,7 @@ def test_duplicates_regroup_and_trash_exactly_the_selection(make_window, tmp_pat
     asked = []
     monkeypatch.setattr("gui.dupes_view.confirm_cleanup", lambda parent, text, details="": asked.append(text) or True)
     view.trash_selected()
+    wait_idle(window, qtbot)
     assert len(asked) == 1 and asked[0].startswith("Move 2 photos")
     assert not any(Path(p).exists() for p in expected)
     assert sorted(p.name for p in trash_home.iterdir()) == sorted(Path(p).name for p in expected)
@@ -254,10 +236,7 @@ def test_gui_thread_stays_responsive_while_indexing(make_window, tmp_path: Path,
 
 def test_model_unavailable_shows_what_to_do_and_duplicates_still_work(make_window, tmp_path: Path, qtbot) -> None:
     folder = _dupes_folder(tmp_path)
-    home = tmp_path / "home"
-    lib = Library(home, "clipfind-tiny", "none")
-    lib.indexer().run([str(folder)])
-    lib.close()
+    home = indexed_home(tmp_path / "home", folder)
     missing = tmp_path / "nowhere" / "open_clip_model.safetensors"
     window = make_window(library=Library(home, "clipfind-tiny", str(missing)))
     qtbot.waitUntil(lambda: window.banner_box.isVisible(), timeout=WAIT)
@@ -266,6 +245,7 @@ def test_model_unavailable_shows_what_to_do_and_duplicates_still_work(make_windo
     window.tabs.setCurrentWidget(window.dupes)
     window.dupes.slider.setValue(1000)
     window.dupes.regroup()
+    wait_idle(window, qtbot)
     assert [g.tier for g in window.dupes.groups][:1] == ["identical"]
     shoot(window, "09-model-unavailable", qtbot, 1000)
 

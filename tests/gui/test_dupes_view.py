@@ -11,40 +11,12 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from clipfind.catalog import Catalog, FileStamp
-from clipfind.dupes import DupeGroup, DupeMember
-from clipfind.library import Library
-from clipfind.records import PhotoInfo
-from tests.gui.conftest import ARTIFACTS, shoot
+from clipfind.records import DupeGroup, DupeMember, PhotoInfo
+from tests.gui.conftest import ARTIFACTS, indexed_home, place_vectors, shoot, wait_idle
 from tests.helpers import copy_photos, needs_shared_data
-
-
-def _place(home: Path, near: dict[Path, Path]) -> None:
-    """Random weights mean nothing: give each content in `near` a vector close to its anchor's, spread the rest.
-
-    Every byte-identical copy gets its content's vector, and each row keeps its file identity.
-    """
-    cat = Catalog(home / "catalog.sqlite3")
-    rng = np.random.default_rng(0)
-    by_hash: dict[str, np.ndarray] = {}
-    anchors = {cat.photo_by_path(str(a))[0].content_hash for a in near.values()}
-    for content in sorted({p.content_hash for p in cat.photos()} - anchors) + sorted(anchors):
-        by_hash[content] = rng.standard_normal(cat.dim).astype(np.float32)
-    for path, anchor in near.items():
-        base = by_hash[cat.photo_by_path(str(anchor))[0].content_hash]
-        by_hash[cat.photo_by_path(str(path))[0].content_hash] = base + 0.005 * rng.standard_normal(cat.dim).astype(
-            np.float32)
-    known = cat.known_files()
-    for photo in cat.photos():
-        v = by_hash[photo.content_hash]
-        stamp = FileStamp(photo.device, photo.inode, known[photo.path].ctime_ns)
-        cat.put_photo(photo.path, photo.size, photo.mtime_ns, photo.content_hash, photo.width, photo.height,
-                      photo.taken_at, v / np.linalg.norm(v), stamp)
-    cat.close()
 
 
 @pytest.fixture
@@ -60,22 +32,20 @@ def china(tmp_path: Path) -> Path:
     with Image.open(folder / "kodim02.png") as im:
         im.resize((384, 256)).save(folder / "kodim02 small.jpg", quality=85)
     shutil.copy2(folder / "kodim02 small.jpg", folder / "kodim02 small copy.jpg")
-    home = tmp_path / "home"
-    lib = Library(home, "clipfind-tiny", "none")
-    lib.indexer().run([str(folder)])
-    lib.close()
-    _place(home, {folder / "kodim02 small.jpg": folder / "kodim02.png"})
+    home = indexed_home(tmp_path / "home", folder)
+    place_vectors(home, {folder / "kodim02 small.jpg": folder / "kodim02.png"})
     return folder
 
 
 def _view(make_window, qtbot):
     window = make_window()
     # the catch-up index pass at start regroups the tab when it ends: let it end first
-    qtbot.waitUntil(lambda: window.model_ready and window.indexer is None, timeout=120_000)
+    qtbot.waitUntil(lambda: window.model_ready and window.idle, timeout=120_000)
     view = window.dupes
     window.tabs.setCurrentWidget(view)
     view.slider.setValue(990)
-    qtbot.waitUntil(lambda: not view._debounce.isActive() and view.threshold == 0.99 and bool(view.groups))
+    qtbot.waitUntil(lambda: not view._debounce.isActive() and window.idle and view.threshold == 0.99
+                    and bool(view.groups))
     return window, view
 
 
@@ -125,7 +95,7 @@ def test_one_card_per_photo_keeper_never_tickable_and_copies_follow(make_window,
     _box(view, "kodim02 small.jpg").click()
     assert _selected_names(view) == everything and "4 photos selected" in view.summary.text()
     view.slider.setValue(1000)  # regrouping keeps the user's clicks, and only them
-    qtbot.waitUntil(lambda: all(g.tier == "identical" for g in view.groups), timeout=5000)
+    qtbot.waitUntil(lambda: bool(view.groups) and all(g.tier == "identical" for g in view.groups), timeout=5000)
     assert len(view.choices) == 2
 
 
@@ -155,6 +125,7 @@ def test_trash_says_what_goes_and_keeps_one_copy_of_every_group(make_window, chi
     monkeypatch.setattr("gui.dupes_view.confirm_cleanup",
                         lambda parent, text, details="": asked.append(text) or True)
     view.trash_selected()
+    wait_idle(window, qtbot)
     assert "Every copy" not in asked[-1] and "Careful" not in asked[-1]
     on_disk = {p.name for p in china.iterdir()}
     assert {"kodim01.png", "kodim02.png", "kodim02 small.jpg", "kodim02 small copy.jpg"} <= on_disk
@@ -172,6 +143,7 @@ def test_a_missing_keeper_leaves_its_group_alone_and_says_why(make_window, china
     warned: list[list[str]] = []
     monkeypatch.setattr("gui.dupes_view.show_problems", lambda parent, title, lines: warned.append(list(lines)))
     view.trash_selected()
+    wait_idle(window, qtbot)
     assert (china / "kodim01 copy.png").exists()  # the last copy stays
     assert warned and any("kodim01.png" in line and "missing" in line for line in warned[0])
     assert not (china / "kodim02 copy.png").exists()  # the other group, whose keeper is there, was cleaned
@@ -182,10 +154,12 @@ def test_not_duplicates_then_undo(make_window, china: Path, qtbot) -> None:
     window, view = _view(make_window, qtbot)
     identical = next(g for g in view.groups if g.tier == "identical")
     view.mark_not_duplicates(identical)
+    wait_idle(window, qtbot)
     assert identical.keeper.id not in {g.keeper.id for g in view.groups}
     assert view.undo_row.isVisible()
     shoot(window, "11-dupes-not-duplicates-undo", qtbot, 500)
     view.undo_button.click()
+    wait_idle(window, qtbot)
     assert identical.keeper.id in {g.keeper.id for g in view.groups}
     assert not view.undo_row.isVisible()
 
@@ -215,6 +189,7 @@ def test_aliases_are_named_and_never_offered(qtbot, tmp_path: Path) -> None:
     view = DupesView(_Groups([group]), ThumbnailCache(ThumbnailLoader(200)))
     qtbot.addWidget(view)
     view.regroup()
+    qtbot.waitUntil(lambda: view.tasks.idle and bool(view.groups) and not view.building, timeout=5000)
     assert "also at /pics/link to a copy.png — same file, removing it frees nothing" in _texts(view)
     assert [p.id for p in view.selected()] == [copy.id]  # the alias is not a photo of its own
 

@@ -149,8 +149,8 @@ class ForkServer:
 
     def __init__(self) -> None:
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["torch", "open_clip", "clipfind.cli", "clipfind.library",
-                                          "clipfind.indexer", "clipfind.model", "tests.reliability.support",
+        self._ctx.set_forkserver_preload(["torch", "open_clip", "clipfind.cli", "clipfind.library", "clipfind.indexer",
+                                          "clipfind.embedding.torch_model", "tests.reliability.support",
                                           *filter(None, os.environ.get("DBG_PRELOAD", "").split(","))])
 
     def start(self, argv: list[str], out_path: Path, env: dict[str, str] | None = None) -> multiprocessing.Process:

@@ -217,7 +217,7 @@ def test_real_full_disk(setup: dict[str, Path], tmp_path: Path) -> None:
         pytest.skip(f"cannot mount a tmpfs here: {exc}")
     try:
         home = mount / "home"
-        # The catalog and index only: the exported model towers (clipfind.runtime) would fill 2 MB alone.
+        # The catalog and index only: the exported model towers (clipfind.embedding.calibrate) would fill 2 MB alone.
         shutil.copytree(setup["home"], home, ignore=shutil.ignore_patterns("onnx", "runtime.json"))
         _add_waiting(setup)
         for extra in sorted(setup["waiting"].iterdir())[:40]:  # more work: copies under new names

@@ -240,7 +240,7 @@ def test_every_group_keeps_its_photo_whatever_changed_on_disk(
 
     from clipfind.catalog import Catalog, FileStamp
     from clipfind.dupes import build_graph, find_duplicates
-    from clipfind.indexer import content_hash
+    from clipfind.imageload import content_hash
 
     root = Path(tempfile.mkdtemp(dir=tmp_path))
     folder, trash = root / "pics", root / "trash"

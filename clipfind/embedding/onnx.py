@@ -1,10 +1,11 @@
 """The model's towers through ONNX Runtime alone, in a process that never imports torch.
 
-Once clipfind.runtime has measured ONNX Runtime as the way to run a model on this machine and
-exported the towers, indexing and text search need neither torch nor open_clip: importing them
-costs seconds and about 750 MB of resident memory before any weights are loaded. Images are
-prepared by clipfind.preprocess.FastPreprocess and text by clipfind.text_tokens.BpeTokenizer,
-both rebuilt from what is saved beside the exports.
+Once clipfind.embedding.calibrate has measured ONNX Runtime as the way to run a model on this
+machine and exported the towers, indexing and text search need neither torch nor open_clip:
+importing them costs seconds and about 750 MB of resident memory before any weights are loaded.
+Images are prepared by clipfind.embedding.preprocess.FastPreprocess and text by
+clipfind.embedding.tokenizer.BpeTokenizer, both rebuilt from what is saved beside the exports
+(the export's info file, EXPORT_INFO_SUFFIX).
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
-from clipfind.encoders import (
-    cpu_threads, load_choice, machine_key, onnx_path, quantised_path, warn_if_random, write_atomic,
-)
-from clipfind.modelspec import ONNX_MODES, ModelSpec
-from clipfind.preprocess import FastPreprocess
-from clipfind.text_tokens import BpeTokenizer
+from clipfind.embedding.preprocess import FastPreprocess
+from clipfind.embedding.runtime import cpu_threads, load_choice, machine_key, onnx_path, quantised_path
+from clipfind.embedding.spec import ONNX_MODES, ModelSpec, warn_if_random
+from clipfind.embedding.tokenizer import BpeTokenizer
+from clipfind.home import atomic_write
+from clipfind.records import Vectors
 
-SIDECAR_SUFFIX = ".json"
+# What a torch-free process needs besides an exported tower "x.onnx" is in "x.json" (the suffix
+# replaces ".onnx"; the vector index's sidecar, clipfind.annindex.SIDECAR_SUFFIX, is another thing).
+EXPORT_INFO_SUFFIX = ".json"
 
 
 def open_session(path: Path) -> Any:
@@ -41,7 +44,7 @@ def open_session(path: Path) -> Any:
 
 
 class OnnxImageEncoder:
-    """Implements clipfind.encoders.ImageEncoder."""
+    """Implements clipfind.embedding.encoder.ImageEncoder."""
 
     def __init__(self, spec: ModelSpec, path: Path, dim: int, preprocess: FastPreprocess, mode: str) -> None:
         self.spec = spec
@@ -56,7 +59,7 @@ class OnnxImageEncoder:
     def preprocess(self, image: PIL.Image.Image) -> np.ndarray:
         return self._preprocess(image)
 
-    def encode_images(self, batch: Any) -> np.ndarray:
+    def encode_images(self, batch: Any) -> Vectors:
         batch = np.ascontiguousarray(np.asarray(batch, dtype=np.float32))
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -73,21 +76,22 @@ class OnnxTextEncoder:
         self._session = open_session(path)
         self._input = self._session.get_inputs()[0].name
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_texts(self, texts: Sequence[str]) -> Vectors:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         features = self._session.run(None, {self._input: self._tokenizer(list(texts))})[0].astype(np.float32)
         return features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
-def save_sidecar(path: Path, spec: ModelSpec, dim: int, **extra: Any) -> None:
+def save_export_info(path: Path, spec: ModelSpec, dim: int, **extra: Any) -> None:
     """What a torch-free process needs besides the exported tower at `path`."""
     info = {"identity": spec.identity, "dim": dim, **extra}
-    write_atomic(path.with_suffix(SIDECAR_SUFFIX), json.dumps(info))
+    with atomic_write(path.with_suffix(EXPORT_INFO_SUFFIX)) as tmp:
+        tmp.write_text(json.dumps(info), encoding="utf-8")
 
 
-def _sidecar(path: Path, spec: ModelSpec) -> dict[str, Any] | None:
-    info = json.loads(path.with_suffix(SIDECAR_SUFFIX).read_text(encoding="utf-8"))
+def _export_info(path: Path, spec: ModelSpec) -> dict[str, Any] | None:
+    info = json.loads(path.with_suffix(EXPORT_INFO_SUFFIX).read_text(encoding="utf-8"))
     return info if info.get("identity") == spec.identity and path.is_file() else None
 
 
@@ -99,7 +103,7 @@ def open_exported(spec: ModelSpec, home: Path, device: str | None, precision: st
         return None
     path = onnx_path(home, spec)
     try:
-        info = _sidecar(path, spec)
+        info = _export_info(path, spec)
         model_file = quantised_path(path) if mode == "onnx-int8" else path
         if info is None or not model_file.is_file():
             return None
@@ -117,7 +121,7 @@ def open_exported_text(spec: ModelSpec, home: Path, device: str | None, precisio
         return None
     path = onnx_path(home, spec, "text")
     try:
-        info = _sidecar(path, spec)
+        info = _export_info(path, spec)
         if info is None:
             return None
         tokenizer = BpeTokenizer(path.parent / info["merges"], int(info["context_length"]))

@@ -5,7 +5,7 @@ import open_clip
 import PIL.Image
 import pytest
 
-from clipfind.preprocess import FastPreprocess, fast_preprocess
+from clipfind.embedding.preprocess import FastPreprocess, fast_preprocess
 
 
 def images() -> list[PIL.Image.Image]:
@@ -17,7 +17,7 @@ def images() -> list[PIL.Image.Image]:
 
 @pytest.mark.parametrize("name", ["ViT-B-32", "ViT-B-32-256", "MobileCLIP2-S0", "clipfind-tiny"])
 def test_matches_open_clip_transform(name: str) -> None:
-    from clipfind.model import register_tiny_model
+    from clipfind.embedding.torch_model import register_tiny_model
 
     register_tiny_model()
     _, _, transform = open_clip.create_model_and_transforms(name, pretrained=None)

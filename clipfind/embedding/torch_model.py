@@ -1,10 +1,7 @@
-"""Load an open_clip model and turn photos and queries into unit vectors.
+"""Load an open_clip model and turn photos and queries into unit vectors (the torch side).
 
-Weights come through open_clip's own loading path. Before open_clip runs, the weights file it
-will look for on the Hugging Face Hub is made sure to be in the local cache (downloaded with a
-progress callback when missing); open_clip then runs with the Hub switched to offline mode, so a
-machine that has the weights never touches the network and one without them fails at once with
-a message that says what to do.
+Weights come through open_clip's own loading path, after clipfind.embedding.download has made
+sure they are in the local Hugging Face cache; open_clip then runs with the Hub offline.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +21,41 @@ import numpy as np
 import open_clip
 import PIL.Image
 import torch
-from huggingface_hub import constants as hf_constants
-from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
-from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, RepositoryNotFoundError
-from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-from open_clip.pretrained import _get_safe_alternatives  # its rule for which weights file to ask the Hub for
-from tqdm import tqdm
+from open_clip.constants import HF_CONFIG_NAME
 
-from clipfind import model_table, runtime
-from clipfind.encoders import (
-    CLIPFIND_MODEL_CONFIGS, cpu_threads, load_choice, machine_key, onnx_path, save_choice, unknown_model,
+from clipfind.embedding import calibrate
+from clipfind.embedding.download import DownloadProgressFn, HubFile, fetch, hub_offline, hub_weights, quiet, what
+from clipfind.embedding.onnx import OnnxTextEncoder, save_export_info
+from clipfind.embedding.preprocess import FastPreprocess, fast_preprocess
+from clipfind.embedding.runtime import Choice, cpu_threads, load_choice, machine_key, onnx_path, save_choice
+from clipfind.embedding.spec import (
+    ONNX_MODES,
+    PRECISIONS,
+    TINY_MODEL,
+    ModelSpec,
+    model_configs,
+    unknown_model,
     warn_if_random,
 )
-from clipfind.errors import ModelLoadError
-from clipfind.modelspec import HF_HUB_PREFIX, ONNX_MODES, ModelSpec
-from clipfind.onnx_encoder import OnnxTextEncoder, save_sidecar
-from clipfind.preprocess import FastPreprocess, fast_preprocess
-from clipfind.text_tokens import BpeTokenizer, warn_cut
+from clipfind.embedding.tokenizer import BpeTokenizer, warn_cut
+from clipfind.errors import ModelLoadError, one_line
+from clipfind.home import atomic_write
+from clipfind.records import Vectors
 
-TINY_MODEL = "clipfind-tiny"
 # Queries an exported text tower must encode like torch does (long, odd and plain ones).
 FIDELITY_QUERIES = ("dog on a beach at sunset", "a photo of my grandmother's 80th birthday party, with cake and "
                     "candles, in the garden", "東京の夜景", "IMG_2041", "🐶", "")
 
-_TINY_CONFIG = CLIPFIND_MODEL_CONFIGS / f"{TINY_MODEL}.json"
-
-ProgressFn = Callable[[int, int | None], None]
-"""(bytes_done, bytes_total or None) of the weights file being downloaded."""
 
 
 def register_tiny_model() -> None:
     """Make "clipfind-tiny" (a few-MB architecture for tests and benchmarks) known to open_clip."""
     if TINY_MODEL in open_clip.list_models():
         return
-    if not _TINY_CONFIG.is_file():
-        raise ModelLoadError(f"The {TINY_MODEL} config is missing from this installation ({_TINY_CONFIG}).")
-    open_clip.add_model_config(_TINY_CONFIG)
+    config = model_configs() / f"{TINY_MODEL}.json"
+    if not config.is_file():
+        raise ModelLoadError(f"The {TINY_MODEL} config is missing from this installation ({config}).")
+    open_clip.add_model_config(Path(str(config)))  # package data in a folder (not a zip): a real path
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -118,22 +113,22 @@ class ClipModel:
         self.image_size: int = size if isinstance(size, int) else int(size[0])
         self._transform = fast_preprocess(transform) or transform
         self._tokenizer = tokenizer
-        if precision not in runtime.PRECISIONS:
-            raise ModelLoadError(f"Unknown precision '{precision}'; use one of {', '.join(runtime.PRECISIONS)}.")
+        if precision not in PRECISIONS:
+            raise ModelLoadError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
         self.precision = precision  # asked for; `mode` is what runs once the image tower is first used
         self.mode: str | None = None
-        self.choice: runtime.Choice | None = None
+        self.choice: Choice | None = None
         self.notices: list[str] = []  # one-line news for the user (a calibration that just ran)
         self._home = home
         self._requested_device = requested_device  # None: the fastest present (part of the choice's key)
-        self._tower: runtime.Tower | None = None
+        self._tower: calibrate.Tower | None = None
         self._tower_lock = threading.Lock()
 
     def preprocess(self, image: PIL.Image.Image) -> torch.Tensor:
         """open_clip's eval transform for this model: (3, image_size, image_size) float32."""
         return torch.as_tensor(self._transform(image))
 
-    def encode_images(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
+    def encode_images(self, batch: torch.Tensor | np.ndarray) -> Vectors:
         """(n, 3, H, W) preprocessed images -> (n, dim) unit vectors."""
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -146,7 +141,7 @@ class ClipModel:
                 features = self._tower(batch)
         return _unit_rows(torch.nn.functional.normalize(features.float(), dim=-1))
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_texts(self, texts: Sequence[str]) -> Vectors:
         """Queries -> (n, dim) unit vectors in the same space as the images."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -170,10 +165,10 @@ class ClipModel:
         exported = onnx_path(folder, self.spec)
         if self.precision != "auto":
             try:
-                tower = runtime.build_tower(self.precision, visual, self.device, exported)
+                tower = calibrate.build_tower(self.precision, visual, self.device, exported)
             except Exception as exc:
                 raise ModelLoadError(
-                    f"The image encoder cannot run in {self.precision} here ({_brief(exc)}); use --precision auto."
+                    f"The image encoder cannot run in {self.precision} here ({one_line(exc)}); use --precision auto."
                 ) from exc
             self._use(self.precision, tower, exported)
             return None
@@ -181,13 +176,13 @@ class ClipModel:
         cached = load_choice(self._home, key) if self._home else None
         if cached is not None:
             with contextlib.suppress(Exception):  # e.g. onnxruntime uninstalled since: measure again
-                self._use(cached.mode, runtime.build_tower(cached.mode, visual, self.device, exported), exported)
+                self._use(cached.mode, calibrate.build_tower(cached.mode, visual, self.device, exported), exported)
                 self.choice = cached
                 return None
-        if len(batch) < runtime.CALIBRATION_MIN_IMAGES:
+        if len(batch) < calibrate.CALIBRATION_MIN_IMAGES:
             with torch.inference_mode():  # too few photos to measure on: fp32 now, decide on a fuller batch
                 return visual(batch)
-        choice, reference, tower = runtime.calibrate(visual, batch, self.device, exported)
+        choice, reference, tower = calibrate.calibrate(visual, batch, self.device, exported)
         self.choice = choice
         self._use(choice.mode, tower, exported)
         if self._home is not None:
@@ -202,159 +197,41 @@ class ClipModel:
         tokenizer = self._tokenizer
         if not (isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer) and tokenizer.reduction_fn is None
                 and tokenizer.clean_fn is open_clip.tokenizer.get_clean_fn("lower") and tokenizer.context_length):
-            return  # a tokenizer clipfind.text_tokens does not reproduce
+            return  # a tokenizer clipfind.embedding.tokenizer does not reproduce
         path = onnx_path(self._home, self.spec, "text")
         merges = path.parent / Path(open_clip.tokenizer.default_bpe()).name
         try:
             tokens = tokenizer(list(FIDELITY_QUERIES))
-            runtime.export_onnx(runtime.TextTower(self._model).eval(), tokens[:2], path, "tokens")
-            shutil.copyfile(open_clip.tokenizer.default_bpe(), merges)
+            calibrate.export_onnx(calibrate.TextTower(self._model).eval(), tokens[:2], path, "tokens")
+            with atomic_write(merges) as tmp:
+                shutil.copyfile(open_clip.tokenizer.default_bpe(), tmp)
             check = OnnxTextEncoder(path, self.dim, BpeTokenizer(merges, tokenizer.context_length))
             if float((check.encode_texts(FIDELITY_QUERIES) * self.encode_texts(FIDELITY_QUERIES)).sum(1).min()) < (
-                runtime.FIDELITY
+                calibrate.FIDELITY
             ):
                 path.unlink()
                 return
-            save_sidecar(path, self.spec, self.dim, merges=merges.name, context_length=tokenizer.context_length)
+            save_export_info(path, self.spec, self.dim, merges=merges.name, context_length=tokenizer.context_length)
         except Exception:  # the torch text tower keeps answering; nothing is lost but start-up time
             with contextlib.suppress(OSError):
                 path.unlink()
 
-    def _use(self, mode: str, tower: runtime.Tower, exported: Path) -> None:
+    def _use(self, mode: str, tower: calibrate.Tower, exported: Path) -> None:
         self._tower = tower
         self.mode = mode
         if mode in ONNX_MODES and isinstance(self._transform, FastPreprocess) and self._home is not None:
-            # Later indexing runs can then use the export without importing torch (clipfind.onnx_encoder).
+            # Later indexing runs can then use the export without importing torch (clipfind.embedding.onnx).
             with contextlib.suppress(OSError):
-                save_sidecar(exported, self.spec, self.dim, preprocess=self._transform.to_dict())
+                save_export_info(exported, self.spec, self.dim, preprocess=self._transform.to_dict())
             self._export_text()
         if mode != "fp32":
             # The fp32 tower is no longer needed: keeping it would hold a second copy of the weights.
             self._model.visual = torch.nn.Identity()
 
 
-def _unit_rows(features: torch.Tensor) -> np.ndarray:
+def _unit_rows(features: torch.Tensor) -> Vectors:
     """open_clip's normalised features as the float32 numpy rows the catalog and index store."""
     return features.float().cpu().numpy()
-
-
-@dataclass(frozen=True, slots=True)
-class _HubFile:
-    """A file open_clip will ask the Hub for: the first of `candidates` that the repo has."""
-
-    repo: str
-    candidates: tuple[str, ...]
-
-
-def _hub_weights(spec: ModelSpec) -> _HubFile | None:
-    """The weights file open_clip looks up for this spec, resolved the way its download_pretrained does."""
-    if spec.is_hub_repo:
-        return _HubFile(spec.name.removeprefix(HF_HUB_PREFIX), (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME))
-    if spec.pretrained is None or spec.is_file:
-        return None
-    repo, filename = os.path.split(open_clip.get_pretrained_cfg(spec.name, spec.pretrained)["hf_hub"])
-    filename = filename or HF_WEIGHTS_NAME
-    # open_clip tries the .safetensors twin of a weights file first, then the file itself.
-    return _HubFile(repo, (*_get_safe_alternatives(filename), filename))
-
-
-def _progress_bar(progress: ProgressFn) -> type[tqdm]:
-    """A tqdm class for hf_hub_download(tqdm_class=...) that prints nothing and reports bytes to `progress`."""
-
-    class _CallbackBar(tqdm):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True  # the caller draws its own bar
-            super().__init__(*args, **kwargs)
-            progress(int(self.n), self.total)
-
-        def update(self, n: float | None = 1) -> bool | None:
-            self.n += n or 0
-            progress(int(self.n), self.total)
-            return None
-
-        def update_transfer(self, n: int) -> None:
-            """Network bytes of a Xet download: defining this makes huggingface_hub report through
-            one bar (bytes written, against the file size) instead of two."""
-
-        def set_transfer_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-            """Rate text of that Xet transfer bar; nothing to show."""
-
-    return _CallbackBar
-
-
-def _quiet(done: int, total: int | None) -> None:
-    """Progress sink for the small config file: only the weights deserve a bar."""
-
-
-def _what(spec: ModelSpec) -> str:
-    return spec.name if spec.is_hub_repo else f"the weights for {spec.name} ({spec.pretrained})"
-
-
-def _offline_message(spec: ModelSpec, reason: str) -> str:
-    row = model_table.lookup(spec.name, spec.pretrained)
-    size = f" (about {row.download_text})" if row else ""
-    if spec.is_hub_repo:
-        return f"Could not download {spec.name}: {reason}. Connect once to download it{size}."
-    return (
-        f"Could not download {_what(spec)}: {reason}. Connect once to download them{size}, "
-        "or pass a checkpoint file with --pretrained /path/to/open_clip_model.safetensors."
-    )
-
-
-def _fetch(spec: ModelSpec, hub: _HubFile, progress: ProgressFn | None) -> str:
-    """Path of `hub` in the local Hugging Face cache, downloading it first if it is not there.
-
-    A plain hf_hub_download retries for ~20 s per file when there is no network; one quick HEAD
-    request tells us instead, and its answer says which candidate the repo has.
-    """
-    for filename in hub.candidates:
-        cached = try_to_load_from_cache(hub.repo, filename)
-        if isinstance(cached, str):
-            return cached
-    if hf_constants.HF_HUB_OFFLINE:
-        raise ModelLoadError(_offline_message(spec, "offline mode is on (HF_HUB_OFFLINE is set)"))
-    for filename in hub.candidates:
-        try:
-            get_hf_file_metadata(hf_hub_url(hub.repo, filename), timeout=hf_constants.HF_HUB_ETAG_TIMEOUT)
-        except RemoteEntryNotFoundError:
-            continue
-        except RepositoryNotFoundError as e:  # also gated/private repositories
-            raise ModelLoadError(
-                f"Hugging Face repository {hub.repo} was not found (or it is private or gated); check the name."
-            ) from e
-        except HfHubHTTPError as e:
-            raise ModelLoadError(
-                f"Could not download {_what(spec)}: the Hugging Face Hub answered {e.response.status_code}. "
-                "Try again later."
-            ) from e
-        except Exception as e:  # no answer at all: name resolution, refused connection, timeout
-            raise ModelLoadError(_offline_message(spec, "no internet connection")) from e
-        try:
-            return hf_hub_download(hub.repo, filename, tqdm_class=_progress_bar(progress) if progress else None)
-        except Exception as e:
-            raise ModelLoadError(
-                f"Downloading {_what(spec)} failed: {_brief(e)}. Run the command again to resume."
-            ) from e
-    raise ModelLoadError(f"Hugging Face repository {hub.repo} has no {' or '.join(hub.candidates)}.")
-
-
-@contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Keep open_clip off the network while it loads: everything it needs is cached by now, and its
-    own lookups would cost a round-trip per file (or ~20 s of retries per file without network)."""
-    saved = hf_constants.HF_HUB_OFFLINE
-    hf_constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        hf_constants.HF_HUB_OFFLINE = saved
-
-
-def _brief(e: BaseException) -> str:
-    """One line of an exception, for messages that must fit on one line."""
-    text = str(e).strip().splitlines()
-    line = text[0] if text else type(e).__name__
-    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def _check_spec(spec: ModelSpec) -> None:
@@ -383,22 +260,22 @@ def _check_spec(spec: ModelSpec) -> None:
 
 
 def _load_failure(spec: ModelSpec, weights: str | None, e: Exception) -> ModelLoadError:
-    """Name the file at fault: after _check_spec and _fetch, what is left to fail is the weights."""
+    """Name the file at fault: after _check_spec and fetch, what is left to fail is the weights."""
     if spec.is_file:
         path = os.path.expanduser(spec.pretrained or "")
         if isinstance(e, RuntimeError) and "state_dict" in str(e):
             return ModelLoadError(
-                f"Checkpoint file {path} does not match the {spec.name} architecture ({_brief(e)}); "
+                f"Checkpoint file {path} does not match the {spec.name} architecture ({one_line(e)}); "
                 "pass weights made for this model."
             )
         return ModelLoadError(
-            f"Checkpoint file {path} could not be read: it is corrupt or not an open_clip checkpoint ({_brief(e)})."
+            f"Checkpoint file {path} could not be read: it is corrupt or not an open_clip checkpoint ({one_line(e)})."
         )
     if weights:
         return ModelLoadError(
-            f"Could not load {_what(spec)} from {weights} ({_brief(e)}); delete that file to download it again."
+            f"Could not load {what(spec)} from {weights} ({one_line(e)}); delete that file to download it again."
         )
-    return ModelLoadError(f"Could not load {spec.name}: {_brief(e)}")
+    return ModelLoadError(f"Could not load {spec.name}: {one_line(e)}")
 
 
 @contextmanager
@@ -415,7 +292,7 @@ def _seeded_if_random(spec: ModelSpec) -> Iterator[None]:
 def load_model(
     spec: ModelSpec,
     device: str | None = None,
-    progress: ProgressFn | None = None,
+    progress: DownloadProgressFn | None = None,
     *,
     precision: str = "auto",
     home: Path | None = None,
@@ -425,19 +302,19 @@ def load_model(
     `progress` gets (bytes_done, bytes_total) while the weights download; without it
     huggingface_hub draws its usual tqdm bar on stderr. Every failure is a ModelLoadError whose
     one-line message says what to do. `precision` picks how the image tower runs (see
-    clipfind.runtime); in "auto" the measured choice is cached in `home`.
+    clipfind.embedding.calibrate); in "auto" the measured choice is cached in `home`.
     """
     torch_device = pick_device(device)
     if spec.name == TINY_MODEL:
         register_tiny_model()
     _check_spec(spec)
     warn_if_random(spec)
-    hub = _hub_weights(spec)
-    config_path = _fetch(spec, _HubFile(hub.repo, (HF_CONFIG_NAME,)), _quiet) if spec.is_hub_repo and hub else None
-    weights = _fetch(spec, hub, progress) if hub else None
+    hub = hub_weights(spec)
+    config_path = fetch(spec, HubFile(hub.repo, (HF_CONFIG_NAME,)), quiet) if spec.is_hub_repo and hub else None
+    weights = fetch(spec, hub, progress) if hub else None
     tag = open_clip.get_pretrained_cfg(spec.name, spec.pretrained or "") if not spec.is_file else {}
     try:
-        with _hub_offline(), _seeded_if_random(spec):
+        with hub_offline(), _seeded_if_random(spec):
             model, _, transform = open_clip.create_model_and_transforms(
                 spec.name,
                 pretrained=spec.pretrained,

@@ -1,4 +1,4 @@
-"""clipfind.model: loading through open_clip's real path, encoding, and errors a user can act on.
+"""clipfind.embedding.download: weights from the Hugging Face Hub, with progress, and clear errors without it.
 
 Everything runs without network and without pretrained weights: the tiny random architecture
 stands in for a real one, and Hugging Face Hub behaviour is exercised in subprocesses (so
@@ -19,9 +19,7 @@ import subprocess
 import sys
 import threading
 import urllib.parse
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,282 +27,21 @@ from typing import Any
 import numpy as np
 import open_clip
 import pytest
-import safetensors.torch
-import torch
-from huggingface_hub import constants as hf_constants
 from huggingface_hub.utils._xet_progress_reporting import XetDownloadProgressReporter
-from PIL import Image
 
-from clipfind import model as model_module
-from clipfind.errors import ModelLoadError
-from clipfind.model import (
-    TINY_MODEL,
-    ClipModel,
-    configure_cpu_threads,
-    load_model,
-    pick_device,
-    register_tiny_model,
-)
-from clipfind.modelspec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
+from clipfind.embedding import download
+from clipfind.embedding.spec import TINY_MODEL
+from tests.embedding.conftest import TEXTS, Saved
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-TEXTS = ["a photo of a dog", "sunset over the sea", "birthday cake with candles"]
 # Given to the fake Hub repos: with it a white image becomes all ones, which open_clip's default
 # (OpenAI) mean/std would not give, so the repo's preprocess_cfg is seen to be used.
 PREPROCESS_CFG = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bilinear", "resize_mode": "squash"}
 FAST = 5.0  # seconds: a failure without network must come at once, not after minutes of retries
 
 
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In this process nothing may reach the Hub, whatever a test does."""
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-
-
-def _load_random(name: str = TINY_MODEL) -> ClipModel:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return load_model(ModelSpec(name, None), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def tiny() -> ClipModel:
-    return _load_random()
-
-
-@pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    return torch.rand(5, 3, 64, 64, generator=torch.Generator().manual_seed(7))
-
-
-@dataclass(frozen=True)
-class Saved:
-    """A tiny model with known weights, saved the ways users and the Hub store them."""
-
-    safetensors: Path
-    bin: Path
-    image_vectors: np.ndarray
-    text_vectors: np.ndarray
-    images: Path  # the input images, for subprocesses
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory, images: torch.Tensor) -> Saved:
-    register_tiny_model()
-    torch.manual_seed(1234)
-    reference = open_clip.create_model(TINY_MODEL).eval()
-    folder = tmp_path_factory.mktemp("saved")
-    state = {k: v.contiguous() for k, v in reference.state_dict().items()}
-    safetensors.torch.save_file(state, folder / "tiny.safetensors")
-    torch.save(state, folder / "tiny.bin")
-    torch.save(images, folder / "images.pt")
-    tokens = open_clip.get_tokenizer(TINY_MODEL)(TEXTS)
-    with torch.inference_mode():
-        image_vectors = reference.encode_image(images, normalize=True).numpy()
-        text_vectors = reference.encode_text(tokens, normalize=True).numpy()
-    return Saved(folder / "tiny.safetensors", folder / "tiny.bin", image_vectors, text_vectors, folder / "images.pt")
-
-
-def assert_unit_rows(vectors: np.ndarray, n: int, dim: int) -> None:
-    assert vectors.shape == (n, dim)
-    assert vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-
-
-# -- the tiny random model ------------------------------------------------------------------------
-
-
-def test_random_weights_warn_that_results_are_meaningless() -> None:
-    with pytest.warns(UserWarning, match="random weights.*meaningless"):
-        load_model(ModelSpec(TINY_MODEL, None), device="cpu")
-
-
-def test_tiny_model_attributes(tiny: ClipModel) -> None:
-    assert (tiny.dim, tiny.image_size, tiny.device) == (64, 64, torch.device("cpu"))
-    assert tiny.spec.identity == "clipfind-tiny/none"
-    assert not tiny._model.training
-
-
-def test_encode_images_gives_unit_float32_rows(tiny: ClipModel, images: torch.Tensor) -> None:
-    assert_unit_rows(tiny.encode_images(images), 5, 64)
-
-
-def test_encode_texts_gives_unit_float32_rows(tiny: ClipModel) -> None:
-    assert_unit_rows(tiny.encode_texts(TEXTS), 3, 64)
-    assert_unit_rows(tiny.encode_texts(("one query",)), 1, 64)
-
-
-def test_empty_inputs_give_empty_matrices(tiny: ClipModel) -> None:
-    assert tiny.encode_images(torch.zeros(0, 3, 64, 64)).shape == (0, 64)
-    assert tiny.encode_texts([]).shape == (0, 64)
-
-
-def test_encoding_is_deterministic(tiny: ClipModel, images: torch.Tensor) -> None:
-    np.testing.assert_array_equal(tiny.encode_images(images), tiny.encode_images(images))
-    np.testing.assert_array_equal(tiny.encode_texts(TEXTS), tiny.encode_texts(TEXTS))
-
-
-def test_batch_of_one_matches_batch_of_many(tiny: ClipModel, images: torch.Tensor) -> None:
-    together = tiny.encode_images(images)
-    alone = np.concatenate([tiny.encode_images(images[i : i + 1]) for i in range(len(images))])
-    np.testing.assert_allclose(alone, together, atol=1e-5)
-    texts_together = tiny.encode_texts(TEXTS)
-    texts_alone = np.concatenate([tiny.encode_texts([t]) for t in TEXTS])
-    np.testing.assert_allclose(texts_alone, texts_together, atol=1e-5)
-
-
-@pytest.mark.parametrize("mode,size", [("RGB", (300, 200)), ("L", (50, 90)), ("RGBA", (64, 64)), ("P", (10, 10))])
-def test_preprocess_gives_model_input_size(tiny: ClipModel, mode: str, size: tuple[int, int]) -> None:
-    tensor = tiny.preprocess(Image.new(mode, size))
-    assert tensor.shape == (3, tiny.image_size, tiny.image_size)
-    assert tensor.dtype == torch.float32
-    assert_unit_rows(tiny.encode_images(tensor.unsqueeze(0)), 1, 64)
-
-
-def test_mobileclip_is_reparameterized_for_inference() -> None:
-    model = _load_random("MobileCLIP2-S0")
-    assert model.image_size == 256 and model.dim == 512
-    branches = [m for m in model._model.modules() if hasattr(m, "reparameterize")]
-    assert branches and all(m.reparam_conv is not None for m in branches)
-    assert_unit_rows(model.encode_images(torch.rand(2, 3, 256, 256)), 2, 512)
-
-
-def test_register_tiny_model_is_idempotent() -> None:
-    register_tiny_model()
-    paths = len(open_clip.factory._MODEL_CONFIG_PATHS)
-    register_tiny_model()
-    assert len(open_clip.factory._MODEL_CONFIG_PATHS) == paths
-    assert open_clip.get_model_config(TINY_MODEL)["embed_dim"] == 64
-
-
-# -- checkpoint files (--pretrained PATH) ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["safetensors", "bin"])
-def test_checkpoint_file_loads_its_weights(saved: Saved, images: torch.Tensor, kind: str) -> None:
-    path = getattr(saved, kind)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # real weights: no random-weights warning
-        model = load_model(ModelSpec(TINY_MODEL, str(path)), device="cpu")
-    assert model.spec.identity == f"clipfind-tiny/file:{path}"
-    np.testing.assert_allclose(model.encode_images(images), saved.image_vectors, atol=1e-5)
-    np.testing.assert_allclose(model.encode_texts(TEXTS), saved.text_vectors, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["broken.safetensors", "broken.bin", "broken.pt"])
-def test_corrupt_checkpoint_names_the_file(tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    path.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(ModelLoadError, match="corrupt") as error:
-        load_model(ModelSpec(TINY_MODEL, str(path)), device="cpu")
-    assert str(path) in str(error.value) and "\n" not in str(error.value)
-
-
-def test_checkpoint_of_another_architecture_is_refused(saved: Saved, tmp_path: Path) -> None:
-    state = safetensors.torch.load_file(saved.safetensors)
-    state["token_embedding.weight"] = torch.zeros(100, 64)  # another vocabulary size
-    path = tmp_path / "other.safetensors"
-    safetensors.torch.save_file(state, path)
-    with pytest.raises(ModelLoadError, match="does not match the clipfind-tiny architecture") as error:
-        load_model(ModelSpec(TINY_MODEL, str(path)), device="cpu")
-    assert str(path) in str(error.value)
-
-
-def test_missing_checkpoint_file(tmp_path: Path) -> None:
-    path = tmp_path / "nowhere.safetensors"
-    with pytest.raises(ModelLoadError, match=f"not found: {path}"):
-        load_model(ModelSpec(TINY_MODEL, str(path)))
-
-
-# -- names and tags ------------------------------------------------------------------------------------
-
-
-def test_unknown_model_name_points_to_clipfind_models() -> None:
-    with pytest.raises(ModelLoadError, match="Unknown model 'ViT-Q-99'.*clipfind models"):
-        load_model(ModelSpec("ViT-Q-99", None))
-
-
-def test_unknown_tag_lists_the_valid_tags() -> None:
-    with pytest.raises(ModelLoadError, match="Unknown --pretrained 'laion9000' for ViT-B-32") as error:
-        load_model(ModelSpec("ViT-B-32", "laion9000"))
-    for tag in open_clip.list_pretrained_tags_by_model("ViT-B-32"):
-        assert tag in str(error.value)
-
-
-def test_model_without_published_weights_asks_for_a_file() -> None:
-    register_tiny_model()
-    with pytest.raises(ModelLoadError, match="no published weights.*--pretrained PATH"):
-        load_model(ModelSpec(TINY_MODEL, "laion2b_s34b_b79k"))
-
-
-def test_parse_defaults() -> None:
-    assert ModelSpec.parse(None, None) == ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)
-    assert ModelSpec.parse("", None) == ModelSpec("ViT-B-32", "laion2b_s34b_b79k")
-    assert ModelSpec.parse("ViT-L-14", None) == ModelSpec("ViT-L-14", "laion2b_s32b_b82k")  # the table's choice
-    assert ModelSpec.parse("RN50", None) == ModelSpec("RN50", "openai")  # else open_clip's first tag
-    assert ModelSpec.parse(TINY_MODEL, None) == ModelSpec(TINY_MODEL, None)  # no weights exist
-
-
-@pytest.mark.parametrize("none", ["none", "None", "", "  "])
-def test_parse_none_means_random_weights(none: str) -> None:
-    spec = ModelSpec.parse("ViT-B-32", none)
-    assert spec == ModelSpec("ViT-B-32", None)
-    assert spec.identity == "ViT-B-32/none"
-
-
-def test_parse_tags_are_normalised_like_open_clip_does() -> None:
-    spec = ModelSpec.parse("ViT-B/32", "LAION2B-s34b-b79k")
-    assert spec == ModelSpec("ViT-B-32", "laion2b_s34b_b79k")
-    assert spec.identity == "ViT-B-32/laion2b_s34b_b79k"
-    assert ModelSpec.parse("ViT-B-32", "openai").identity == "ViT-B-32/openai"
-
-
-def test_parse_file_paths_expand_home_and_become_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    spec = ModelSpec.parse("ViT-B-32", "~/weights/b32.safetensors")
-    assert spec.pretrained == str(tmp_path / "weights" / "b32.safetensors")
-    assert spec.identity == f"ViT-B-32/file:{tmp_path}/weights/b32.safetensors"
-    monkeypatch.chdir(tmp_path)
-    assert ModelSpec.parse("ViT-B-32", "b32.bin").pretrained == str(tmp_path / "b32.bin")
-    assert ModelSpec("ViT-B-32", "~/x.pt").identity == f"ViT-B-32/file:{tmp_path}/x.pt"
-
-
-def test_parse_hf_hub_names() -> None:
-    spec = ModelSpec.parse("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", None)
-    assert spec == ModelSpec("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", None)
-    assert spec.identity == "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
-    assert ModelSpec.parse("hf-hub:org/repo", "none") == ModelSpec("hf-hub:org/repo", None)
-    with pytest.raises(ModelLoadError, match="weights come from that repository"):
-        ModelSpec.parse("hf-hub:org/repo", "openai")
-
-
-# -- devices and threads ---------------------------------------------------------------------------------
-
-
-def test_pick_device() -> None:
-    assert pick_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
-        assert pick_device() == torch.device("cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ModelLoadError, match="CUDA is not available"):
-            pick_device("cuda")
-    with pytest.raises(ModelLoadError, match="Unknown device"):
-        pick_device("abacus")
-
-
-def test_configure_cpu_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = torch.get_num_threads()
-    try:
-        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        threads = configure_cpu_threads()
-        assert 1 <= threads <= len(os.sched_getaffinity(0))
-        assert torch.get_num_threads() == threads
-        configure_cpu_threads()  # again, after work has run: must not raise
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        assert configure_cpu_threads() == 1 == torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 # -- download progress -------------------------------------------------------------------------------------
@@ -312,7 +49,7 @@ def test_configure_cpu_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_progress_bar_reports_bytes_and_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     calls: list[tuple[int, int | None]] = []
-    bar = model_module._progress_bar(lambda done, total: calls.append((done, total)))(total=300, unit="B")
+    bar = download._progress_bar(lambda done, total: calls.append((done, total)))(total=300, unit="B")
     for _ in range(3):
         bar.update(100)
     bar.close()
@@ -323,7 +60,7 @@ def test_progress_bar_reports_bytes_and_prints_nothing(capsys: pytest.CaptureFix
 def test_progress_bar_gets_one_stream_from_xet_downloads() -> None:
     """Hub weights are on Xet storage: huggingface_hub's Xet reporter must feed one bar, not two."""
     calls: list[tuple[int, int | None]] = []
-    bar_class = model_module._progress_bar(lambda done, total: calls.append((done, total)))
+    bar_class = download._progress_bar(lambda done, total: calls.append((done, total)))
     with XetDownloadProgressReporter(
         reconstruction_desc="weights", total=300, log_level=logging.INFO, tqdm_class=bar_class
     ) as reporter:
@@ -349,8 +86,9 @@ from PIL import Image
 import open_clip
 from open_clip.pretrained import _PRETRAINED, _pcfg
 from clipfind.errors import ModelLoadError
-from clipfind.model import load_model, register_tiny_model
-from clipfind.modelspec import ModelSpec
+from tests.embedding.conftest import TEXTS, Saved
+from clipfind.embedding.torch_model import load_model, register_tiny_model
+from clipfind.embedding.spec import ModelSpec
 
 args = json.loads(sys.argv[1])
 images = torch.load(args["images"])

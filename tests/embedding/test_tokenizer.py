@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from open_clip.tokenizer import default_bpe
 
-from clipfind.text_tokens import BpeTokenizer
+from clipfind.embedding.tokenizer import BpeTokenizer
 
 REFERENCE = open_clip.get_tokenizer("ViT-B-32")
 OURS = BpeTokenizer(default_bpe())

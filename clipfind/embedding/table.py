@@ -1,6 +1,6 @@
 """The supported models as data, so the code, `clipfind models` and the README show one table.
 
-Every row is an open_clip (architecture, pretrained tag) pair that tests/test_model_table.py checks
+Every row is an open_clip (architecture, pretrained tag) pair that tests/embedding/test_table.py checks
 against the installed open_clip. Download sizes are the fp32 checkpoints (parameters x 4 bytes).
 Licences are those the weights are published under; read them before commercial use. Speeds in
 the notes are bench/inference.py's image-tower rates in the mode clipfind picks on that machine.

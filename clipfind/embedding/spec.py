@@ -1,19 +1,28 @@
-"""Which model and weights a catalog's vectors come from: light to import (no torch), so
-commands that never run the model (status, dupes) start fast.
+"""Which model and weights a catalog's vectors come from, and what the user is told about a model
+whichever path runs it (unknown name, random weights). Light to import (no torch), so commands
+that never run the model (status, dupes) start fast.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
+from importlib.resources import files
+from typing import TYPE_CHECKING
 
-from clipfind import model_table
+from clipfind.embedding import table
 from clipfind.errors import ModelLoadError
 
-DEFAULT_MODEL = "ViT-B-32"  # the first row of model_table.MODELS (tested)
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # Python 3.11+; only a type here
+
+DEFAULT_MODEL = "ViT-B-32"  # the first row of table.MODELS (tested)
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 HF_HUB_PREFIX = "hf-hub:"
-# How the image tower runs (clipfind.runtime); "auto" measures once per machine and model.
+TINY_MODEL = "clipfind-tiny"  # a few-MB architecture for tests and benchmarks, config shipped with clipfind
+# How the image tower runs (clipfind.embedding.calibrate); "auto" measures once per machine and model.
 MODES = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
 ONNX_MODES = ("onnx", "onnx-int8")  # run by ONNX Runtime: no torch needed once exported
 PRECISIONS = ("auto", *MODES)
@@ -76,10 +85,48 @@ class ModelSpec:
             import open_clip  # only here: the rest of this module must stay light to import
 
             tags = open_clip.list_pretrained_tags_by_model(name)
-            return cls(name, model_table.default_tag(name) or (tags[0] if tags else None))
+            return cls(name, table.default_tag(name) or (tags[0] if tags else None))
         pretrained = pretrained.strip()
         if pretrained.lower() in ("", "none"):
             return cls(name, None)
         if is_checkpoint_path(pretrained):
             return cls(name, os.path.abspath(os.path.expanduser(pretrained)))
         return cls(name, pretrained.lower().replace("-", "_"))
+
+
+def model_configs() -> Traversable:
+    """clipfind's own open_clip model configs (clipfind-tiny), installed as package data."""
+    return files("clipfind.assets") / "model_configs"
+
+
+def unknown_model(name: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"Unknown model '{name}'. Run `clipfind models` to see the supported models "
+        "(any open_clip architecture name or hf-hub:org/repo works too)."
+    )
+
+
+def check_model_name(name: str) -> None:
+    """Refuse an architecture name that neither open_clip nor clipfind has a config for, from the
+    config files alone: importing open_clip costs seconds, and a catalog of another model would
+    otherwise answer an unknown name by advising to re-embed with it."""
+    if ":" in name:  # hf-hub:ORG/REPO and the like: only the hub can tell
+        return
+    found = importlib.util.find_spec("open_clip")
+    if found is None or found.origin is None:  # an install without it: the model load says why
+        return
+    config = f"{name.replace('/', '-')}.json"
+    if not (os.path.isfile(os.path.join(os.path.dirname(found.origin), "model_configs", config))
+            or (model_configs() / config).is_file()):
+        raise unknown_model(name)
+
+
+def warn_if_random(spec: ModelSpec) -> None:
+    """Random weights are for tests and benchmarks: say so whichever path (torch or ONNX Runtime)
+    runs the model. One line attributed here, so a process that opens both says it once."""
+    if spec.pretrained is None and not spec.is_hub_repo:
+        warnings.warn(
+            f"{spec.name} is loaded with random weights (--pretrained none): search results are meaningless.",
+            UserWarning,
+            stacklevel=1,  # attributed here, whoever calls
+        )

@@ -1,4 +1,4 @@
-"""clipfind.model_table: every advertised model exists in the installed open_clip as described.
+"""clipfind.embedding.table: every advertised model exists in the installed open_clip as described.
 
 No weights are needed: names, tags and sizes are checked against open_clip's registry and configs.
 """
@@ -9,9 +9,10 @@ import open_clip
 import pytest
 import timm
 
-from clipfind import model_table
-from clipfind.modelspec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
-from clipfind.model_table import MODELS, ModelRow, default_tag, lookup, table_markdown
+from clipfind.embedding import table as model_table
+from clipfind.embedding.spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
+from clipfind.embedding.table import MODELS, ModelRow, default_tag, lookup, table_markdown
+from tests.helpers import ROOT
 
 ROW_IDS = [f"{row.name}/{row.pretrained}" for row in MODELS]
 
@@ -81,3 +82,11 @@ def test_table_markdown_lists_every_row() -> None:
 def test_spec_from_row(row: ModelRow) -> None:
     spec = ModelSpec.parse(row.name, row.pretrained)
     assert spec.identity == f"{row.name}/{row.pretrained}"
+
+
+def test_the_readme_shows_this_table() -> None:
+    """README's table is this one, word for word: regenerate it with `clipfind models`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n", readme.index("<!-- models table:")) + 1
+    end = readme.index("<!-- end of models table -->")
+    assert readme[start:end] == table_markdown(), "README.md's models table differs from clipfind/embedding/table.py"

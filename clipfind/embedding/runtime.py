@@ -1,78 +1,26 @@
-"""What indexing needs from an image encoder, and the record of how this machine runs each model.
+"""This machine, and the record of how it runs each model: which mode calibration chose, and
+where the exported towers live.
 
 Light to import (no torch): a process that finds here that the model runs through ONNX Runtime
 on this machine, with the export already made, indexes without importing torch at all (see
-clipfind.onnx_encoder). clipfind.runtime does the measuring and the exporting. What the user is
-told about a model (unknown name, random weights) is here too, so both paths say it alike.
+clipfind.embedding.onnx). clipfind.embedding.calibrate does the measuring and the exporting.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import platform
-import warnings
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Protocol
 
-import numpy as np
-import PIL.Image
-
-from clipfind.errors import ModelLoadError
-from clipfind.modelspec import MODES, ModelSpec
+from clipfind.embedding.spec import MODES, ModelSpec
+from clipfind.home import ONNX_FOLDER, atomic_write
 
 CHOICE_FILE = "runtime.json"
-CLIPFIND_MODEL_CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "model_configs"  # clipfind-tiny
-ONNX_FOLDER = "onnx"
 ONNX_OPSET = 17
-
-
-class ImageEncoder(Protocol):
-    """The image side of a model: what the indexer calls."""
-
-    spec: ModelSpec
-    dim: int
-    image_size: int
-    notices: list[str]
-
-    def preprocess(self, image: PIL.Image.Image) -> Any: ...  # (3, H, W) float32, numpy or torch
-
-    def encode_images(self, batch: Any) -> np.ndarray: ...  # (n, 3, H, W) -> (n, dim) unit rows
-
-
-def warn_if_random(spec: ModelSpec) -> None:
-    """Random weights are for tests and benchmarks: say so whichever path (torch or ONNX Runtime)
-    runs the model. One line attributed here, so a process that opens both says it once."""
-    if spec.pretrained is None and not spec.is_hub_repo:
-        warnings.warn(
-            f"{spec.name} is loaded with random weights (--pretrained none): search results are meaningless.",
-            UserWarning,
-        )
-
-
-def unknown_model(name: str) -> ModelLoadError:
-    return ModelLoadError(
-        f"Unknown model '{name}'. Run `clipfind models` to see the supported models "
-        "(any open_clip architecture name or hf-hub:org/repo works too)."
-    )
-
-
-def check_model_name(name: str) -> None:
-    """Refuse an architecture name that neither open_clip nor clipfind has a config for, from the
-    config files alone: importing open_clip costs seconds, and a catalog of another model would
-    otherwise answer an unknown name by advising to re-embed with it."""
-    if ":" in name:  # hf-hub:ORG/REPO and the like: only the hub can tell
-        return
-    found = importlib.util.find_spec("open_clip")
-    if found is None or found.origin is None:  # an install without it: the model load says why
-        return
-    folders = (Path(found.origin).parent / "model_configs", CLIPFIND_MODEL_CONFIGS)
-    if not any((folder / f"{name.replace('/', '-')}.json").is_file() for folder in folders):
-        raise unknown_model(name)
 
 
 @dataclass
@@ -154,19 +102,10 @@ def save_choice(home: Path, key: str, choice: Choice) -> None:
         except (OSError, ValueError):
             table = {}
         table[key] = asdict(choice)
-        write_atomic(path, json.dumps(table, indent=1))
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(table, indent=1), encoding="utf-8")
     except OSError:
         pass
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def cpu_threads() -> int:

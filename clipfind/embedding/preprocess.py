@@ -33,7 +33,7 @@ class FastPreprocess:
         self._offset = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(3, 1, 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """Enough to build it again without torchvision (see clipfind.onnx_encoder)."""
+        """Enough to build it again without torchvision (see clipfind.embedding.onnx)."""
         return {"size": self.size, "crop": list(self.crop), "resample": int(self.resample),
                 "mean": list(self.mean), "std": list(self.std)}
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipfind import encoders
 from clipfind.catalog import Catalog
-from clipfind.encoders import Choice
+from clipfind.embedding import runtime
+from clipfind.embedding.onnx import EXPORT_INFO_SUFFIX, OnnxImageEncoder
+from clipfind.embedding.runtime import Choice
+from clipfind.embedding.spec import TINY_MODEL, ModelSpec
+from clipfind.embedding.tokenizer import QueryCut
+from clipfind.embedding.torch_model import ClipModel
 from clipfind.imageload import load_image
 from clipfind.library import Library
-from clipfind.model import TINY_MODEL, ClipModel
-from clipfind.modelspec import ModelSpec
-from clipfind.onnx_encoder import SIDECAR_SUFFIX, OnnxImageEncoder
-from clipfind.text_tokens import QueryCut
 from tests.helpers import ROOT, copy_photos
 
 SPEC = ModelSpec(TINY_MODEL, None)
@@ -44,8 +44,8 @@ def _index(home: Path, folder: Path, precision: str) -> None:
 def exported(home: Path, photo_folder: Path) -> Path:
     """A home whose first indexing run (with torch) exported the tower."""
     _index(home, photo_folder, "onnx")
-    path = encoders.onnx_path(home, SPEC)
-    assert path.is_file() and path.with_suffix(SIDECAR_SUFFIX).is_file()
+    path = runtime.onnx_path(home, SPEC)
+    assert path.is_file() and path.with_suffix(EXPORT_INFO_SUFFIX).is_file()
     return home
 
 
@@ -81,12 +81,12 @@ def test_a_later_run_does_not_import_torch(exported: Path, photo_folder: Path, t
 
 
 def test_auto_uses_the_export_only_where_it_was_chosen(exported: Path) -> None:
-    key = encoders.machine_key(SPEC, None)
-    encoders.save_choice(exported, key, Choice("int8"))
+    key = runtime.machine_key(SPEC, None)
+    runtime.save_choice(exported, key, Choice("int8"))
     lib = _library(exported, "auto")
     assert isinstance(lib.image_encoder(), ClipModel)  # int8 is a torch mode
     lib.close()
-    encoders.save_choice(exported, key, Choice("onnx"))
+    runtime.save_choice(exported, key, Choice("onnx"))
     lib = _library(exported, "auto")
     assert isinstance(lib.image_encoder(), OnnxImageEncoder)
     lib.close()
@@ -97,8 +97,8 @@ def test_auto_uses_the_export_only_where_it_was_chosen(exported: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["sidecar", "export"])
 def test_a_damaged_export_is_made_again(exported: Path, photo_folder: Path, damage: str) -> None:
-    path = encoders.onnx_path(exported, SPEC)
-    target = path.with_suffix(SIDECAR_SUFFIX) if damage == "sidecar" else path
+    path = runtime.onnx_path(exported, SPEC)
+    target = path.with_suffix(EXPORT_INFO_SUFFIX) if damage == "sidecar" else path
     target.write_bytes(target.read_bytes()[:100])
     lib = _library(exported, "onnx")
     assert isinstance(lib.image_encoder(), ClipModel)  # the torch path, which exports again
@@ -111,7 +111,7 @@ def test_a_damaged_export_is_made_again(exported: Path, photo_folder: Path, dama
 
 
 def test_text_search_without_torch_matches_the_torch_model(exported: Path) -> None:
-    assert encoders.onnx_path(exported, SPEC, "text").is_file()
+    assert runtime.onnx_path(exported, SPEC, "text").is_file()
     queries = ["dog on a beach at sunset", "a red car", "東京", ""]
     lib = _library(exported, "onnx")
     onnx_vectors = lib._encode_texts(queries)
@@ -154,7 +154,7 @@ def test_the_torch_free_text_path_warns_like_the_torch_one(exported: Path) -> No
 
 
 def test_the_quantised_export_is_made_once_then_used_without_torch(exported: Path, photo_folder: Path) -> None:
-    quantised = encoders.quantised_path(encoders.onnx_path(exported, SPEC))
+    quantised = runtime.quantised_path(runtime.onnx_path(exported, SPEC))
     assert not quantised.exists()
     copy_photos(photo_folder / "more", 2, "sklearn_images")
     _index(exported, photo_folder, "onnx-int8")  # with torch: quantises the export

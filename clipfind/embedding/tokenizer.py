@@ -2,7 +2,7 @@
 
 open_clip's tokenizer module imports torch (2-3 s here) only to return its result as a tensor.
 This one reads the same merges file and gives the same token ids as an int64 numpy array;
-tests/test_text_tokens.py checks it against open_clip's on many strings.
+tests/embedding/test_tokenizer.py checks it against open_clip's on many strings.
 """
 
 from __future__ import annotations

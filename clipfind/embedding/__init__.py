@@ -1,0 +1,39 @@
+"""The embedding stage: a model turns photos and queries into unit vectors.
+
+The package has a light part and a torch part, and the boundary is kept by a test
+(tests/embedding/test_torch_boundary.py):
+
+Light (never imports torch or open_clip at import time; a process that runs the model through
+ONNX Runtime, or never runs it, stays free of their seconds of start-up and ~750 MB):
+    spec        ModelSpec (which model and weights), modes, model-name checks, clipfind's configs
+    table       the supported models as data (`clipfind models`, the README's table)
+    encoder     ImageEncoder: what the indexer needs from an image encoder
+    preprocess  open_clip's eval transform in Pillow and numpy (FastPreprocess)
+    tokenizer   CLIP's BPE tokenizer in numpy (BpeTokenizer)
+    runtime     this machine (cores, CPU flags) and the recorded choice of how it runs a model,
+                where the exported towers live
+    onnx        the exported towers through ONNX Runtime (OnnxImageEncoder, OnnxTextEncoder)
+
+Torch (imports torch and open_clip; load these only to run the model with torch):
+    torch_model  ClipModel and load_model: open_clip's model on a torch device
+    download     the weights from the Hugging Face Hub into its cache, with byte progress
+    calibrate    each way to run the image tower measured on this machine; ONNX export
+
+Where the old flat modules went:
+    clipfind.modelspec    -> clipfind.embedding.spec
+    clipfind.model_table  -> clipfind.embedding.table
+    clipfind.text_tokens  -> clipfind.embedding.tokenizer
+    clipfind.preprocess   -> clipfind.embedding.preprocess
+    clipfind.encoders     -> clipfind.embedding.runtime (ImageEncoder -> encoder; model-name
+                             checks, warn_if_random and the configs folder -> spec)
+    clipfind.onnx_encoder -> clipfind.embedding.onnx (save_sidecar -> save_export_info,
+                             SIDECAR_SUFFIX -> EXPORT_INFO_SUFFIX)
+    clipfind.runtime      -> clipfind.embedding.calibrate
+    clipfind.model        -> clipfind.embedding.torch_model, and clipfind.embedding.download
+                             (ProgressFn -> DownloadProgressFn); TINY_MODEL -> spec
+
+This __init__ imports nothing, so importing any light module stays light.
+"""
+
+LIGHT_MODULES = ("spec", "table", "encoder", "preprocess", "tokenizer", "runtime", "onnx")
+TORCH_MODULES = ("torch_model", "download", "calibrate")

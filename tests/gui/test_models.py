@@ -1,0 +1,157 @@
+"""The app's models alone, without a window or a library (issue 10, item 6), as vorta tests its table models:
+ResultsModel (the search grid), DupeSelection (what a duplicates clean-up takes) and threshold_hint."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QModelIndex, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage
+
+from clipfind.records import DupeGroup, DupeMember, PhotoInfo, SearchHit
+from gui.dupes_view import DupeSelection, threshold_hint
+from gui.results_model import CACHE_SIZE, HitRole, ResultsModel, ThumbnailCache
+
+
+class FakeLoader(QObject):
+    """Stands in for ThumbnailLoader: records requests, decodes nothing until told to."""
+
+    ready = Signal(str, QImage)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = QSize(200, 200)
+        self.requested: list[str] = []
+        self.cancelled = 0
+
+    def request(self, path: str) -> None:
+        self.requested.append(path)
+
+    def cancel_pending(self) -> None:
+        self.cancelled += 1
+
+
+def photo(i: int, name: str | None = None, size: int = 1000) -> PhotoInfo:
+    return PhotoInfo(i, f"/pics/{name or f'p{i}.jpg'}", size, 0, f"hash{i}", 100, 100)
+
+
+def hits(*scores: float) -> list[SearchHit]:
+    return [SearchHit(photo(i), score) for i, score in enumerate(scores, 1)]
+
+
+@pytest.fixture
+def model(qtbot) -> tuple[ResultsModel, FakeLoader]:
+    loader = FakeLoader()
+    return ResultsModel(ThumbnailCache(loader)), loader
+
+
+def test_results_model_passes_qt_model_checks(model, qtmodeltester) -> None:
+    results, _ = model
+    results.set_hits(hits(0.9, 0.8, 0.7))
+    qtmodeltester.check(results)
+
+
+def test_results_model_rows_roles_and_reset(model, qtbot) -> None:
+    results, loader = model
+    assert results.rowCount() == 0
+    with qtbot.waitSignal(results.modelReset):
+        results.set_hits(hits(0.91234, 0.5))
+    assert loader.cancelled == 1  # thumbnails of the old results are not decoded any more
+    assert results.rowCount() == 2 and results.rowCount(results.index(0)) == 0  # a list: no children
+    first = results.index(0)
+    assert first.data(Qt.ItemDataRole.DisplayRole) == "0.912  p1.jpg"
+    assert first.data(Qt.ItemDataRole.ToolTipRole) == "/pics/p1.jpg\nsimilarity 0.912"
+    assert first.data(HitRole) is results.hits[0]
+    assert first.data(Qt.ItemDataRole.UserRole + 2) is None  # no other custom role (PathRole, ScoreRole: gone)
+    assert results.data(QModelIndex()) is None and results.data(results.index(5)) is None
+
+
+def test_results_model_thumbnails_load_lazily_and_update_one_row(model, qtbot) -> None:
+    results, loader = model
+    results.set_hits(hits(0.9, 0.8, 0.7))
+    icon = results.index(1).data(Qt.ItemDataRole.DecorationRole)
+    assert isinstance(icon, QIcon) and loader.requested == ["/pics/p2.jpg"]  # only the row drawn asks
+    image = QImage(40, 30, QImage.Format.Format_RGB888)
+    image.fill(Qt.GlobalColor.red)
+    with qtbot.waitSignal(results.dataChanged) as changed:
+        loader.ready.emit("/pics/p2.jpg", image)
+    top, bottom, roles = changed.args
+    assert top.row() == bottom.row() == 1 and roles == [Qt.ItemDataRole.DecorationRole]
+    assert results.cache.get("/pics/p2.jpg").size() == QSize(200, 200)  # centred on a square canvas
+    assert loader.requested == ["/pics/p2.jpg"]  # now cached: no second request
+    with qtbot.assertNotEmitted(results.dataChanged):
+        loader.ready.emit("/pics/not-a-result.jpg", image)
+
+
+def test_thumbnail_cache_keeps_the_most_recent(qtbot) -> None:
+    loader = FakeLoader()
+    cache = ThumbnailCache(loader)
+    image = QImage(10, 10, QImage.Format.Format_RGB888)
+    for i in range(CACHE_SIZE + 1):
+        loader.ready.emit(f"/p/{i}", image)
+    assert cache.get("/p/0") is None and cache.get(f"/p/{CACHE_SIZE}") is not None
+    loader.ready.emit("/p/broken", QImage())  # unreadable: a placeholder that says so, not a crash
+    assert cache.get("/p/broken").size() == QSize(200, 200)
+
+
+def near_group() -> tuple[DupeGroup, PhotoInfo, PhotoInfo, PhotoInfo]:
+    keeper, near, near_copy = photo(1, "k.png", 3000), photo(2, "n.jpg"), photo(3, "n copy.jpg")
+    group = DupeGroup("near", keeper, (DupeMember(keeper, 1.0), DupeMember(near, 0.99),
+                                       DupeMember(near_copy, 0.99, near.id)))
+    return group, keeper, near, near_copy
+
+
+def identical_group(first: int) -> tuple[DupeGroup, PhotoInfo, PhotoInfo]:
+    keeper, copy = photo(first, f"i{first}.png"), photo(first + 1, f"i{first} copy.png")
+    return DupeGroup("identical", keeper, (DupeMember(keeper, 1.0), DupeMember(copy, 1.0, keeper.id))), keeper, copy
+
+
+def test_selection_starts_from_the_suggestions_and_never_takes_a_keeper() -> None:
+    group, keeper, near, near_copy = near_group()
+    identical, ikeeper, icopy = identical_group(10)
+    selection = DupeSelection()
+    selection.set_groups([identical, group])
+    assert selection.selected() == [icopy, near, near_copy]
+    assert keeper not in selection.selected() and ikeeper not in selection.selected()
+    selection.click(group, keeper, True)  # a keeper has no box; even a stray click cannot select it
+    assert keeper not in selection.selected()
+
+
+def test_selection_copies_follow_their_picture_and_a_copy_alone_only_itself() -> None:
+    group, _, near, near_copy = near_group()
+    selection = DupeSelection()
+    selection.set_groups([group])
+    selection.click(group, near, False)
+    assert selection.selected() == [] and selection.choices == {near.path: False, near_copy.path: False}
+    selection.click(group, near_copy, True)
+    assert selection.selected() == [near_copy]
+
+
+def test_selection_keeps_clicks_across_regrouping_and_forgets_trashed_photos() -> None:
+    group, _, near, near_copy = near_group()
+    identical, _, icopy = identical_group(10)
+    selection = DupeSelection()
+    selection.set_groups([identical, group])
+    selection.click(identical, icopy, False)
+    selection.set_groups([identical])  # a stricter slider: the near group is gone
+    assert selection.selected() == [] and icopy.path in selection.choices
+    selection.set_groups([identical, group])
+    assert selection.selected() == [near, near_copy]  # the near group comes back with its suggestion
+    selection.forget([icopy])
+    assert selection.selected() == [icopy, near, near_copy]
+
+
+def test_selection_counts_a_photo_in_two_groups_once() -> None:
+    group, _, near, near_copy = near_group()
+    again = DupeGroup("near", photo(20), (DupeMember(photo(20), 1.0), DupeMember(near, 0.98)))
+    selection = DupeSelection()
+    selection.set_groups([group, again])
+    assert selection.selected() == [near, near_copy]
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    (1.0, "only copies"), (0.98, "only copies"), (0.979, "lightly edited"), (0.95, "lightly edited"),
+    (0.949, "near-identical shots"), (0.90, "near-identical shots"), (0.899, "similar shots of the same scene"),
+    (0.85, "similar shots"), (0.849, "loosely similar"), (0.80, "loosely similar"),
+])
+def test_threshold_hint_says_what_a_similarity_means(value: float, words: str) -> None:
+    assert words in threshold_hint(value)
