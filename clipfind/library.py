@@ -588,13 +588,14 @@ class Library:
         folders = tuple(
             FolderStatus(f, len(self.catalog.known_files(f)), os.path.isdir(f)) for f in self.catalog.folders()
         )
+        counts = self.counts()
         return Status(
             home=str(self.home),
             model=self.catalog.model_name,
             pretrained=self.catalog.model_pretrained,
             dim=self.catalog.dim,
-            files_indexed=self.catalog.count("ok"),
-            files_failed=self.catalog.count("failed"),
+            files_indexed=counts.photos,
+            files_failed=counts.failed,
             folders=folders,
             failures=tuple(self.failures()),
         )
