@@ -13,6 +13,9 @@ file and a private XDG trash). A 10 ms QTimer runs on the GUI thread throughout;
 step is the longest the event loop kept it waiting beyond its 10 ms (a window that does not repaint
 or answer input for that long) from the step's first action until the window is idle again:
 
+* splash: what the app does before its window exists (gui/app.py): a splash screen, with nothing to
+  click, while `Library.prepare` does the opens that hold the GIL (torch's import, the saved index);
+  its stall is reported, not held to the target, as no window is there to freeze;
 * startup: constructing and showing the window, until the model is loaded and the catch-up index
   pass over the two real folders has ended;
 * first text search: typing a query and Enter, until the results are on screen;
@@ -48,7 +51,8 @@ FULL = 1_000_000
 TRASHED = 1_000
 STALL_TARGET_MS = 100.0
 COMMIT_ROWS = 2_000
-STEP_TIMEOUT_S = 1_800.0  # a graph build at 1M photos takes a while
+STEP_TIMEOUT_S = 1_800.0
+SPLASH = "splash, before the window"  # a graph build at 1M photos takes a while
 
 
 def parse(argv: list[str] | None):  # noqa: ANN201
@@ -237,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_steps(home, root, trash_dir, remove_dir, args.verbose)
     common.section("longest event-loop stall per step (10 ms heartbeat)")
     for name, stall_ms, wall_s in rows:
-        common.figure(f"{name} (step took {wall_s:.1f} s)", stall_ms, "ms", target=f"<= {STALL_TARGET_MS:.0f} ms",
-                      met=stall_ms <= STALL_TARGET_MS, digits=0)
+        held = not name.startswith(SPLASH)  # no window exists yet: nothing to freeze
+        common.figure(f"{name} (step took {wall_s:.1f} s)", stall_ms, "ms",
+                      target=f"<= {STALL_TARGET_MS:.0f} ms" if held else "none (no window yet)",
+                      met=stall_ms <= STALL_TARGET_MS if held else None, digits=0)
     return 0
 
 
@@ -283,12 +289,23 @@ def run_steps(home: Path, root: Path, trash_dir: Path, remove_dir: Path,
     settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
     holder: dict[str, object] = {}
 
+    def prepare() -> None:  # as gui/app.py does before its window exists (a copy of the gui without it: nothing)
+        try:
+            from gui.splash import run_behind, splash_screen
+        except ImportError:
+            return
+        holder["splash"] = splash = splash_screen()
+        run_behind(splash, library.prepare)
+
     def start() -> None:
         window = gui.main_window.MainWindow(library, settings)
         window.resize(1200, 800)
         window.show()
+        if "splash" in holder:
+            holder["splash"].finish(window)
         holder["window"] = window
 
+    step(f"{SPLASH} (torch import, index load)", prepare, lambda: True)
     step("startup (model load, catch-up index pass)", start, lambda: idle(holder["window"]))
     window = holder["window"]
     if not window.model_ready:

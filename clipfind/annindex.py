@@ -203,28 +203,37 @@ def sync_index(index: VectorIndex, catalog: Catalog) -> int:
     return len(ids) + len(dead)
 
 
+def load_saved(path: Path, catalog: Catalog) -> VectorIndex:
+    """The saved index, caught up with the catalog: what a start wants, without the rebuild that
+    open_index falls back to. Raises FileNotFoundError, IndexOutdated or IndexCorrupt."""
+    dim, model = catalog.dim, catalog.model_identity
+    if dim is None or model is None:
+        raise IndexOutdated()
+    try:
+        index = VectorIndex.load(path, dim, model)
+    except (IndexCorrupt, FileNotFoundError):
+        if not _ever_saved(path):
+            raise
+        # An indexer in another process may have renamed its new index but not yet its
+        # sidecar: a moment later the pair matches again.
+        time.sleep(0.2)
+        index = VectorIndex.load(path, dim, model)
+    if index.generation > catalog.generation:
+        # The catalog went back (restored from a backup, or lost its last commits): the
+        # index may hold vectors the catalog no longer has, and sync cannot tell which.
+        raise IndexCorrupt("it is newer than the catalog")
+    sync_index(index, catalog)
+    return index
+
+
 def open_index(path: Path, catalog: Catalog) -> tuple[VectorIndex, str | None]:
     """The catalog's index, loaded and synced, or rebuilt; returns (index, notice for the user)."""
     dim = catalog.dim
-    model = catalog.model_identity
-    if dim is None or model is None:
+    if dim is None or catalog.model_identity is None:
         return VectorIndex(dim or 1), None
     notice = None
     try:
-        try:
-            index = VectorIndex.load(path, dim, model)
-        except (IndexCorrupt, FileNotFoundError):
-            if not _ever_saved(path):
-                raise
-            # An indexer in another process may have renamed its new index but not yet its
-            # sidecar: a moment later the pair matches again.
-            time.sleep(0.2)
-            index = VectorIndex.load(path, dim, model)
-        if index.generation > catalog.generation:
-            # The catalog went back (restored from a backup, or lost its last commits): the
-            # index may hold vectors the catalog no longer has, and sync cannot tell which.
-            raise IndexCorrupt("it is newer than the catalog")
-        sync_index(index, catalog)
+        index = load_saved(path, catalog)
         if index.deleted_fraction > COMPACT_DELETED_FRACTION:
             index = build_index(catalog, dim)
     except IndexOutdated:

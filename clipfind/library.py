@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from clipfind import __version__
-from clipfind.annindex import VectorIndex, exact_search, open_index
+from clipfind.annindex import (
+    COMPACT_DELETED_FRACTION,
+    IndexCorrupt,
+    IndexOutdated,
+    VectorIndex,
+    exact_search,
+    load_saved,
+    open_index,
+)
 from clipfind.catalog import Catalog
 from clipfind.dupes import Contents, NeighbourGraph, build_graph, contents_of, find_duplicates, tier_view
 from clipfind.embedding.spec import PRECISIONS, ModelSpec, check_model_name
@@ -227,6 +235,26 @@ class Library:
         self._text_tower()
         if self.catalog.has_vectors():
             self.index()
+
+    def prepare(self) -> None:
+        """Do the opens that hold Python's lock (the GIL) for long stretches, during which no other
+        thread runs Python and a window cannot draw: importing torch and open_clip where the model
+        needs them (~2 s), and loading the saved vector index (~0.3-1 s at 100k photos). The app
+        calls it behind its splash screen, before its window exists; load() does the rest (weights,
+        ONNX sessions, a rebuild of a missing or damaged index), which lets other threads run.
+        Safe to skip: each of these happens on first need otherwise.
+        """
+        if self._model is None and self._onnx_image is None:
+            from clipfind.embedding.onnx import open_exported
+
+            self._onnx_image = open_exported(self.spec, self.home, self._device, self.precision)
+            if self._onnx_image is None:
+                import clipfind.embedding.torch_model  # noqa: F401  (the import is the point)
+        if self._index is None and self.catalog.has_vectors():
+            with contextlib.suppress(FileNotFoundError, IndexOutdated, IndexCorrupt):  # load() rebuilds it
+                index = load_saved(self.home / INDEX_FILE, self.catalog)
+                if index.deleted_fraction <= COMPACT_DELETED_FRACTION:  # else load() compacts it
+                    self._index = index
 
     def model(self) -> ClipModel:
         """The full open_clip model (torch), loaded once: the path for a machine without ONNX

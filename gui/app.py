@@ -12,6 +12,7 @@ from clipfind.library import PRECISIONS
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
+    from .splash import run_behind, splash_screen
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clipfind.library import Library
     from .icons import icon
     from .main_window import MainWindow
+    from .splash import run_behind, splash_screen
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("clipfind")
@@ -82,8 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClipfindError as exc:
         QMessageBox.critical(None, "clipfind", str(exc))
         return 1
+    splash = splash_screen()
+    run_behind(splash, library.prepare)  # a failure comes back, with its reason, when the window loads the model
     window = MainWindow(library, settings, args.folders or None)
     window.show()
+    splash.finish(window)
     _startup_probe(window)
     return app.exec()
 

@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget, QMessageBox, QPushButton,
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from clipfind.records import human_bytes
+
+from .workers import ThumbnailLoader
 
 if TYPE_CHECKING:
     from clipfind.records import Failure, PhotoInfo
@@ -60,42 +62,39 @@ def show_problems(parent: QWidget, title: str, lines: Sequence[str], shown: int 
 
 
 class PreviewDialog(QDialog):
+    """One photo, large, with its path and details; decoded in a thread pool (a 50-megapixel photo
+    takes a second), the dialog says "Loading…" until then."""
+
+    SIDE = 1600
+
     def __init__(self, photo: PhotoInfo, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(os.path.basename(photo.path))
         self.resize(900, 700)
-        image = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
-        image.setMinimumSize(400, 300)
-        pixmap = _upright_pixmap(photo.path, 1600)
-        if pixmap.isNull():
-            image.setText("This photo cannot be shown.")
-        else:
-            image.setPixmap(pixmap.scaled(860, 600, Qt.AspectRatioMode.KeepAspectRatio,
-                                          Qt.TransformationMode.SmoothTransformation))
+        self.image = QLabel("Loading…", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.image.setMinimumSize(400, 300)
+        self.loaded = False
+        self._loader = ThumbnailLoader(self.SIDE, self)
+        self._loader.ready.connect(self._decoded)
+        self._loader.request(photo.path)
         path = QLabel(photo.path, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         path.setWordWrap(True)
         info = QLabel(describe(photo))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(image, 1)
+        layout.addWidget(self.image, 1)
         layout.addWidget(path)
         layout.addWidget(info)
         layout.addWidget(buttons)
 
-
-def _upright_pixmap(path: str, side: int) -> QPixmap:
-    from PySide6.QtGui import QImage
-
-    from clipfind.errors import ImageLoadError
-    from clipfind.library import thumbnail
-
-    try:
-        image = thumbnail(path, side)
-    except ImageLoadError:
-        return QPixmap()
-    data = image.tobytes("raw", "RGB")
-    return QPixmap.fromImage(QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888))
+    def _decoded(self, _path: str, image: QImage) -> None:
+        self.loaded = True
+        if image.isNull():
+            self.image.setText("This photo cannot be shown.")
+            return
+        self.image.setPixmap(QPixmap.fromImage(image).scaled(
+            860, 600, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
 
 
 class FoldersDialog(QDialog):

@@ -213,6 +213,32 @@ def test_load_opens_the_index_and_saves_one_that_was_never_saved(tiny_env: Path,
     lib.close()
 
 
+@pytest.mark.filterwarnings("ignore:.*random weights:UserWarning")
+def test_prepare_loads_a_saved_index_and_leaves_a_rebuild_to_load(tiny_env: Path, photo_folder: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import clipfind.annindex
+
+    lib = Library()
+    index(lib, photo_folder / "trip")
+    lib.close()
+    lib = Library()
+    lib.prepare()
+    assert lib._index is not None and len(lib._index) == 4  # the saved one, read behind the splash
+    lib.close()
+
+    (tiny_env / "vectors.hnsw").write_bytes(b"damaged")
+    builds: list[int] = []
+    real_build = clipfind.annindex.build_index
+    monkeypatch.setattr(clipfind.annindex, "build_index",
+                        lambda catalog, dim: builds.append(dim) or real_build(catalog, dim))
+    lib = Library()
+    lib.prepare()  # a rebuild takes minutes at scale: not behind a splash that has no progress
+    assert lib._index is None and builds == []
+    lib.load()  # behind the open window, with a notice
+    assert len(lib.index()) == 4 and builds and "damaged" in lib.notices[0]
+    lib.close()
+
+
 def test_thumbnail_fits_the_side_and_says_why_a_file_cannot_be_shown(photo_folder: Path) -> None:
     from clipfind.errors import ImageLoadError
     from clipfind.library import thumbnail

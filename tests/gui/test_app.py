@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,15 @@ def test_preview_folders_and_errors_dialogs(make_window, folder: Path, qtbot) ->
     preview = PreviewDialog(photo, window)
     qtbot.addWidget(preview)
     preview.show()
+    assert preview.image.text() == "Loading…"  # decoded off the GUI thread
+    qtbot.waitUntil(lambda: preview.loaded, timeout=10_000)
+    assert preview.image.pixmap() is not None and not preview.image.pixmap().isNull()
     shoot(preview, "05-preview")
+    broken = replace(photo, path=str(folder / "broken.jpg"))
+    unreadable = PreviewDialog(broken, window)
+    qtbot.addWidget(unreadable)
+    qtbot.waitUntil(lambda: unreadable.loaded, timeout=10_000)
+    assert unreadable.image.text() == "This photo cannot be shown."
     errors = ErrorsDialog(window.library.catalog.failures(), window)
     qtbot.addWidget(errors)
     errors.show()
