@@ -17,7 +17,7 @@ import time
 
 from bench.common import ROOT
 
-BENCHMARKS = ("indexing", "inference", "query", "ann", "dupes", "startup")
+BENCHMARKS = ("indexing", "inference", "query", "ann", "dupes", "dupes_quality", "startup")
 
 
 def main(argv: list[str] | None = None) -> int:

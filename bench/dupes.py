@@ -100,7 +100,7 @@ def planted_in_graph(graph: NeighbourGraph, photos: Photos) -> float:
 
 def regroup_ms(library: Library, threshold: float) -> tuple[float, float, int, int]:
     """(Library.duplicates ms, find_duplicates ms, near groups, identical groups), medians of REPEATS."""
-    files = library.catalog.all_files()
+    files = library.catalog.photos()
     graph, ignored = library.neighbour_graph(), library.catalog.ignored_pairs()
     slider, grouping = [], []
     for _ in range(REPEATS):
@@ -110,7 +110,7 @@ def regroup_ms(library: Library, threshold: float) -> tuple[float, float, int, i
         with common.timer() as t:
             find_duplicates(files, graph, threshold, ignored)
         grouping.append(t() * 1000)
-    near = sum(g.tier == "near" for g in groups)
+    near = sum(g.tier == "similar" for g in groups)
     return common.percentile(slider, 50), common.percentile(grouping, 50), near, len(groups) - near
 
 

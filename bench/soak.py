@@ -471,7 +471,7 @@ class Soak:
                     else:
                         hits = []
                         groups = lib.duplicates(0.9)
-                        seen: dict[str, set[int]] = {"identical": set(), "near": set()}
+                        seen: dict[str, set[int]] = {"identical": set(), "same": set(), "similar": set()}
                         for g in groups:
                             ids = {m.photo.id for m in g.members}
                             if seen[g.tier] & ids or g.members[0].photo.id != g.keeper.id:

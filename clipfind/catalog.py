@@ -23,7 +23,7 @@ import numpy as np
 from clipfind.errors import CatalogError, ModelMismatchError
 from clipfind.records import Failure, Ids, PhotoInfo, Vectors
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS files (
     indexed_at REAL NOT NULL,
     dev INTEGER,  -- st_dev, st_ino: two paths with the same pair are one file (links, bind mounts)
     ino INTEGER,
-    ctime_ns INTEGER  -- st_ctime_ns: changes when content is swapped back to the same size and mtime
+    ctime_ns INTEGER,  -- st_ctime_ns: changes when content is swapped back to the same size and mtime
+    thumb BLOB,  -- the pixel fingerprint of the same-photo tier (clipfind.fingerprint), NULL until computed
+    capture TEXT  -- the camera's capture record (fingerprint.Capture.to_text), NULL when none
 );
 -- Covering index: diffing a folder against the catalog never reads the vectors.
 CREATE INDEX IF NOT EXISTS files_stat ON files (path, size, mtime_ns, status, id);
@@ -67,6 +69,13 @@ _FROM_V1 = """
 ALTER TABLE files ADD COLUMN dev INTEGER;
 ALTER TABLE files ADD COLUMN ino INTEGER;
 ALTER TABLE files ADD COLUMN ctime_ns INTEGER;
+"""
+
+# Version 2 had no pixel fingerprint: an existing catalog gains them on its next index run,
+# from the files, without embedding again.
+_FROM_V2 = """
+ALTER TABLE files ADD COLUMN thumb BLOB;
+ALTER TABLE files ADD COLUMN capture TEXT;
 """
 
 _PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, taken_at, dev, ino"
@@ -114,6 +123,8 @@ class StoredContent:
     height: int | None
     taken_at: str | None
     vector: bytes
+    thumb: bytes | None = None
+    capture: str | None = None
 
 
 class NotDuplicates:
@@ -212,6 +223,8 @@ class Catalog:
                 upgrade = version == 1
                 if upgrade:
                     _run_script(self._db, _FROM_V1)
+                if version in (1, 2):
+                    _run_script(self._db, _FROM_V2)
                 _run_script(self._db, _SCHEMA)
                 if upgrade:
                     self._marks_from_pairs()
@@ -263,6 +276,11 @@ class Catalog:
     @property
     def generation(self) -> int:
         return int(self._get_meta("generation") or 0)
+
+    @property
+    def fingerprinted(self) -> int:
+        """Moves on when fingerprints are added to photos already in the catalog (set_fingerprints)."""
+        return int(self._get_meta("fingerprinted") or 0)
 
     def _bump_generation(self) -> int:
         gen = self.generation + 1
@@ -409,13 +427,6 @@ class Catalog:
             out.extend(_photo(r) for r in rows)
         return out
 
-    def all_files(self) -> list[PhotoInfo]:
-        """Every file, decoded or not: byte-identical copies are duplicates even when unreadable."""
-        rows = self._db.execute(
-            f"SELECT {_PHOTO_COLUMNS} FROM files WHERE content_hash IS NOT NULL ORDER BY id"
-        )
-        return [_photo(r) for r in rows]
-
     def photo_by_path(self, path: str) -> tuple[PhotoInfo, Vectors] | None:
         row = self._db.execute(
             f"SELECT {_PHOTO_COLUMNS}, vector FROM files WHERE path = ? AND status = 'ok'",
@@ -434,11 +445,34 @@ class Catalog:
     def vector_by_hash(self, content_hash: str) -> StoredContent | None:
         """What the catalog knows of an embedded file with this content, if any."""
         row = self._db.execute(
-            "SELECT id, width, height, taken_at, vector FROM files "
+            "SELECT id, width, height, taken_at, vector, thumb, capture FROM files "
             "WHERE content_hash = ? AND status = 'ok' LIMIT 1",
             (content_hash,),
         ).fetchone()
         return StoredContent(*row) if row else None
+
+    def fingerprints(self) -> tuple[Ids, list[bytes], list[str | None]]:
+        """(ids, thumbnails, capture records) of the photos fingerprinted so far, for the same tier."""
+        rows = self._db.execute(
+            "SELECT id, thumb, capture FROM files WHERE status = 'ok' AND thumb IS NOT NULL ORDER BY id"
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows)), [r[1] for r in rows], [r[2] for r in rows]
+
+    def unfingerprinted(self) -> list[tuple[int, str, str]]:
+        """(id, path, content hash) of the photos embedded before fingerprints existed: an index run
+        fingerprints them from the files, without embedding them again."""
+        rows = self._db.execute("SELECT id, path, content_hash FROM files WHERE status = 'ok' AND thumb IS NULL")
+        return [(i, from_db(p), h) for i, p, h in rows]
+
+    def set_fingerprints(self, rows: Sequence[tuple[int, bytes, str | None]]) -> None:
+        """Store (id, thumbnail, capture record) of photos already in the catalog. Not a new
+        generation (no vector changed, so the neighbour graph stays valid): a count of its own."""
+        if not rows:
+            return
+        with self.transaction():
+            self._set_meta("fingerprinted", str(self.fingerprinted + 1))
+            self._db.executemany("UPDATE files SET thumb = ?, capture = ? WHERE id = ?",
+                                 [(t, c, i) for i, t, c in rows])
 
     def ids_with_hash(self, content_hash: str) -> list[tuple[int, str]]:
         rows = self._db.execute(
@@ -524,38 +558,42 @@ class Catalog:
         taken_at: str | None,
         vector: Vectors | bytes,
         stamp: FileStamp = FileStamp(),
+        *,
+        thumb: bytes | None = None,
+        capture: str | None = None,
     ) -> int:
         """Insert or replace the row for `path`; a changed file keeps its id (its index label)."""
         blob = vector if isinstance(vector, bytes) else np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         with self.transaction():
             gen = self._bump_generation()
             return self._upsert(path, size, mtime_ns, content_hash, width, height, taken_at, "ok", None, gen, blob,
-                                stamp)
+                                stamp, thumb, capture)
 
     def put_failure(self, path: str, size: int, mtime_ns: int, content_hash: str | None, error: str,
                     stamp: FileStamp = FileStamp()) -> int:
         with self.transaction():
             gen = self._bump_generation()  # a failed row may replace an indexed one
             return self._upsert(path, size, mtime_ns, content_hash, None, None, None, "failed", error, gen, None,
-                                stamp)
+                                stamp, None, None)
 
     def _upsert(self, path: str, size: int, mtime_ns: int, content_hash: str | None, width: int | None,
                 height: int | None, taken_at: str | None, status: str, error: str | None,
-                gen: int, blob: bytes | None, stamp: FileStamp) -> int:
+                gen: int, blob: bytes | None, stamp: FileStamp, thumb: bytes | None, capture: str | None) -> int:
         raw = to_db(path)
         row = self._db.execute("SELECT id FROM files WHERE path = ?", (raw,)).fetchone()
         values = (size, mtime_ns, content_hash, width, height, taken_at, status, error, gen, blob, time.time(),
-                  stamp.dev, stamp.ino, stamp.ctime_ns)
+                  stamp.dev, stamp.ino, stamp.ctime_ns, thumb, capture)
         if row:
             self._db.execute(
                 "UPDATE files SET size=?, mtime_ns=?, content_hash=?, width=?, height=?, taken_at=?, "
-                "status=?, error=?, vec_gen=?, vector=?, indexed_at=?, dev=?, ino=?, ctime_ns=? WHERE id=?",
+                "status=?, error=?, vec_gen=?, vector=?, indexed_at=?, dev=?, ino=?, ctime_ns=?, thumb=?, capture=? "
+                "WHERE id=?",
                 (*values, row[0]),
             )
             return int(row[0])
         cur = self._db.execute(
-            "INSERT INTO files (path, size, mtime_ns, content_hash, width, height, taken_at, status, "
-            "error, vec_gen, vector, indexed_at, dev, ino, ctime_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO files (path, size, mtime_ns, content_hash, width, height, taken_at, status, error, vec_gen, "
+            f"vector, indexed_at, dev, ino, ctime_ns, thumb, capture) VALUES ({','.join('?' * 17)})",
             (raw, *values),
         )
         return int(cur.lastrowid or 0)

@@ -28,7 +28,18 @@ from clipfind.library import (
     supported_models,
     tier_view,
 )
-from clipfind.records import Control, DupeGroup, Filters, PhotoInfo, Progress, TrashReport, human_bytes
+from clipfind.records import (
+    TIER_NAMES,
+    TIERS,
+    Control,
+    DupeGroup,
+    Filters,
+    PhotoInfo,
+    Progress,
+    TrashReport,
+    human_bytes,
+    human_duration,
+)
 
 EPILOG = "Global options (--home, --model, --pretrained, --precision) work before or after the command."
 
@@ -96,14 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=_score, metavar="S", help="only results at least this similar (-1..1)")
     p.add_argument("--json", action="store_true")
 
-    p = command("dupes", "list duplicate photos: identical files, and near-duplicates above a similarity")
+    p = command("dupes", "list duplicate photos: identical files, the same photo saved again (found without "
+                "the model), and similar shots above a similarity")
     p.add_argument("--threshold", type=_unit, default=0.95, metavar="T",
-                   help="similarity 0..1 for near-duplicates (default 0.95; higher = stricter)")
-    p.add_argument("--tier", choices=("all", "identical", "near"), default="all",
-                   help="which groups to list (default all); with --trash, near-duplicates move only with --tier near")
+                   help="CLIP similarity 0..1 for similar shots (default 0.95; higher = stricter)")
+    p.add_argument("--tier", choices=("all", *TIERS, "near"), default="all",
+                   help="which groups to list (default all; near is the old name of similar); with --trash, "
+                   "similar shots move only with --tier similar")
     p.add_argument("--trash", action="store_true",
-                   help="move the byte-identical copies to the system trash, keeping one of each (asks first); "
-                   "with --tier near, the near-duplicates too")
+                   help="move the identical files and same photos to the system trash, keeping one of each "
+                   "(asks first); with --tier similar, the similar shots too")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--json", action="store_true")
 
@@ -242,7 +255,9 @@ def cmd_index(lib: Library, args: argparse.Namespace) -> int:
     bar = tqdm(total=0, unit="photo", disable=None, file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(p: Progress) -> None:
-        if p.phase == "indexing":
+        if p.phase in ("indexing", "fingerprinting"):
+            if p.phase == "fingerprinting":  # photos indexed by an older clipfind, for the same-photo tier
+                bar.set_description_str("fingerprinting")
             bar.total = p.total
             bar.n = p.done
             bar.set_postfix_str(f"{p.failed} unreadable" if p.failed else "", refresh=False)
@@ -323,7 +338,8 @@ def _search_folder(lib: Library, folder: str) -> str:
 
 
 def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
-    groups = tier_view(lib.duplicates(args.threshold), args.tier)
+    tier = "similar" if args.tier == "near" else args.tier
+    groups = tier_view(lib.duplicates(args.threshold), tier)
     listed = [_group_json(g) for g in groups]
     if not args.json:
         _print_groups(groups)
@@ -331,13 +347,13 @@ def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
         if args.json:
             _print_json(listed)
         return 0
-    # "Similar" is not "duplicate": near members move only when that tier is asked for by name.
-    include_near = args.tier == "near"
-    doomed = [p for g in groups for p in g.suggested(include_near)]
-    staying_near = sum(len(g.others) - len(g.suggested(include_near)) for g in groups)
-    if staying_near:
-        _say(f"{_count(staying_near, 'near-duplicate')} listed above will stay: with --trash, near-duplicates "
-             "move only with --tier near")
+    # "Similar" is not "duplicate": similar shots move only when that tier is asked for by name.
+    include_similar = tier == "similar"
+    doomed = [p for g in groups for p in g.suggested(include_similar)]
+    staying = sum(len(g.others) - len(g.suggested(include_similar)) for g in groups)
+    if staying:
+        _say(f"{_count(staying, 'similar shot')} listed above will stay: with --trash, similar shots "
+             "move only with --tier similar")
     if not doomed:
         if args.json:
             _print_json({"groups": listed, "trash": _trash_json(None)})
@@ -350,25 +366,32 @@ def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
         if args.json:
             _print_json({"groups": listed, "trash": None})
         return _declined()
-    report = lib.clean_up(groups, include_near=include_near)
+    report = lib.clean_up(groups, include_similar=include_similar)
     if args.json:
         _print_json({"groups": listed, "trash": _trash_json(report)})
     return _report_trash(report, summary=not args.json)
 
 
 def _group_json(group: DupeGroup) -> dict[str, Any]:
+    suggested = {p.id for p in group.suggested()}
     return {"tier": group.tier, "keeper": group.keeper.path, "reclaimable_bytes": group.reclaimable_bytes,
             "members": [{**_photo_json(m.photo), "similarity": round(m.similarity, 6),
-                         "keeper": m.photo.id == group.keeper.id} for m in group.members]}
+                         "keeper": m.photo.id == group.keeper.id, "reasons": list(m.reasons),
+                         "suggested": m.photo.id in suggested,
+                         "capture_gap_seconds": group.capture_gap(m.photo)} for m in group.members]}
 
 
 def _print_groups(groups: Sequence[DupeGroup]) -> None:
     for g in groups:
-        print(f"{g.tier}: {_count(len(g.members), 'photo')}, {human_bytes(g.reclaimable_bytes)} reclaimable")
+        print(f"{TIER_NAMES[g.tier]}: {_count(len(g.members), 'photo')}, {human_bytes(g.reclaimable_bytes)} "
+              "reclaimable")
         for m in g.members:
             mark = "keep" if m.photo.id == g.keeper.id else f"{m.similarity:.3f}"
             size = f"{m.photo.width}x{m.photo.height}" if m.photo.width else "?"
-            print(f"  {mark:>6}  {size:>11}  {human_bytes(m.photo.size):>9}  {m.photo.path}")
+            gap = g.capture_gap(m.photo) if g.tier == "similar" and m.photo.id != g.keeper.id else None
+            why = f"  [{', '.join(m.reasons)}{'' if gap is None else f', taken {human_duration(gap)} apart'}]" \
+                if m.reasons else ""
+            print(f"  {mark:>6}  {size:>11}  {human_bytes(m.photo.size):>9}  {m.photo.path}{why}")
     total = sum(g.reclaimable_bytes for g in groups)
     _say(f"{_count(len(groups), 'group')}, {human_bytes(total)} reclaimable")
 

@@ -1,4 +1,4 @@
-"""Find duplicate photos: byte-identical copies and near-duplicates by CLIP similarity.
+"""Find duplicate photos: byte-identical copies, the same photo saved again, similar shots.
 
 Pure logic: no SQL, no model, no Qt. The GUI regroups at a new threshold by calling
 :func:`find_duplicates` again on a :class:`NeighbourGraph` built once, so moving the
@@ -6,11 +6,16 @@ slider needs neither the model nor an index query.
 
 Rules
 -----
-Two tiers, shown in this order:
+Three tiers, shown in this order:
 
 * **identical**: files with the same content hash (byte for byte the same). A group is
   hidden once the user marks it "not duplicates", stored as ``pair_key(h, h)``.
-* **near**: different contents whose CLIP cosine similarity is at least the threshold
+* **same**: one capture saved again, from the pixel fingerprints and capture records that
+  :mod:`clipfind.samephoto` groups (:func:`same_sets`, once per catalog state: they do not
+  depend on the threshold). Each set is kept by its best keeper, takes the byte-identical
+  copies of its members, and drops a member marked "not duplicates" of the keeper. The similar
+  grouping below then sees each same group as one content, through its keeper.
+* **similar**: different contents whose CLIP cosine similarity is at least the threshold
   (0..1, inclusive: a similarity equal to the threshold counts; anything outside 0..1
   raises ``ValueError``). Similarities are stored as float32 and the threshold is
   compared at float32 precision, so a slider value of 0.95 includes a stored 0.95.
@@ -26,7 +31,7 @@ removal). The best keeper has, in this order of precedence:
 
 so the choice never depends on the order in which photos were scanned.
 
-Near-duplicate grouping:
+Near-duplicate grouping (the **similar** tier):
 
 * Each set of byte-identical copies takes part once, through its keeper, so the same
   pair of files never appears in both tiers.
@@ -87,6 +92,7 @@ __all__ = [
     "DupeGroup",
     "DupeMember",
     "NeighbourGraph",
+    "SameSet",
     "Tier",
     "build_graph",
     "choose_keeper",
@@ -96,10 +102,13 @@ __all__ = [
     "keeper_key",
     "near_groups",
     "pair_key",
+    "same_sets",
     "tier_view",
 ]
 
 KnnFn = Callable[[Vectors, int], tuple[Ids, Scores]]  # (queries, k) -> (labels, similarities)
+VectorsFn = Callable[[list[int]], tuple[Ids, Vectors]]  # ids -> (the ids found, their stored vectors)
+IDENTICAL, CLIP = ("identical",), ("clip",)  # the reasons of a byte-identical copy, of a similar member
 Ignored = Container[tuple[str, str]]  # "not duplicates" marks, asked by pair_key; falsy when there are none
 Ints = npt.NDArray[np.int64]  # positions, content numbers, ranks: not catalog ids
 Mask = npt.NDArray[np.bool_]
@@ -308,13 +317,14 @@ def _identical(contents: Contents, ignored: Ignored) -> list[DupeGroup]:
 
 
 def _with_copies(
-    photo: PhotoInfo, similarity: float, copies: Sequence[PhotoInfo], aliases: Mapping[int, tuple[str, ...]]
+    photo: PhotoInfo, similarity: float, copies: Sequence[PhotoInfo], aliases: Mapping[int, tuple[str, ...]],
+    reasons: tuple[str, ...] = (),
 ) -> list[DupeMember]:
     """A content as members: the photo that stands for it, then its other copies by path."""
     others = sorted((p for p in copies if p is not photo), key=lambda p: (p.path, p.id))
     return [
-        DupeMember(photo, similarity, None, aliases.get(photo.id, ())),
-        *(DupeMember(p, similarity, photo.id, aliases.get(p.id, ())) for p in others),
+        DupeMember(photo, similarity, None, aliases.get(photo.id, ()), reasons),
+        *(DupeMember(p, similarity, photo.id, aliases.get(p.id, ()), IDENTICAL) for p in others),
     ]
 
 
@@ -531,20 +541,20 @@ def _layout(edges: _Edges, ranked: _Ranked, aliases: Mapping[int, tuple[str, ...
     layout = np.repeat(group_starts[group_order] - bounds[:-1], counts) + np.arange(lo.size)
     keepers = [photos[anchors[g]] for g in group_order.tolist()]
     member_photos = list(map(photos.__getitem__, hi[layout].tolist()))
-    members = list(map(DupeMember, member_photos, sims[layout].tolist()))
+    members = list(map(DupeMember, member_photos, sims[layout].tolist(), repeat(None), repeat(()), repeat(CLIP)))
     heads = list(map(DupeMember, keepers, repeat(1.0)))
     if aliases:  # rare: the same file indexed under two paths
         members = [_aliased(m, aliases) for m in members]
         heads = [_aliased(m, aliases) for m in heads]
     bounds_l = bounds.tolist()
     return [
-        DupeGroup("near", keeper, (head, *members[begin:end]))
+        DupeGroup("similar", keeper, (head, *members[begin:end]))
         for keeper, head, begin, end in zip(keepers, heads, bounds_l, bounds_l[1:])
     ]
 
 
 def _near(graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: Ignored) -> list[DupeGroup]:
-    """Near tier over prepared contents, so find_duplicates groups by hash only once."""
+    """Similar tier over prepared contents, so find_duplicates groups by hash only once."""
     if not contents.photos:
         return []
     content_index = _id_map(contents.ids, contents.content_of)  # -1: deleted since the graph was built
@@ -564,7 +574,7 @@ def _near(graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: I
 
 def _aliased(member: DupeMember, aliases: Mapping[int, tuple[str, ...]]) -> DupeMember:
     found = aliases.get(member.photo.id)
-    return member if found is None else DupeMember(member.photo, member.similarity, member.copy_of, found)
+    return member if found is None else replace(member, aliases=found)
 
 
 def near_groups(
@@ -589,73 +599,192 @@ def contents_of(photos: Iterable[PhotoInfo]) -> Contents:
     return _contents(photos)
 
 
+@dataclass(frozen=True, slots=True)
+class SameSet:
+    """Contents that hold one capture saved more than once (clipfind.samephoto), each by the
+    catalog id of the photo that stands for it, best keeper first, with what put it there and its
+    CLIP cosine to that keeper. They do not depend on the slider: found once per catalog state."""
+
+    ids: tuple[int, ...]
+    reasons: tuple[tuple[str, ...], ...]
+    similarity: tuple[float, ...]
+
+
+def same_sets(
+    contents: Contents, ids: Ids, thumbs: Sequence[bytes], captures: Sequence[str | None],
+    vectors: VectorsFn | None = None,
+) -> list[SameSet]:
+    """The same tier's sets from the catalog's fingerprints (ids, thumbnails, capture records):
+    one fingerprint per content, as byte-identical copies have one picture.
+
+    Args:
+        vectors: the stored CLIP vectors of some ids, read once for every set (without it, every
+            similarity is 1.0).
+    """
+    from clipfind.fingerprint import SIDE, Capture
+    from clipfind.samephoto import same_groups
+
+    content = _id_map(contents.ids, contents.content_of)(np.asarray(ids, np.int64))
+    _, first = np.unique(content, return_index=True)
+    rows = [int(r) for r in first if content[r] >= 0 and len(thumbs[r]) == SIDE * SIDE]
+    if len(rows) < 2:
+        return []
+    stack = np.frombuffer(b"".join(thumbs[r] for r in rows), np.uint8).reshape(len(rows), SIDE, SIDE)
+    stands_for = [contents.photos[contents.keeper_pos[content[r]]] for r in rows]
+    found = same_groups(stack, [Capture.from_text(captures[r]) for r in rows])
+    ordered = []
+    for group in found:
+        ordered.append(sorted((stands_for[i] for i in group.rows), key=keeper_key))
+    by_id: dict[int, np.ndarray] = {}
+    if vectors is not None and ordered:
+        got_ids, got = vectors([p.id for photos in ordered for p in photos])
+        by_id = dict(zip(got_ids.tolist(), got))
+    sets = []
+    for group, photos in zip(found, ordered):
+        reasons = dict(zip((stands_for[i].id for i in group.rows), group.reasons))
+        head = by_id.get(photos[0].id)
+        similarity = tuple(1.0 if head is None or p.id not in by_id else float(head @ by_id[p.id]) for p in photos)
+        sets.append(SameSet(tuple(p.id for p in photos), tuple(reasons[p.id] for p in photos), similarity))
+    return sets
+
+
+def _same(contents: Contents, sets: Sequence[SameSet], ignored: Ignored) -> list[DupeGroup]:
+    """The same tier: each set led by its best keeper, each member followed by its byte-identical
+    copies; a member the user marked "not duplicates" of the keeper leaves the group."""
+    if not sets:
+        return []
+    position = {pid: i for i, pid in enumerate(contents.ids.tolist())}
+    copies = {c[0].content_hash: c for c in contents.copies}
+    groups: list[DupeGroup] = []
+    for found in sets:
+        listed = [(contents.photos[position[i]], why, sim)
+                  for i, why, sim in zip(found.ids, found.reasons, found.similarity) if i in position]
+        if len(listed) < 2 or listed[0][0].id != found.ids[0]:  # sets and contents come from one catalog state
+            continue
+        keeper = listed[0][0]
+        others = [(p, why, sim) for p, why, sim in listed[1:]
+                  if not (ignored and pair_key(keeper.content_hash, p.content_hash) in ignored)]
+        if not others:
+            continue
+        others.sort(key=lambda o: (-o[2], o[0].path, o[0].id))
+        members = _with_copies(keeper, 1.0, copies.get(keeper.content_hash, (keeper,)), contents.aliases)
+        for photo, why, sim in others:
+            members += _with_copies(photo, sim, copies.get(photo.content_hash, (photo,)), contents.aliases, why)
+        groups.append(DupeGroup("same", keeper, tuple(members)))
+    groups.sort(key=_group_order)
+    return groups
+
+
+def _collapsed(contents: Contents, same: Sequence[DupeGroup]) -> Contents:
+    """The contents with each same group as one, through its keeper: the similar tier then takes a
+    re-saved picture once, as it takes byte-identical copies once."""
+    if not same:
+        return contents
+    position = {pid: i for i, pid in enumerate(contents.ids.tolist())}
+    lead_of = np.arange(len(contents.photos), dtype=np.int64)  # content number -> the one it joins
+    for group in same:
+        lead = contents.content_of[position[group.keeper.id]]
+        for member in group.members[1:]:
+            lead_of[contents.content_of[position[member.photo.id]]] = lead
+    return replace(contents, content_of=lead_of[contents.content_of])
+
+
 def find_duplicates(
     photos: Sequence[PhotoInfo] | Contents,
     graph: NeighbourGraph | None,
     threshold: float,
     ignored: Ignored = frozenset(),
+    same: Sequence[SameSet] = (),
 ) -> list[DupeGroup]:
-    """All duplicate groups: identical first, then near (skipped when there is no graph).
+    """All duplicate groups: identical, then same, then similar (skipped when there is no graph).
 
-    A photo is in at most one group. A set of byte-identical copies that is part of a near group
-    goes there whole, each copy after the member it copies, instead of forming a group of its own,
-    so no photo is both kept in one group and removed in another.
+    A photo is in at most one group. Byte-identical copies of a photo in a same group go there;
+    a same group or a set of copies whose photo is in a similar group goes there whole, each copy
+    after the member it copies: so no photo is both kept in one group and removed in another.
+
+    Args:
+        same: the same tier's sets (:func:`same_sets`), found once per catalog state.
     """
     t32 = _check_threshold(threshold)
     contents = photos if isinstance(photos, Contents) else _contents(photos)
     identical = _identical(contents, ignored)
-    if graph is None:
-        return identical
-    near = _near(graph, contents, t32, ignored)
-    if not identical or not near:
-        return identical + near
-    copies = {g.keeper.id: g.members for g in identical}
-    merged: list[DupeGroup] = []
+    same_groups = _same(contents, same, ignored)
+    in_same = {m.photo.id for g in same_groups for m in g.members}
+    identical = [g for g in identical if g.keeper.id not in in_same]
+    similar = _near(graph, _collapsed(contents, same_groups), t32, ignored) if graph is not None else []
+    units = {g.keeper.id: g.members for g in (*identical, *same_groups)}
     absorbed: set[int] = set()
-    for group in near:
-        if not any(m.photo.id in copies for m in group.members):
+    merged: list[DupeGroup] = []
+    for group in similar:
+        if not any(m.photo.id in units for m in group.members):
             merged.append(group)
             continue
         members: list[DupeMember] = []
         for member in group.members:
-            unit = copies.get(member.photo.id)
-            if unit is None:
-                members.append(member)
-                continue
-            absorbed.add(member.photo.id)
             members.append(member)
-            members.extend(DupeMember(m.photo, member.similarity, member.photo.id, m.aliases) for m in unit[1:])
-        merged.append(DupeGroup("near", group.keeper, tuple(members)))
+            unit = units.get(member.photo.id)
+            if unit is not None:
+                absorbed.add(member.photo.id)
+                members.extend(replace(m, similarity=member.similarity,
+                                       copy_of=member.photo.id if m.copy_of is None else m.copy_of)
+                               for m in unit[1:])
+        merged.append(DupeGroup("similar", group.keeper, tuple(members)))
     merged.sort(key=_group_order)
-    return [g for g in identical if g.keeper.id not in absorbed] + merged
+    return ([g for g in identical if g.keeper.id not in absorbed]
+            + [g for g in same_groups if g.keeper.id not in absorbed] + merged)
 
 
 def identical_sets(group: DupeGroup) -> list[DupeGroup]:
     """The sets of byte-identical copies in a group, each as an identical group of its own.
 
-    An identical group is its own only set. In a near group, a set is a member followed by its
-    copies (``copy_of``); it becomes a group led by that member, every member at similarity 1,
-    so the near group's keeper need not lead it.
+    An identical group is its own only set. Elsewhere, a set is a member followed by its copies
+    whose reason is "identical"; it becomes a group led by that member, every member at
+    similarity 1, so the group's keeper need not lead it.
     """
     if group.tier == "identical":
         return [group]
     sets = []
     for member in group.members:
-        copies = [replace(m, similarity=1.0) for m in group.members if m.copy_of == member.photo.id]
+        copies = [replace(m, similarity=1.0) for m in group.members
+                  if m.copy_of == member.photo.id and m.reasons == IDENTICAL]
         if copies:
-            head = replace(member, similarity=1.0, copy_of=None)
+            head = replace(member, similarity=1.0, copy_of=None, reasons=())
             sets.append(DupeGroup("identical", member.photo, (head, *copies)))
+    return sets
+
+
+def same_sets_of(group: DupeGroup) -> list[DupeGroup]:
+    """The same groups in a group: itself for the same tier; in a similar group, each member
+    followed by its re-saved copies and the byte-identical copies of either."""
+    if group.tier != "similar":
+        return [group] if group.tier == "same" else []
+    sets = []
+    for member in group.members:
+        resaved = [m for m in group.members if m.copy_of == member.photo.id and m.reasons != IDENTICAL]
+        if not resaved:
+            continue
+        heads = {member.photo.id, *(m.photo.id for m in resaved)}
+        members = [replace(member, similarity=1.0, copy_of=None, reasons=())]
+        for m in group.members:
+            if m in resaved:
+                members.append(replace(m, copy_of=None))  # stands for its own content in the set
+            elif m.copy_of in heads and m.reasons == IDENTICAL:
+                members.append(m)
+        sets.append(DupeGroup("same", member.photo, tuple(members)))
     return sets
 
 
 def tier_view(groups: Sequence[DupeGroup], tier: Tier | Literal["all"]) -> list[DupeGroup]:
     """The groups of one tier, for a front end that lists a tier alone (``clipfind dupes --tier``).
 
-    "identical" also lists the sets of copies that :func:`find_duplicates` put inside near groups
-    (see :func:`identical_sets`): a photo stays in at most one group of the view.
+    "identical" and "same" also list the sets that :func:`find_duplicates` put inside groups of a
+    looser tier (see :func:`identical_sets`, :func:`same_sets_of`): a photo stays in at most one
+    group of the view.
     """
     if tier == "all":
         return list(groups)
-    if tier == "near":
-        return [g for g in groups if g.tier == "near"]
+    if tier == "similar":
+        return [g for g in groups if g.tier == "similar"]
+    if tier == "same":
+        return [s for g in groups for s in same_sets_of(g)]
     return [s for g in groups for s in identical_sets(g)]

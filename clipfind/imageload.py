@@ -25,6 +25,7 @@ import pillow_heif
 from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError, features
 
 from clipfind.errors import ImageLoadError, one_line
+from clipfind.fingerprint import Capture, read_capture
 
 __all__ = ["MAX_DECODE_PIXELS", "MAX_FILE_BYTES", "PHOTO_EXTENSIONS", "LoadedImage", "content_hash", "load_image",
            "read_photo", "register_heif"]
@@ -129,6 +130,7 @@ class LoadedImage:
     width: int  # original pixel size, after orientation
     height: int
     taken_at: str | None  # ISO 8601 'YYYY-MM-DDTHH:MM:SS' from EXIF, local time, no zone
+    capture: Capture = Capture()  # camera and capture time to the sub-second: tells two captures apart
 
 
 def load_image(
@@ -241,6 +243,7 @@ def _decode(im: ImageFile.ImageFile, min_side: int | None) -> LoadedImage:
     # image themselves (Pillow's TIFF, pillow-heif) have removed or reset the tag by now, so
     # what remains is exactly what is left for us to do.
     orientation, taken_at = _read_exif(im)
+    capture = read_capture(im)
 
     image = _to_rgb(im)
     if min_side is not None:
@@ -255,7 +258,7 @@ def _decode(im: ImageFile.ImageFile, min_side: int | None) -> LoadedImage:
             width, height = height, width
     if image is im:
         image = im.copy()  # detach the pixels from the file object, which is about to be closed
-    return LoadedImage(image=image, width=width, height=height, taken_at=taken_at)
+    return LoadedImage(image=image, width=width, height=height, taken_at=taken_at, capture=capture)
 
 
 def _isobmff_truncation(fp: IO[bytes] | None) -> str | None:

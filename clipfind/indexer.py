@@ -23,6 +23,7 @@ import numpy as np
 from clipfind.annindex import VectorIndex, open_index
 from clipfind.catalog import Catalog, FileStamp, KnownFile, StoredContent, folder_prefix, to_db
 from clipfind.errors import ClipfindError, ImageLoadError, StorageError, one_line
+from clipfind.fingerprint import thumbnail
 from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
 from clipfind.imageload import MAX_FILE_BYTES, content_hash, load_image, read_photo
 from clipfind.records import Control, IndexReport, Progress
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 RETRY_MTIME_NS = -1  # stored for files that could not be read: never equal to a file's, so retried
 INDEX_SAVE_SECONDS = 300.0
+FINGERPRINT_BATCH = 256  # photos fingerprinted per commit when an older catalog catches up
+FINGERPRINT_SIDE = 224  # the least decode size a fingerprint is taken from (most models' input size)
 
 
 ProgressFn = Callable[[Progress], None]
@@ -51,6 +54,8 @@ class _Prepared:
     width: int | None = None
     height: int | None = None
     taken_at: str | None = None
+    thumb: bytes | None = None  # the pixel fingerprint (clipfind.fingerprint), from the decode already done
+    capture: str | None = None
     error: str | None = None
     transient: bool = False  # the error may go away without the file changing (permissions, I/O)
     known_content: bool = False  # the catalog already has a vector for these bytes
@@ -156,6 +161,7 @@ class Indexer:
             for root in roots:
                 catalog.add_folder(root)
         if not plan.todo and not plan.missing:
+            self._fingerprint_older(catalog, emit, control, report)
             emit(Progress("done", 0, 0, 0, 0.0, 0.0, None))
             return
 
@@ -174,6 +180,7 @@ class Indexer:
         finally:
             emit(Progress("saving", report.encoded, len(plan.todo), report.failed, 0.0, None, None))
             self._save_index(catalog, index)
+        self._fingerprint_older(catalog, emit, control, report)
         emit(Progress("done", len(plan.todo), len(plan.todo), report.failed, report.rate, 0.0, None))
 
     def _roots(self, catalog: Catalog, folders: Iterable[str] | None) -> list[str]:
@@ -286,9 +293,11 @@ class Indexer:
             if item.stored is not None:
                 item.known_content = True
                 return item
-            loaded = load_image(data, min_side=model.image_size, name=file.path)
+            # Never decoded smaller than the fingerprint wants: its confirmation is tuned on that size.
+            loaded = load_image(data, min_side=max(model.image_size, FINGERPRINT_SIDE), name=file.path)
             item.tensor = model.preprocess(loaded.image)
             item.width, item.height, item.taken_at = loaded.width, loaded.height, loaded.taken_at
+            item.thumb, item.capture = thumbnail(loaded.image).tobytes(), loaded.capture.to_text()
         except ImageLoadError as exc:
             item.error = str(exc)
         except OSError as exc:
@@ -297,6 +306,39 @@ class Indexer:
         except Exception as exc:  # a decoder bug must cost one photo, not the whole run
             item.error = f"unexpected error: {type(exc).__name__}: {exc}"
         return item
+
+    def _fingerprint_older(self, catalog: Catalog, emit: ProgressFn, control: Control, report: IndexReport) -> None:
+        """Fingerprint the photos embedded before fingerprints existed (schema 2), from their files:
+        a decode each, no model. A file changed since is left for the next run to index again."""
+        todo = catalog.unfingerprinted()
+        if not todo or control.cancelled:
+            return
+
+        def fingerprint(row: tuple[int, str, str]) -> tuple[int, bytes, str | None] | None:
+            file_id, path, stored_hash = row
+            try:
+                data = read_photo(path)
+                if content_hash(data) != stored_hash:
+                    return None
+                loaded = load_image(data, min_side=FINGERPRINT_SIDE, name=path)
+            except (ImageLoadError, OSError):
+                return None
+            return file_id, thumbnail(loaded.image).tobytes(), loaded.capture.to_text()
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="clipfind-fingerprint") as pool:
+            for start in range(0, len(todo), FINGERPRINT_BATCH):
+                rows = [r for r in pool.map(fingerprint, todo[start : start + FINGERPRINT_BATCH]) if r is not None]
+                catalog.set_fingerprints(rows)
+                report.fingerprinted += len(rows)
+                done = min(start + FINGERPRINT_BATCH, len(todo))
+                rate = done / max(time.monotonic() - started, 1e-9)
+                emit(Progress("fingerprinting", done, len(todo), report.failed, rate, (len(todo) - done) / rate,
+                              todo[done - 1][1]))
+                control.wait_if_paused()
+                if control.cancelled:
+                    report.cancelled = True
+                    return
 
     def _commit_batch(
         self,
@@ -328,7 +370,8 @@ class Indexer:
                     existed = f.path in plan.known
                     new_ids.append(
                         catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash or "", p.width,
-                                          p.height, p.taken_at, vector_of[id(p)], _stamp(f))
+                                          p.height, p.taken_at, vector_of[id(p)], _stamp(f),
+                                          thumb=p.thumb, capture=p.capture)
                     )
                     if existed:
                         report.updated += 1
@@ -370,7 +413,8 @@ class Indexer:
         else:
             report.copied += 1
         return [catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash, stored.width, stored.height,
-                                  stored.taken_at, stored.vector, _stamp(f))]
+                                  stored.taken_at, stored.vector, _stamp(f),
+                                  thumb=stored.thumb, capture=stored.capture)]
 
     # -- helpers --------------------------------------------------------------------------
     def _reader(self) -> Catalog:

@@ -35,7 +35,16 @@ from clipfind.annindex import (
     open_index,
 )
 from clipfind.catalog import Catalog
-from clipfind.dupes import Contents, NeighbourGraph, build_graph, contents_of, find_duplicates, tier_view
+from clipfind.dupes import (
+    Contents,
+    NeighbourGraph,
+    SameSet,
+    build_graph,
+    contents_of,
+    find_duplicates,
+    same_sets,
+    tier_view,
+)
 from clipfind.embedding.spec import PRECISIONS, ModelSpec, check_model_name
 from clipfind.errors import ClipfindError, LockedError
 from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, WriterLock, atomic_write, resolve_home
@@ -188,7 +197,8 @@ class Library:
         self._searcher: Searcher | None = None
         self._graph: NeighbourGraph | None = None
         self._graph_generation: int | None = None
-        self._contents: tuple[int, Contents] | None = None  # (generation, the files grouped by content)
+        # (catalog state, the files grouped by content, the same tier's sets): read once per state
+        self._contents: tuple[tuple[int, int], Contents, list[SameSet]] | None = None
 
     def close(self) -> None:
         """Release the catalog connection; a Library is not used after this."""
@@ -433,20 +443,26 @@ class Library:
         one group.
 
         Args:
-            threshold: the least CLIP cosine similarity (0..1) for the near tier.
+            threshold: the least CLIP cosine similarity (0..1) for the similar tier; the identical
+                and same tiers do not depend on it (nor on the model).
 
         Photos under a folder that is not reachable now (an unplugged drive, a folder moved away)
         are left out: they cannot be shown, and a keeper that is not on disk keeps nothing.
         """
         graph = self.neighbour_graph()
-        generation = self.catalog.generation
-        if self._contents is None or self._contents[0] != generation:
-            # Read and grouped by content once per catalog state, not on every move of the app's
-            # slider: at 100k photos reading the files alone took 0.5-1 s.
+        state = (self.catalog.generation, self.catalog.fingerprinted)
+        if self._contents is None or self._contents[0] != state:
+            # Read, grouped by content and searched for re-saved pictures once per catalog state,
+            # not on every move of the app's slider: at 100k photos reading the files alone took
+            # 0.5-1 s, and the same-photo search takes seconds.
             with self.catalog.snapshot():
-                generation = self.catalog.generation
-                self._contents = generation, contents_of(self._reachable(self.catalog.all_files()))
-        return find_duplicates(self._contents[1], graph, threshold, self.catalog.ignored_pairs())
+                state = (self.catalog.generation, self.catalog.fingerprinted)
+                contents = contents_of(self._reachable(self.catalog.photos()))
+                same = same_sets(contents, *self.catalog.fingerprints(),
+                                 vectors=lambda ids: self.catalog.vectors(ids=ids))
+            self._contents = state, contents, same
+        _, contents, same = self._contents
+        return find_duplicates(contents, graph, threshold, self.catalog.ignored_pairs(), same)
 
     def _reachable(self, photos: list[PhotoInfo]) -> list[PhotoInfo]:
         away = [f for f in self.catalog.folders() if not os.path.isdir(f)]
@@ -456,21 +472,21 @@ class Library:
         return [p for p in photos if not p.path.startswith(prefixes)]
 
     def clean_up(
-        self, groups: Sequence[DupeGroup], selected: Iterable[PhotoInfo] | None = None, *, include_near: bool = True
+        self, groups: Sequence[DupeGroup], selected: Iterable[PhotoInfo] | None = None, *, include_similar: bool = False
     ) -> TrashReport:
         """Move duplicates to the system trash so that every group keeps its photo on disk.
 
         Args:
             groups: the groups the user reviewed (from :meth:`duplicates`).
-            selected: the photos to move; default: each group's ``suggested(include_near)``.
-            include_near: whether the default selection takes near members too, not only
-                byte-identical copies.
+            selected: the photos to move; default: each group's ``suggested(include_similar)``.
+            include_similar: whether the default selection takes the members of the similar
+                tier too (the user's choice), not only identical files and same photos.
 
         Each group's keeper is checked on disk (there, readable, same bytes) before any of its
         members moves; a group whose keeper fails is skipped whole, with the reason.
         """
         self._check_intact()
-        report = clean_up(self.catalog, groups, selected, include_near=include_near)
+        report = clean_up(self.catalog, groups, selected, include_similar=include_similar)
         self._forget_in_index(report)
         return report
 

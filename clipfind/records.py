@@ -8,6 +8,7 @@ only; the core modules that produce these types import them from here too.
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -56,6 +57,14 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def human_duration(seconds: float) -> str:
+    """A time gap at a glance: "3 s", "4 min", "2 h", "5 days" (between two captures)."""
+    for unit, size in (("days", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 # -- search ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Term:
@@ -96,7 +105,19 @@ class SearchHit:
 
 
 # -- duplicates -----------------------------------------------------------------------------
-Tier = Literal["identical", "near"]
+# identical: the same bytes; same: one capture saved again (resized, re-encoded, turned, grey...),
+# found from pixel fingerprints and EXIF, without the model; similar: CLIP finds the shots alike.
+Tier = Literal["identical", "same", "similar"]
+TIERS: tuple[Tier, ...] = ("identical", "same", "similar")
+TIER_NAMES: dict[str, str] = {  # what the front ends call them
+    "identical": "Identical files",
+    "same": "Same photo, saved again",
+    "similar": "Similar shots",
+}
+# Why a member is in its group: "identical" (same bytes), "fingerprint" (the pixels agree),
+# "turned" / "mirrored" (in another orientation), "exif-capture" (same camera and capture time),
+# "clip" (the model finds them alike).
+REASONS = ("identical", "fingerprint", "turned", "mirrored", "exif-capture", "clip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +125,17 @@ class DupeMember:
     """One photo of a group with its cosine similarity to the group's keeper."""
 
     photo: PhotoInfo
-    similarity: float  # 1.0 for the keeper itself and for byte-identical copies
-    # The member this one is a byte-identical copy of (None: it stands for its own content).
-    # A copy follows that member: removing the member alone would leave its content on disk.
+    # CLIP cosine to the keeper: 1.0 for the keeper and its byte-identical copies; in the same
+    # tier, computed from the stored vectors (a re-saved copy is close, not always 1.0).
+    similarity: float
+    # The member this one is a copy of: byte-identical, or the same capture saved again. A copy
+    # follows that member: keeping a worse copy of a picture while removing the better one
+    # makes no sense, and removing the member alone would leave its picture on disk.
     copy_of: int | None = None
     # Other paths to this very file (hard links, symbolic links, bind mounts): one file, so never
     # offered apart, and moving one to the trash would free nothing.
     aliases: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # what put it here (REASONS); () for the keeper
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +148,7 @@ class DupeGroup:
 
     @property
     def others(self) -> tuple[PhotoInfo, ...]:
-        """The non-keeper photos, the GUI's default selection for removal."""
+        """The non-keeper photos."""
         return tuple(m.photo for m in self.members[1:])
 
     @property
@@ -131,16 +156,27 @@ class DupeGroup:
         """Disk space freed by removing all :attr:`others`."""
         return sum(m.photo.size for m in self.members[1:])
 
-    def suggested(self, include_near: bool = True) -> tuple[PhotoInfo, ...]:
-        """The default selection for removal: never the keeper; byte-identical copies of a member
-        that stays always; near members (with their copies) only when asked, since a similar
-        photo is not always a duplicate."""
-        if include_near or self.tier == "identical":
+    def suggested(self, include_similar: bool = False) -> tuple[PhotoInfo, ...]:
+        """The default selection for removal: never the keeper; in the identical and same tiers
+        every other member; in the similar tier only the copies of a member (a similar shot is
+        not a duplicate, so the user picks), unless asked for all."""
+        if include_similar or self.tier != "similar":
             return self.others
         return tuple(m.photo for m in self.members[1:] if m.copy_of is not None)
 
+    def capture_gap(self, photo: PhotoInfo) -> float | None:
+        """Seconds between the keeper's capture and this photo's (EXIF dates), None if either lacks one:
+        what tells a burst (seconds) from the same scene on another day."""
+        if not (photo.taken_at and self.keeper.taken_at):
+            return None
+        try:
+            return abs((datetime.fromisoformat(photo.taken_at) - datetime.fromisoformat(self.keeper.taken_at))
+                       .total_seconds())
+        except ValueError:
+            return None
+
     def copies_of(self, photo_id: int) -> tuple[PhotoInfo, ...]:
-        """The members that are byte-identical copies of this one, which follow its fate."""
+        """The members that are copies of this one (byte-identical or re-saved), which follow its fate."""
         return tuple(m.photo for m in self.members if m.copy_of == photo_id)
 
 
@@ -164,7 +200,7 @@ class TrashReport:
 class Progress:
     """Where an indexing run is, for a progress bar."""
 
-    phase: Literal["scanning", "indexing", "saving", "done"]
+    phase: Literal["scanning", "indexing", "fingerprinting", "saving", "done"]
     done: int
     total: int
     failed: int
@@ -211,6 +247,7 @@ class IndexReport:
     failed: int = 0
     unchanged: int = 0
     encoded: int = 0  # photos that went through the model (the rest reused a stored vector)
+    fingerprinted: int = 0  # photos indexed before fingerprints existed, fingerprinted from their files
     seconds: float = 0.0
     cancelled: bool = False
     notices: list[str] = field(default_factory=list)

@@ -145,7 +145,7 @@ def clean_up(
     groups: Sequence[DupeGroup],
     selected: Iterable[PhotoInfo] | None = None,
     *,
-    include_near: bool = True,
+    include_similar: bool = False,
     send: SendFn = _send,
 ) -> TrashReport:
     """Move the selected members of duplicate groups to the trash, so that every group keeps its photo.
@@ -161,7 +161,7 @@ def clean_up(
     finish_interrupted(catalog)
     keepers = {g.keeper.id for g in groups}
     picked = {p.id: p for p in (selected if selected is not None else
-                                 (p for g in groups for p in g.suggested(include_near)))}
+                                 (p for g in groups for p in g.suggested(include_similar)))}
     members = {m.photo.id for g in groups for m in g.members}
     for photo in picked.values():
         if photo.id in keepers:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from clipfind.errors import ClipfindError
-from clipfind.records import human_bytes
+from clipfind.records import TIER_NAMES, human_bytes, human_duration
 
 from .dialogs import confirm_cleanup, describe, photos_text, show_problems
 from .icons import icon
@@ -39,11 +39,11 @@ LISTED = 12  # groups spelled out in the trash confirmation; the rest are under 
 
 
 def threshold_hint(value: float) -> str:
-    """What a similarity means, in plain words."""
+    """What a similarity means for the similar tier, in plain words (copies are found apart, whatever it is)."""
     if value >= 0.98:
-        return "only copies: the same photo re-saved, resized or re-compressed"
+        return "only shots that look nearly identical, e.g. lightly edited versions"
     if value >= 0.95:
-        return "copies and lightly edited versions (crops, filters)"
+        return "edited versions and the frames of a burst"
     if value >= 0.90:
         return "near-identical shots, e.g. a burst of the same moment"
     if value >= 0.85:
@@ -51,13 +51,35 @@ def threshold_hint(value: float) -> str:
     return "loosely similar photos: expect many that you want to keep"
 
 
+TIER_HINTS = {
+    "identical": "Byte for byte the same file: the copies are ticked for removal.",
+    "same": "One picture saved again (resized, re-compressed, another format, turned, grey), found from the "
+            "pixels and the camera's record, without the model: the copies are ticked for removal.",
+    "similar": "Different shots that look alike (a burst, the next frame): nothing is ticked, you pick.",
+}
+
+
+def _badge(group: DupeGroup, member: DupeMember) -> str:
+    """What a non-keeper card says about itself: why it is here, and for a similar shot how far apart in time."""
+    if member.copy_of is not None:
+        return "identical copy" if member.reasons == ("identical",) else "same photo"
+    if group.tier == "same":
+        turned = [r for r in member.reasons if r in ("turned", "mirrored")]
+        return "same photo" + (f" ({', '.join(turned)})" if turned else "")
+    gap = group.capture_gap(member.photo)
+    when = "" if gap is None else f" · {human_duration(gap)} apart"
+    return f"similarity {member.similarity:.3f}{when}"
+
+
 def _name(photo: PhotoInfo) -> str:
     return os.path.basename(photo.path)
 
 
 def _whole_contents(group: DupeGroup, chosen: set[int]) -> list[PhotoInfo]:
-    """Near members that would leave the disk with every byte-identical copy of them: that picture
-    then survives only as the keeper, which is similar, not the same."""
+    """Similar shots that would leave the disk with every copy of them: that picture then survives
+    only as the keeper, which is similar, not the same."""
+    if group.tier != "similar":
+        return []
     return [m.photo for m in group.members[1:]
             if m.copy_of is None and m.photo.id in chosen and all(c.id in chosen for c in group.copies_of(m.photo.id))]
 
@@ -75,7 +97,7 @@ def cleanup_summary(groups: Sequence[DupeGroup], selected: Sequence[PhotoInfo]) 
         doomed = [m.photo for m in group.members[1:] if m.photo.id in chosen]
         if not doomed:
             continue
-        kind = "identical copies" if group.tier == "identical" else "near-duplicates"
+        kind = TIER_NAMES[group.tier].lower()
         line = (f"• {_name(group.keeper)} ({kind}): {photos_text(len(doomed))} "
                 f"move{'s' if len(doomed) == 1 else ''}, {human_bytes(sum(p.size for p in doomed))} freed; "
                 f"{_name(group.keeper)} stays.")
@@ -135,7 +157,7 @@ class _Card(QFrame):
             badge.setStyleSheet("color: white; background: #2b8a3e; padding: 1px 6px; border-radius: 3px;")
             badge.setToolTip("The photo this group keeps; it cannot be removed here")
         else:
-            badge = QLabel("identical copy" if member.copy_of is not None else f"similarity {member.similarity:.3f}")
+            badge = QLabel(_badge(group, member))
             badge.setStyleSheet("color: #495057;")
         top.addWidget(badge)
         top.addStretch(1)
@@ -165,7 +187,8 @@ class _Card(QFrame):
         row = QFrame()
         row.setStyleSheet("QFrame { border-top: 1px dashed #ced4da; }")
         header = QHBoxLayout()
-        header.addWidget(QLabel("<b>+ identical copy</b>"))
+        header.addWidget(QLabel("<b>+ identical copy</b>" if copy.reasons == ("identical",) else
+                                "<b>+ same photo, saved again</b>"))
         header.addStretch(1)
         header.addWidget(self._box(copy.photo, "remove"))
         layout = QVBoxLayout(row)
@@ -194,7 +217,8 @@ class _GroupBox(QFrame):
         self.group = group
         self.setFrameShape(QFrame.Shape.Box)
         self.setStyleSheet("_GroupBox { border: 1px solid #dee2e6; border-radius: 6px; }")
-        title = QLabel(f"<b>{len(group.members)} photos</b> · {human_bytes(group.reclaimable_bytes)} to reclaim")
+        title = QLabel(f"<b>{TIER_NAMES[group.tier]}</b> · {len(group.members)} photos · "
+                       f"{human_bytes(group.reclaimable_bytes)} to reclaim")
         ignore = QPushButton("Not duplicates")
         ignore.setToolTip("Never show these photos as duplicates of each other again")
         ignore.clicked.connect(lambda: self.not_duplicates.emit(self.group))
@@ -204,9 +228,9 @@ class _GroupBox(QFrame):
         header.addWidget(ignore)
         self.row = QHBoxLayout()
         self.cards: list[_Card] = []
-        # In a near group a byte-identical copy rides on the card of the picture it copies; in an
+        # In a same or similar group a copy rides on the card of the picture it copies; in an
         # identical group every copy has its own card, since the keeper is their only original.
-        attached = group.tier == "near"
+        attached = group.tier != "identical"
         self._pending = [(m, [c for c in group.members if c.copy_of == m.photo.id] if attached else [])
                          for m in group.members if not (attached and m.copy_of is not None)]
         self._pending.reverse()
@@ -235,8 +259,9 @@ class _GroupBox(QFrame):
 
 
 def suggested_ids(groups: Sequence[DupeGroup]) -> set[int]:
-    """The ids each group suggests removing (its copies, and its near members): the selection before any click."""
-    return {p.id for g in groups for p in g.suggested(include_near=True)}
+    """The ids each group suggests removing (identical files and same photos; of similar shots only their copies):
+    the selection before any click."""
+    return {p.id for g in groups for p in g.suggested()}
 
 
 def _grouped(library: Library, threshold: float) -> tuple[list[DupeGroup], set[int], Counter[str]]:
@@ -509,8 +534,9 @@ class DupesView(QWidget):
 
     def _tier_title(self, tier: str) -> QLabel:
         count = self._tiers[tier]
-        text = "Identical files (byte for byte the same)" if tier == "identical" else "Near-duplicates"
-        label = QLabel(f"<h3>{text} · {count} group{'s' if count != 1 else ''}</h3>")
+        label = QLabel(f"<h3>{TIER_NAMES[tier]} · {count} group{'s' if count != 1 else ''}</h3>"
+                       f"<span style='color:#495057'>{TIER_HINTS[tier]}</span>")
+        label.setWordWrap(True)
         return label
 
     def _thumbnail_ready(self, path: str, image: QImage) -> None:

@@ -393,6 +393,10 @@ class MainWindow(QMainWindow):
             self.progress_text.setText(
                 f"Indexing {p.done} of {p.total} · {p.rate:.1f} photos/s · {_duration(p.eta)} left{failed}{paused}"
             )
+        elif p.phase == "fingerprinting":  # photos indexed by an older clipfind, for the "same photo" tier
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(p.done)
+            self.progress_text.setText(f"Preparing duplicate detection: {p.done} of {p.total} photos")
         elif p.phase == "scanning":
             self.progress_text.setText("Looking for photos…")
         elif p.phase == "saving":

@@ -181,6 +181,33 @@ def test_version_1_catalog_is_upgraded_keeping_marks_and_photos(tmp_path: Path) 
         photo = cat.photos()[0]
         assert photo.path == "/p/a.jpg" and photo.file_key is None
         assert cat.known_files()["/p/a.jpg"].ino is None  # the next pass hashes it again
+        assert cat.unfingerprinted() == [(photo.id, "/p/a.jpg", "h")]  # and fingerprints it
+    finally:
+        cat.close()
+
+
+def test_version_2_catalog_gains_fingerprints_without_a_new_generation(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    cat = Catalog(path)
+    first = cat.put_photo("/p/a.jpg", 1, 1, "ha", 1, 1, None, vec(1, 0, 0, 0))
+    cat.close()
+    with sqlite3.connect(path) as db:  # as schema 2 left it
+        db.execute("ALTER TABLE files DROP COLUMN thumb")
+        db.execute("ALTER TABLE files DROP COLUMN capture")
+        db.execute("PRAGMA user_version = 2")
+    cat = Catalog(path)
+    try:
+        assert cat.unfingerprinted() == [(first, "/p/a.jpg", "ha")]
+        assert len(cat.fingerprints()[0]) == 0
+        generation, counted = cat.generation, cat.fingerprinted
+        cat.set_fingerprints([(first, bytes(range(256)) * 4, "Canon\t2020:01:02 03:04:05\t12")])
+        ids, thumbs, captures = cat.fingerprints()
+        assert ids.tolist() == [first] and thumbs == [bytes(range(256)) * 4] and captures[0].startswith("Canon")
+        assert cat.unfingerprinted() == []
+        # The vectors did not change, so the neighbour graph (keyed by generation) stays valid.
+        assert cat.generation == generation and cat.fingerprinted == counted + 1
+        second = cat.put_photo("/p/b.jpg", 1, 1, "hb", 1, 1, None, vec(0, 1, 0, 0), thumb=b"t", capture=None)
+        assert cat.vector_by_hash("hb").thumb == b"t" and second not in [i for i, _, _ in cat.unfingerprinted()]
     finally:
         cat.close()
 

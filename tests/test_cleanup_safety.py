@@ -37,7 +37,7 @@ def test_keeper_deleted_outside_clipfind_keeps_its_last_copy(lib: Library, tmp_p
     groups = identical(lib)
     assert groups[0].keeper.path == str(original)
     original.unlink()
-    report = lib.clean_up(groups, include_near=False)
+    report = lib.clean_up(groups, include_similar=False)
     assert report.moved == [] and copy.exists()
     assert "missing" in report.skipped_groups[0][1]
 
@@ -51,7 +51,7 @@ def test_keeper_swapped_for_other_bytes_with_its_date_set_back(lib: Library, tmp
     data[-20] ^= 0xFF  # other bytes, same size
     original.write_bytes(bytes(data))
     os.utime(original, ns=(st.st_atime_ns, st.st_mtime_ns))  # touch -r
-    report = lib.clean_up(groups, include_near=False)
+    report = lib.clean_up(groups, include_similar=False)
     assert report.moved == [] and copy.exists()
     assert "no longer holds" in report.skipped_groups[0][1]
 
@@ -62,7 +62,7 @@ def test_a_folder_moved_away_leaves_no_ghost_keepers(lib: Library, tmp_path: Pat
     index(lib, gone)
     moved = gone.rename(tmp_path / "data" / "gone_moved")
     index(lib, moved)
-    report = lib.clean_up(lib.duplicates(0.0), include_near=True)
+    report = lib.clean_up(lib.duplicates(0.0), include_similar=True)
     assert report.moved == []
     assert all((moved / p.name).exists() for p in photos)
 
@@ -77,7 +77,7 @@ def test_ghost_rows_as_keepers_never_empty_a_group(lib: Library, tmp_path: Path,
     groups = identical(lib)
     assert len(groups) == 3 and all(g.keeper.path.startswith(str(gone)) for g in groups)
     shutil.rmtree(gone)
-    report = lib.clean_up(groups, include_near=False)
+    report = lib.clean_up(groups, include_similar=False)
     assert report.moved == [] and len(report.skipped_groups) == 3
     assert all((tmp_path / "data" / "gone_moved" / p.name).exists() for p in photos)
 
@@ -94,7 +94,7 @@ def test_a_folder_indexed_again_through_a_symlink_is_not_its_own_duplicate(
     for group in lib.duplicates(0.0):  # random weights: every photo is "near" every other at 0
         files = [(os.stat(m.photo.path).st_dev, os.stat(m.photo.path).st_ino) for m in group.members]
         assert len(files) == len(set(files))
-    report = lib.clean_up(lib.duplicates(0.0), include_near=False)
+    report = lib.clean_up(lib.duplicates(0.0), include_similar=False)
     assert report.moved == [] and all(p.exists() for p in photos)
 
 
@@ -121,10 +121,10 @@ def test_a_bind_mounted_folder_is_not_its_own_duplicate(
     index(lib, real)
     index(lib, mirror)
     assert lib.status().files_indexed == 6 and lib.duplicates(1.0) == []
-    report = lib.clean_up(lib.duplicates(0.0), include_near=False)  # 0.0: every photo is "near" here
+    report = lib.clean_up(lib.duplicates(0.0), include_similar=False)  # 0.0: every photo is "near" here
     assert report.moved == [] and all(p.exists() for p in photos)
     groups = lib.duplicates(0.0)
-    lib.clean_up(groups, include_near=True)  # near members may go; a keeper, by either path, never
+    lib.clean_up(groups, include_similar=True)  # near members may go; a keeper, by either path, never
     assert groups and all(os.path.exists(g.keeper.path) for g in groups)
 
 
@@ -150,7 +150,7 @@ def test_stale_groups_never_trash_a_path_of_the_keepers_file(lib: Library, tmp_p
     index(lib, tmp_path / "alias")
     keeper, other = sorted(lib.catalog.photos(), key=lambda p: len(p.path))
     stale = [DupeGroup("identical", keeper, (DupeMember(keeper, 1.0), DupeMember(other, 1.0, keeper.id)))]
-    report = lib.clean_up(stale, include_near=False)
+    report = lib.clean_up(stale, include_similar=False)
     assert report.moved == [] and k.exists()
     assert "same file" in report.refused[0][1]
 
@@ -167,9 +167,9 @@ def test_a_keeper_of_one_group_is_never_moved_as_a_member_of_another(
     c, cc, k = by_path[str(china)], by_path[str(china_copy)], by_path[str(other)]
     overlapping = [
         DupeGroup("identical", c, (DupeMember(c, 1.0), DupeMember(cc, 1.0, c.id))),
-        DupeGroup("near", k, (DupeMember(k, 1.0), DupeMember(c, 0.99))),
+        DupeGroup("similar", k, (DupeMember(k, 1.0), DupeMember(c, 0.99))),
     ]
-    report = lib.clean_up(overlapping)  # both groups' defaults: cc, and c
+    report = lib.clean_up(overlapping, include_similar=True)  # both groups' defaults: cc, and c
     assert china.exists() and not china_copy.exists() and other.exists()
     assert [p.path for p in report.moved] == [str(china_copy)]
     assert "keeps" in report.refused[0][1]
@@ -189,6 +189,6 @@ def test_default_clean_up_moves_only_byte_identical_copies(lib: Library, tmp_pat
     shutil.copy2(photos[0], pics / "copy.png")
     index(lib, pics)
     groups = lib.duplicates(0.0)  # random weights: everything is "near" at 0
-    report = lib.clean_up(groups, include_near=False)
+    report = lib.clean_up(groups, include_similar=False)
     assert [os.path.basename(p.path) for p in report.moved] in (["copy.png"], [photos[0].name])
     assert sum(p.exists() for p in photos) + (pics / "copy.png").exists() == 4

@@ -125,7 +125,7 @@ def test_near_tier_from_constructed_vectors(tmp_path: Path, library_folder: Path
     assert min(m["similarity"] for m in pair[0]["members"]) >= 0.98
 
     clipfind(home, "not-dupes", original.path, small.path)
-    groups = as_json(clipfind(home, "dupes", "--threshold", "0.98", "--tier", "near", "--json"))
+    groups = as_json(clipfind(home, "dupes", "--threshold", "0.98", "--tier", "similar", "--json"))
     assert not [g for g in groups if original.path in {m["path"] for m in g["members"]}]
 
 

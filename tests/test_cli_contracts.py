@@ -145,12 +145,12 @@ def test_dupes_json_trash_prints_one_json_document(tiny_env: Path, pics: Path,
     assert (pics / "kodim01.png").exists() and not (pics / "copy_of_kodim01.png").exists()
 
 
-def test_tier_identical_shows_copies_that_sit_in_a_near_group(tiny_env: Path, pics: Path,
+def test_tier_identical_shows_copies_that_sit_in_a_similar_group(tiny_env: Path, pics: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     indexed(capsys, pics)
-    _near_copy(tiny_env, pics / "kodim01.png", pics / "kodim02.png")  # kodim01 and its copy join a near group
+    _near_copy(tiny_env, pics / "kodim01.png", pics / "kodim02.png")  # kodim01 and its copy join a similar group
     everything = json.loads(cli(capsys, "dupes", "--threshold", "0.98", "--json").out)
-    assert [g["tier"] for g in everything] == ["near"] and len(everything[0]["members"]) == 3
+    assert [g["tier"] for g in everything] == ["similar"] and len(everything[0]["members"]) == 3
     identical = json.loads(cli(capsys, "dupes", "--threshold", "0.98", "--tier", "identical", "--json").out)
     assert [(g["tier"], g["keeper"], len(g["members"])) for g in identical] == [
         ("identical", str(pics / "kodim01.png"), 2)]
@@ -220,19 +220,19 @@ def _near_copy(home: Path, original: Path, near: Path) -> None:
     cat.close()
 
 
-def test_dupes_trash_moves_near_duplicates_only_with_tier_near(
+def test_dupes_trash_moves_similar_shots_only_with_tier_similar(
     tiny_env: Path, pics: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     indexed(capsys, pics)
     _near_copy(tiny_env, pics / "kodim01.png", pics / "kodim02.png")
     run = cli(capsys, "dupes", "--threshold", "0.98", "--trash", "--yes")
     assert run.code == 0, run.err
-    assert "near-duplicate listed above will stay" in run.err and "--tier near" in run.err
+    assert "similar shot listed above will stay" in run.err and "--tier similar" in run.err
     assert "moved 1 photo " in run.out
     assert not (pics / "copy_of_kodim01.png").exists()
     assert (pics / "kodim01.png").exists() and (pics / "kodim02.png").exists()
 
-    run = cli(capsys, "dupes", "--threshold", "0.98", "--tier", "near", "--trash", "--yes")
+    run = cli(capsys, "dupes", "--threshold", "0.98", "--tier", "similar", "--trash", "--yes")
     assert run.code == 0, run.err
     assert (pics / "kodim01.png").exists() and not (pics / "kodim02.png").exists()
 
@@ -308,3 +308,90 @@ def test_index_rebuild_starts_over_from_the_photos(tiny_env: Path, pics: Path,
     assert run.code == 0, run.err
     assert json.loads(run.out)["added"] + json.loads(run.out)["copied"] == 4
     assert json.loads(cli(capsys, "status", "--json").out)["files_indexed"] == 4
+
+
+# -- issue 11: three tiers, the same tier found without the model ----------------------------
+@pytest.fixture
+def resaved(tmp_path: Path) -> Path:
+    """Three photos, a byte copy, re-saved copies (a smaller JPEG, a mirror, a grey JPEG) and two
+    empty files that cannot be read."""
+    from PIL import Image, ImageOps
+
+    folder = tmp_path / "resaved"
+    copy_photos(folder, 3)
+    shutil.copy2(folder / "kodim01.png", folder / "copy_of_kodim01.png")
+    with Image.open(folder / "kodim01.png") as im:
+        im.resize((im.width // 2, im.height // 2)).convert("RGB").save(folder / "kodim01 small.jpg", quality=60)
+    with Image.open(folder / "kodim02.png") as im:
+        ImageOps.mirror(im).save(folder / "kodim02 mirrored.png")
+    with Image.open(folder / "kodim03.png") as im:
+        ImageOps.grayscale(im).save(folder / "kodim03 grey.jpg", quality=90)
+    (folder / "zero_bytes.jpg").write_bytes(b"")
+    (folder / "empty.heic").write_bytes(b"")
+    return folder
+
+
+def _names(group: dict) -> list[str]:
+    return sorted(os.path.basename(m["path"]) for m in group["members"])
+
+
+def test_dupes_json_three_tiers_with_reasons_and_no_unreadable_files(
+    tiny_env: Path, resaved: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    indexed(capsys, resaved)
+    # 1.0: no two different pictures are similar to the model, so what groups them is the same tier.
+    groups = json.loads(cli(capsys, "dupes", "--threshold", "1.0", "--json").out)
+    assert sorted(_names(g) for g in groups) == [
+        ["copy_of_kodim01.png", "kodim01 small.jpg", "kodim01.png"],
+        ["kodim02 mirrored.png", "kodim02.png"],
+        ["kodim03 grey.jpg", "kodim03.png"],
+    ]
+    assert {g["tier"] for g in groups} == {"same"}
+    for group in groups:
+        for member in group["members"]:
+            assert isinstance(member["similarity"], float) and member["suggested"] != member["keeper"]
+            if member["keeper"]:
+                assert member["reasons"] == []
+            elif member["path"].endswith("copy_of_kodim01.png"):
+                assert member["reasons"] == ["identical"]
+            else:
+                assert "fingerprint" in member["reasons"]
+    pair = next(g for g in groups if "kodim02.png" in _names(g))
+    assert "mirrored" in next(m for m in pair["members"] if not m["keeper"])["reasons"]
+    # Unreadable files are not photos: in no group, listed as failures.
+    status = json.loads(cli(capsys, "status", "--json").out)
+    assert sorted(os.path.basename(f["path"]) for f in status["failures"]) == ["empty.heic", "zero_bytes.jpg"]
+
+    same = json.loads(cli(capsys, "dupes", "--threshold", "1.0", "--tier", "same", "--json").out)
+    assert same == groups
+    identical = json.loads(cli(capsys, "dupes", "--threshold", "1.0", "--tier", "identical", "--json").out)
+    assert [_names(g) for g in identical] == [["copy_of_kodim01.png", "kodim01.png"]]
+
+    run = cli(capsys, "dupes", "--threshold", "1.0", "--trash", "--yes")
+    assert run.code == 0 and "moved 4 photos" in run.out, run.err
+    left = sorted(p.name for p in resaved.iterdir())
+    assert "kodim01.png" in left and "kodim03.png" in left  # the larger, colour originals are kept
+    assert len([n for n in left if n.startswith("kodim02")]) == 1
+
+
+def test_a_same_group_inside_a_similar_group_keeps_its_copies_ticked(
+    tiny_env: Path, resaved: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    indexed(capsys, resaved)
+    # 0.0: with random weights every photo is similar to every other: one similar group, which
+    # takes the same groups whole; only the copies of a member are ticked, never a similar shot.
+    [group] = json.loads(cli(capsys, "dupes", "--threshold", "0.0", "--json").out)
+    assert group["tier"] == "similar" and len(group["members"]) == 7
+    ticked = sorted(os.path.basename(m["path"]) for m in group["members"] if m["suggested"])
+    heads = [m for m in group["members"] if "clip" in m["reasons"]]
+    assert len(heads) == 2 and not any(m["suggested"] for m in heads)
+    assert len(ticked) == 4 and "copy_of_kodim01.png" in ticked
+    same = json.loads(cli(capsys, "dupes", "--threshold", "0.0", "--tier", "same", "--json").out)
+    assert sorted(_names(g) for g in same) == [
+        ["copy_of_kodim01.png", "kodim01 small.jpg", "kodim01.png"],
+        ["kodim02 mirrored.png", "kodim02.png"],
+        ["kodim03 grey.jpg", "kodim03.png"],
+    ]
+    run = cli(capsys, "dupes", "--threshold", "0.0", "--trash", "--yes")
+    assert run.code == 0 and "moved 4 photos" in run.out, run.err
+    assert "2 similar shots listed above will stay" in run.err

@@ -15,6 +15,7 @@ from clipfind.dupes import (
     DupeGroup,
     DupeMember,
     NeighbourGraph,
+    SameSet,
     build_graph,
     choose_keeper,
     find_duplicates,
@@ -23,6 +24,7 @@ from clipfind.dupes import (
     identical_sets,
     near_groups,
     pair_key,
+    same_sets,
     tier_view,
 )
 from clipfind.records import PhotoInfo
@@ -309,7 +311,7 @@ def test_two_clusters_make_two_groups_ordered_by_reclaimable_bytes() -> None:
     groups = near_groups(graph(both_ways(sims)), by_id(*small, *large), 0.95)
     assert ids_of(groups) == [[5, 4], [3, 1, 2]]  # equal similarities: by path
     assert [g.reclaimable_bytes for g in groups] == [5004, 203]
-    assert all(g.tier == "near" for g in groups)
+    assert all(g.tier == "similar" for g in groups)
 
 
 def test_ignored_pair_removes_one_member() -> None:
@@ -344,10 +346,10 @@ def test_identical_copies_take_part_once_through_their_keeper() -> None:
     assert groups[0].members[1].similarity == pytest.approx(0.97)
     # One photo, one group: the copies of A go into the near group, after A, and follow it.
     both = find_duplicates([a_keep, a_copy, b], g, 0.95)
-    assert [(grp.tier, ids) for grp, ids in zip(both, ids_of(both))] == [("near", [1, 2, 3])]
+    assert [(grp.tier, ids) for grp, ids in zip(both, ids_of(both))] == [("similar", [1, 2, 3])]
     assert [m.copy_of for m in both[0].members] == [None, 1, None]
-    assert both[0].suggested(include_near=False) == (a_copy,)
-    assert both[0].suggested() == (a_copy, b)
+    assert both[0].suggested(include_similar=False) == (a_copy,)
+    assert both[0].suggested() == (a_copy,) and both[0].suggested(include_similar=True) == (a_copy, b)
 
 
 def test_identical_set_is_one_unit_in_a_near_group_kept_by_another_photo() -> None:
@@ -358,9 +360,9 @@ def test_identical_set_is_one_unit_in_a_near_group_kept_by_another_photo() -> No
     china_copy = photo(3, "/china_copy.jpg", content_hash="C")
     g = graph(both_ways({(1, 2): 0.995, (1, 3): 0.995, (2, 3): 1.0}))
     groups = find_duplicates([keeper, china, china_copy], g, 0.99)
-    assert [(grp.tier, ids) for grp, ids in zip(groups, ids_of(groups))] == [("near", [1, 2, 3])]
+    assert [(grp.tier, ids) for grp, ids in zip(groups, ids_of(groups))] == [("similar", [1, 2, 3])]
     assert groups[0].copies_of(2) == (china_copy,)
-    assert groups[0].suggested(include_near=False) == (china_copy,)  # china stays, so its copy may go
+    assert groups[0].suggested(include_similar=False) == (china_copy,)  # china stays, so its copy may go
     # Without the near group, the pair is an identical group again.
     assert [grp.tier for grp in find_duplicates([keeper, china, china_copy], g, 0.999)] == ["identical"]
 
@@ -373,19 +375,20 @@ def test_tier_view_lists_the_sets_of_copies_inside_near_groups_as_identical_grou
     other, other_copy = photo(4, "/x/o.jpg", content_hash="O"), photo(5, "/x/o2.jpg", content_hash="O")
     g = graph(both_ways({(1, 2): 0.995, (1, 3): 0.995, (2, 3): 1.0}), ids=[1, 2, 3, 4, 5])
     groups = find_duplicates([keeper, china, china_copy, other, other_copy], g, 0.99)
-    assert [(grp.tier, ids) for grp, ids in zip(groups, ids_of(groups))] == [("identical", [4, 5]), ("near", [1, 2, 3])]
+    assert [(grp.tier, ids) for grp, ids in zip(groups, ids_of(groups))] == [
+        ("identical", [4, 5]), ("similar", [1, 2, 3])]
 
     assert tier_view(groups, "all") == groups
-    assert tier_view(groups, "near") == [groups[1]]
+    assert tier_view(groups, "similar") == [groups[1]]
     identical = tier_view(groups, "identical")
     assert [(grp.tier, grp.keeper.id, ids) for grp, ids in zip(identical, ids_of(identical))] == [
         ("identical", 4, [4, 5]), ("identical", 2, [2, 3])]
     assert identical[0] is groups[0]  # an identical group is its own only set
     assert [(m.similarity, m.copy_of) for m in identical[1].members] == [(1.0, None), (1.0, 2)]
-    assert identical[1].suggested(include_near=False) == (china_copy,)
+    assert identical[1].suggested(include_similar=False) == (china_copy,)
     assert identical_sets(groups[1]) == identical[1:]
     near_only = find_duplicates([keeper, china], graph(both_ways({(1, 2): 0.995})), 0.99)
-    assert tier_view(near_only, "identical") == [] and tier_view([], "near") == []
+    assert tier_view(near_only, "identical") == [] and tier_view([], "similar") == []
 
 
 def test_paths_of_one_file_are_one_photo() -> None:
@@ -463,7 +466,7 @@ def test_find_duplicates_without_graph_gives_identical_tier_only() -> None:
 
 def test_dupe_group_conveniences() -> None:
     keeper, other = photo(1, size=10), photo(2, size=7)
-    group = DupeGroup("near", keeper, (DupeMember(keeper, 1.0), DupeMember(other, 0.97)))
+    group = DupeGroup("similar", keeper, (DupeMember(keeper, 1.0), DupeMember(other, 0.97)))
     assert group.others == (other,)
     assert group.reclaimable_bytes == 7
 
@@ -717,7 +720,7 @@ def test_near_groups_properties(scenario, seed: int) -> None:
     seen: set[int] = set()
     for group in groups:
         ids = [m.photo.id for m in group.members]
-        assert group.tier == "near"
+        assert group.tier == "similar"
         assert len(ids) >= 2
         assert seen.isdisjoint(ids)
         seen.update(ids)
@@ -762,7 +765,7 @@ def test_find_duplicates_properties(scenario, seed: int) -> None:
         members = {m.photo.id for m in grp.members}
         assert members <= listed or members.isdisjoint(listed)
     for group in groups:
-        assert group.keeper not in group.suggested() and group.keeper not in group.suggested(False)
+        assert group.keeper not in group.suggested() and group.keeper not in group.suggested(True)
         for member in group.members:
             if member.copy_of is not None:
                 assert member.copy_of in {m.photo.id for m in group.members}
@@ -798,3 +801,69 @@ def test_near_groups_completes_on_100k_photos() -> None:
     groups = near_groups(NeighbourGraph(ids, neighbours, sims), photos, 0.9)
     assert groups
     assert sum(len(g.members) for g in groups) == len({m.photo.id for g in groups for m in g.members})
+
+
+# --- the same tier (issue 11) ------------------------------------------------------------
+def _same_world() -> tuple[list[PhotoInfo], SameSet]:
+    """1 and its byte copy 2; 3 is 1 saved again smaller (mirrored); 4 and 5 are other pictures."""
+    big = photo(1, "/p/a.jpg", size=5000, width=4000, height=3000, content_hash="A")
+    copy = photo(2, "/p/copy/a.jpg", size=5000, width=4000, height=3000, content_hash="A")
+    small = photo(3, "/p/a small.jpg", size=900, width=800, height=600)
+    return [big, copy, small, photo(4), photo(5)], SameSet((1, 3), ((), ("fingerprint", "mirrored")), (1.0, 0.97))
+
+
+def test_a_same_group_takes_its_byte_copies_and_is_kept_by_the_best_photo() -> None:
+    photos, found = _same_world()
+    groups = find_duplicates(photos, None, 0.95, same=[found])
+    assert [(g.tier, ids) for g, ids in zip(groups, ids_of(groups))] == [("same", [1, 2, 3])]
+    keeper, copy, small = groups[0].members
+    assert (copy.copy_of, copy.reasons) == (1, ("identical",))
+    assert (small.copy_of, small.reasons, small.similarity) == (None, ("fingerprint", "mirrored"), 0.97)
+    assert groups[0].suggested() == (copy.photo, small.photo)  # the same photo: ticked by default
+    assert tier_view(groups, "same") == groups and [g.keeper.id for g in tier_view(groups, "identical")] == [1]
+    assert tier_view(groups, "similar") == []
+    # "not duplicates" by content takes the re-saved copy out; the byte copy stays an identical group
+    marked = find_duplicates(photos, None, 0.95, frozenset({pair_key("A", "h3")}), same=[found])
+    assert [(g.tier, ids) for g, ids in zip(marked, ids_of(marked))] == [("identical", [1, 2])]
+
+
+def test_a_similar_group_takes_a_same_group_whole_and_ticks_only_copies() -> None:
+    photos, found = _same_world()
+    g = graph(both_ways({(3, 4): 0.96}))  # only the small copy lists photo 4
+    groups = find_duplicates(photos, g, 0.95, same=[found])
+    assert [(grp.tier, ids) for grp, ids in zip(groups, ids_of(groups))] == [("similar", [1, 2, 3, 4])]
+    members = {m.photo.id: m for m in groups[0].members}
+    assert members[4].reasons == ("clip",) and members[3].copy_of == 1 and members[2].copy_of == 1
+    assert {p.id for p in groups[0].suggested()} == {2, 3}  # copies of the kept photo; the shot is the user's
+    [same] = tier_view(groups, "same")
+    assert ids_of([same]) == [[1, 2, 3]] and [m.copy_of for m in same.members] == [None, 1, None]
+    assert ids_of(tier_view(groups, "identical")) == [[1, 2]]
+
+
+def test_same_sets_come_from_fingerprints_one_per_content(tmp_path) -> None:
+    from PIL import Image, ImageOps
+
+    from clipfind.dupes import contents_of
+    from clipfind.fingerprint import thumbnail
+    from tests.helpers import PHOTOS
+
+    if not PHOTOS.is_dir():
+        pytest.skip("real photos not found")
+    with Image.open(sorted((PHOTOS / "kodak24").glob("*.png"))[0]) as im:
+        original = im.convert("RGB")
+    with Image.open(sorted((PHOTOS / "kodak24").glob("*.png"))[1]) as im:
+        other = im.convert("RGB")
+    photos, found = _same_world()
+    pictures = {1: original, 2: original, 3: ImageOps.mirror(original.resize((384, 256))), 4: other,
+                5: ImageOps.grayscale(other).convert("RGB").rotate(90, expand=True)}
+    ids = np.array(sorted(pictures), np.int64)
+    thumbs = [thumbnail(pictures[i]).tobytes() for i in ids.tolist()]
+    vectors = {i: np.eye(4, dtype=np.float32)[0] if i != 3 else np.array([0.6, 0.8, 0, 0], np.float32)
+               for i in ids.tolist()}
+    sets = same_sets(contents_of(photos), ids, thumbs, [None] * len(ids),
+                     vectors=lambda wanted: (np.array(wanted), np.stack([vectors[i] for i in wanted])))
+    by_first = {s.ids[0]: s for s in sets}
+    assert set(by_first) == {1, 4}  # one per content: the byte copy 2 is not a set of its own
+    assert by_first[1].ids == (1, 3) and "mirrored" in by_first[1].reasons[1]
+    assert by_first[1].similarity == pytest.approx((1.0, 0.6))
+    assert by_first[4].ids == (4, 5) and "turned" in by_first[4].reasons[1]

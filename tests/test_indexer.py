@@ -241,3 +241,40 @@ def test_reembed_with_another_model_replaces_every_vector(lib: Library, photo_fo
     query = sorted(photo_folder.glob("*.png"))[0]
     assert len(other.search(build_query(images=[str(query)]), k=3)) == 3
     other.close()
+
+
+def test_photos_are_fingerprinted_in_the_decode_step(lib: Library, photo_folder: Path) -> None:
+    from clipfind.fingerprint import SIDE
+
+    index(lib, photo_folder)
+    ids, thumbs, _ = lib.catalog.fingerprints()
+    assert sorted(ids.tolist()) == sorted(p.id for p in lib.catalog.photos())
+    assert {len(t) for t in thumbs} == {SIDE * SIDE} and len(set(thumbs)) == 10  # ten different pictures
+
+
+def test_an_older_catalog_gains_fingerprints_without_embedding_again(lib: Library, photo_folder: Path) -> None:
+    index(lib, photo_folder)
+    _, before, _ = lib.catalog.fingerprints()
+    with lib.catalog.transaction():  # as a catalog of schema 2 has them: none
+        lib.catalog._db.execute("UPDATE files SET thumb = NULL, capture = NULL")
+    (photo_folder / "trip" / "notes.jpg").write_text("not a photo")
+    changed = sorted(photo_folder.glob("*.png"))[0]
+    generation = lib.catalog.generation
+    events: list[Progress] = []
+    report = index(lib, photo_folder, progress=events.append)
+    assert report.encoded == 0 and report.fingerprinted == 10 and report.failed == 1
+    assert lib.catalog.unfingerprinted() == []
+    # Decoded at another size than for this model (none is loaded), so a few grey levels apart.
+    after = lib.catalog.fingerprints()[1]
+    gaps = [np.abs(np.frombuffer(a, np.uint8).astype(int) - np.frombuffer(b, np.uint8)).mean()
+            for a, b in zip(before, after)]
+    assert max(gaps) < 4.0
+    assert lib.catalog.generation == generation + 1  # the failure's row only: the graph of the rest stays
+    assert [e.done for e in events if e.phase == "fingerprinting"] == [10]
+    # A file changed between the runs is not fingerprinted from its old row: it is indexed again.
+    with lib.catalog.transaction():
+        lib.catalog._db.execute("UPDATE files SET thumb = NULL")
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    report = index(lib, photo_folder)
+    assert (report.updated, report.encoded, report.fingerprinted) == (1, 1, 9)
+    assert lib.catalog.unfingerprinted() == []

@@ -20,6 +20,7 @@ from clipfind.embedding.spec import TINY_MODEL, ModelSpec
 from clipfind.embedding.tokenizer import QueryCut
 from clipfind.embedding.torch_model import ClipModel
 from clipfind.imageload import load_image
+from clipfind.indexer import FINGERPRINT_SIDE
 from clipfind.library import Library
 from tests.helpers import ROOT, copy_photos
 
@@ -54,7 +55,8 @@ def test_the_export_indexes_like_the_torch_model(exported: Path, photo_folder: P
     encoder = lib.image_encoder()
     assert isinstance(encoder, OnnxImageEncoder) and lib._model is None  # torch model never loaded
     photos = sorted(photo_folder.rglob("*.png"))[:4]
-    batch = np.stack([encoder.preprocess(load_image(p, encoder.image_size).image) for p in photos])
+    side = max(encoder.image_size, FINGERPRINT_SIDE)  # as the indexer decodes (its fingerprint wants >= 224 px)
+    batch = np.stack([encoder.preprocess(load_image(p, side).image) for p in photos])
     vectors = encoder.encode_images(batch)
     catalog = Catalog(exported / "catalog.sqlite3")
     stored = np.stack([catalog.photo_by_path(str(p))[1] for p in photos])  # type: ignore[index]

@@ -64,7 +64,7 @@ def indexed_home(home: Path, folder: Path) -> Path:
 def place_vectors(home: Path, near: dict[Path, Path]) -> None:
     """Random weights mean nothing: give each content in `near` a vector close to its anchor's, spread the rest.
 
-    Every byte-identical copy gets its content's vector, and each row keeps its file identity.
+    Every byte-identical copy gets its content's vector, and each row keeps its file identity and fingerprint.
     """
     cat = Catalog(home / "catalog.sqlite3")
     rng = np.random.default_rng(0)
@@ -80,8 +80,9 @@ def place_vectors(home: Path, near: dict[Path, Path]) -> None:
     for photo in cat.photos():
         v = by_hash[photo.content_hash]
         stamp = FileStamp(photo.device, photo.inode, known[photo.path].ctime_ns)
+        stored = cat.vector_by_hash(photo.content_hash)  # the pixel fingerprint stays as indexed
         cat.put_photo(photo.path, photo.size, photo.mtime_ns, photo.content_hash, photo.width, photo.height,
-                      photo.taken_at, v / np.linalg.norm(v), stamp)
+                      photo.taken_at, v / np.linalg.norm(v), stamp, thumb=stored.thumb, capture=stored.capture)
     cat.close()
 
 

@@ -142,25 +142,33 @@ def test_duplicates_regroup_and_trash_exactly_the_selection(make_window, tmp_pat
                                                             trash_home: Path, monkeypatch) -> None:
     folder = _dupes_folder(tmp_path)
     home = indexed_home(tmp_path / "home", folder)
-    place_vectors(home, {folder / "kodim02 small.jpg": folder / "kodim02.png"})
+    # kodim04 is made similar to kodim03 (random weights mean nothing); kodim02 small.jpg is the
+    # same photo as kodim02, found from the pixels whatever the vectors say.
+    place_vectors(home, {folder / "kodim04.png": folder / "kodim03.png"})
     window = make_window()
     view = window.dupes
     window.tabs.setCurrentWidget(view)
     view.slider.setValue(990)
     view.regroup()
     wait_idle(window, qtbot)
-    tiers = [g.tier for g in view.groups]
-    assert tiers == ["identical", "near"]
-    identical, near = view.groups
+    assert [g.tier for g in view.groups] == ["identical", "same", "similar"]
+    identical, same, similar = view.groups
     assert {p.path for p in identical.others} == {str(folder / "kodim01 copy.png"), str(folder / "kodim01 copy 2.png")}
-    assert near.keeper.path == str(folder / "kodim02.png")
-    assert [p.path for p in near.others] == [str(folder / "kodim02 small.jpg")]
+    assert same.keeper.path == str(folder / "kodim02.png")
+    assert [p.path for p in same.others] == [str(folder / "kodim02 small.jpg")]
+    assert {similar.keeper.path, *(p.path for p in similar.others)} == {str(folder / "kodim03.png"),
+                                                                         str(folder / "kodim04.png")}
     shoot(window, "08-duplicates", qtbot, 1500)
+    shoot(view.boxes[1], "08-duplicates-same-tier", qtbot, 500)
+    shoot(view.boxes[2], "08-duplicates-similar-tier", qtbot, 500)
 
-    view.slider.setValue(1000)  # stricter than the pair's similarity: only identical files remain
-    qtbot.waitUntil(lambda: [g.tier for g in view.groups] == ["identical"], timeout=5000)
+    view.slider.setValue(1000)  # stricter than the pair's similarity: the similar tier empties
+    qtbot.waitUntil(lambda: [g.tier for g in view.groups] == ["identical", "same"], timeout=5000)
     view.slider.setValue(990)
-    qtbot.waitUntil(lambda: len(view.groups) == 2 and window.idle, timeout=5000)
+    qtbot.waitUntil(lambda: len(view.groups) == 3 and window.idle, timeout=5000)
+    # similar shots are never ticked by default
+    assert {p.path for p in view.selected()} == {str(folder / "kodim01 copy.png"), str(folder / "kodim01 copy 2.png"),
+                                                 str(folder / "kodim02 small.jpg")}
 
     # untick one identical copy: exactly the remaining selection moves
     card = next(c for c in view.boxes[0].cards if c.photo.path.endswith("copy 2.png"))

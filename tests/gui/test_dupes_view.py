@@ -76,11 +76,11 @@ def test_one_card_per_photo_keeper_never_tickable_and_copies_follow(make_window,
         assert "KEEP" in _texts(keeper_card)
         assert {m.photo.id for m in group.members[1:]} == {i for c in group_box.cards for i in c.boxes}
     assert max(drawn.values()) == 1  # one box per photo, never two that could disagree
-    near = next(b for b in view.boxes if b.group.tier == "near")
+    near = next(b for b in view.boxes if b.group.tier == "same")  # a smaller JPEG: the same photo
     assert near.group.keeper.path == str(china / "kodim02.png")
     assert [Path(c.photo.path).name for c in near.cards] == ["kodim02.png", "kodim02 small.jpg"]  # copies ride along
     shoot(window, "10-dupes-window", qtbot, 1500)
-    shoot(near, "10-dupes-near-group-copies-attached", qtbot, 500)
+    shoot(near, "10-dupes-same-group-copies-attached", qtbot, 500)
 
     everything = {"kodim01 copy.png", "kodim02 copy.png", "kodim02 small.jpg", "kodim02 small copy.jpg"}
     assert _selected_names(view) == everything and "4 photos selected" in view.summary.text()
@@ -95,7 +95,8 @@ def test_one_card_per_photo_keeper_never_tickable_and_copies_follow(make_window,
     _box(view, "kodim02 small.jpg").click()
     assert _selected_names(view) == everything and "4 photos selected" in view.summary.text()
     view.slider.setValue(1000)  # regrouping keeps the user's clicks, and only them
-    qtbot.waitUntil(lambda: bool(view.groups) and all(g.tier == "identical" for g in view.groups), timeout=5000)
+    qtbot.waitUntil(lambda: bool(view.groups) and view.threshold == 1.0 and window.idle, timeout=5000)
+    assert {g.tier for g in view.groups} == {"identical", "same"}  # the slider moves the similar tier only
     assert len(view.choices) == 2
 
 
@@ -116,9 +117,10 @@ def test_trash_says_what_goes_and_keeps_one_copy_of_every_group(make_window, chi
     text = asked[0]
     (ARTIFACTS / "10-dupes-confirmation.txt").write_text(text)
     assert text.startswith("Move 4 photos")
-    assert "kodim02.png (near-duplicates): 3 photos move" in text and "kodim02.png stays" in text
-    assert "kodim01.png (identical copies): 1 photo moves" in text and "kodim01.png stays" in text
-    assert "Every copy of kodim02 small.jpg goes" in text and "Careful: 1 photo only similar" in text
+    assert "kodim02.png (same photo, saved again): 3 photos move" in text and "kodim02.png stays" in text
+    assert "kodim01.png (identical files): 1 photo moves" in text and "kodim01.png stays" in text
+    # kodim02 small.jpg is the same photo as kodim02.png, which stays: no picture is lost
+    assert "Every copy" not in text and "Careful" not in text
     assert "One photo of every group stays on disk: its keeper" in text
 
     _box(view, "kodim02 small.jpg").click()  # keep the small version: the picture is not wholly gone
@@ -198,7 +200,7 @@ def test_cleanup_summary_counts_each_photo_once() -> None:
     from gui.dupes_view import cleanup_summary
 
     keeper, near, near_copy = _photo(1, "k.png", 3000), _photo(2, "n.jpg"), _photo(3, "n copy.jpg")
-    group = DupeGroup("near", keeper, (DupeMember(keeper, 1.0), DupeMember(near, 0.99),
+    group = DupeGroup("similar", keeper, (DupeMember(keeper, 1.0), DupeMember(near, 0.99),
                                        DupeMember(near_copy, 0.99, near.id)))
     text, details = cleanup_summary([group], [near, near_copy, near])
     assert text.startswith("Move 2 photos (2.0 KB) from 1 group to the system trash?")

@@ -93,11 +93,23 @@ def test_thumbnail_cache_keeps_the_most_recent(qtbot) -> None:
     assert cache.get("/p/broken").size() == QSize(200, 200)
 
 
-def near_group() -> tuple[DupeGroup, PhotoInfo, PhotoInfo, PhotoInfo]:
+def near_group(tier: str = "same") -> tuple[DupeGroup, PhotoInfo, PhotoInfo, PhotoInfo]:
+    """A keeper, a re-saved (same tier) or similar photo n.jpg, and a byte copy of n.jpg."""
     keeper, near, near_copy = photo(1, "k.png", 3000), photo(2, "n.jpg"), photo(3, "n copy.jpg")
-    group = DupeGroup("near", keeper, (DupeMember(keeper, 1.0), DupeMember(near, 0.99),
-                                       DupeMember(near_copy, 0.99, near.id)))
+    reason = ("fingerprint",) if tier == "same" else ("clip",)
+    members = (DupeMember(keeper, 1.0), DupeMember(near, 0.99, reasons=reason),
+               DupeMember(near_copy, 0.99, near.id, reasons=("identical",)))
+    group = DupeGroup(tier, keeper, members)  # type: ignore[arg-type]
     return group, keeper, near, near_copy
+
+
+def test_a_similar_shot_is_never_ticked_by_default_only_its_copies_follow_a_click() -> None:
+    group, _, near, near_copy = near_group("similar")
+    selection = DupeSelection()
+    selection.set_groups([group])
+    assert selection.selected() == [near_copy]  # a copy of a photo that stays may go; the shot is the user's pick
+    selection.click(group, near, True)
+    assert selection.selected() == [near, near_copy]
 
 
 def identical_group(first: int) -> tuple[DupeGroup, PhotoInfo, PhotoInfo]:
@@ -142,14 +154,14 @@ def test_selection_keeps_clicks_across_regrouping_and_forgets_trashed_photos() -
 
 def test_selection_counts_a_photo_in_two_groups_once() -> None:
     group, _, near, near_copy = near_group()
-    again = DupeGroup("near", photo(20), (DupeMember(photo(20), 1.0), DupeMember(near, 0.98)))
+    again = DupeGroup("similar", photo(20), (DupeMember(photo(20), 1.0), DupeMember(near, 0.98)))
     selection = DupeSelection()
     selection.set_groups([group, again])
     assert selection.selected() == [near, near_copy]
 
 
 @pytest.mark.parametrize(("value", "words"), [
-    (1.0, "only copies"), (0.98, "only copies"), (0.979, "lightly edited"), (0.95, "lightly edited"),
+    (1.0, "nearly identical"), (0.98, "nearly identical"), (0.979, "edited versions"), (0.95, "edited versions"),
     (0.949, "near-identical shots"), (0.90, "near-identical shots"), (0.899, "similar shots of the same scene"),
     (0.85, "similar shots"), (0.849, "loosely similar"), (0.80, "loosely similar"),
 ])

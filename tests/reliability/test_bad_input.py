@@ -88,7 +88,7 @@ BAD_ARGUMENTS = [
     (["dupes", "--threshold", "-0.1"], "between 0 and 1"),
     (["dupes", "--threshold", "nan"], "between 0 and 1"),
     (["dupes", "--threshold", "high"], "not a number"),
-    (["dupes", "--tier", "similar"], "invalid choice"),
+    (["dupes", "--tier", "fuzzy"], "invalid choice"),
     (["index", "--batch-size", "0"], "must be 1 or more"),
     (["index", "/definitely/not/here"], "folder not found"),
     (["index", ""], "empty path"),

@@ -47,13 +47,14 @@ def _check_hits(lib: Library, hits: list, k: int) -> None:
 
 
 def _check_groups(groups: list, threshold: float) -> None:
-    seen: dict[str, set[int]] = {"identical": set(), "near": set()}  # a copy's keeper may be in both tiers
+    # a copy's keeper may be in two tiers
+    seen: dict[str, set[int]] = {"identical": set(), "same": set(), "similar": set()}
     for group in groups:
         ids = [m.photo.id for m in group.members]
         assert group.members[0].photo.id == group.keeper.id
         assert not seen[group.tier] & set(ids), f"a photo in two {group.tier} groups"
         seen[group.tier].update(ids)
-        if group.tier == "near":
+        if group.tier == "similar":
             assert all(m.similarity >= threshold - 1e-6 for m in group.members)
 
 

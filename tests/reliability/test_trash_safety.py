@@ -229,10 +229,10 @@ _OPS = ("delete", "rename", "symlink", "swap", "overwrite", "nothing")
     edges=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.floats(0.9, 1.0)), max_size=6),
     ops=st.lists(st.tuples(st.sampled_from(_OPS), st.integers(0, 20), st.integers(0, 20)), max_size=5),
     picks=st.one_of(st.none(), st.lists(st.integers(0, 20), max_size=8)),
-    include_near=st.booleans(),
+    include_similar=st.booleans(),
 )
 def test_every_group_keeps_its_photo_whatever_changed_on_disk(
-    tmp_path: Path, sizes, aliases, edges, ops, picks, include_near
+    tmp_path: Path, sizes, aliases, edges, ops, picks, include_similar
 ) -> None:
     import tempfile
 
@@ -283,7 +283,7 @@ def test_every_group_keeps_its_photo_whatever_changed_on_disk(
         return out_ids, out_sims
 
     graph = build_graph(ids, vecs, knn, k=len(ids))
-    groups = find_duplicates(cat.all_files(), graph, 0.9, cat.ignored_pairs())
+    groups = find_duplicates(cat.photos(), graph, 0.9, cat.ignored_pairs())
     members = [m.photo for g in groups for m in g.members]
 
     for op, i, j in ops:  # the world changes between grouping and clean-up
@@ -308,7 +308,7 @@ def test_every_group_keeps_its_photo_whatever_changed_on_disk(
 
     before = on_disk()
     selected = None if picks is None or not members else [members[k % len(members)] for k in picks]
-    trash_module.clean_up(cat, groups, selected, include_near=include_near,
+    trash_module.clean_up(cat, groups, selected, include_similar=include_similar,
                           send=lambda path: os.rename(path, trash / f"{len(os.listdir(trash))}"))
     after = on_disk()
     for group in groups:

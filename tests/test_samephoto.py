@@ -1,0 +1,164 @@
+"""clipfind.samephoto: the model-free "same photo" groups."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+import clipfind.samephoto as samephoto
+from clipfind.fingerprint import SIDE, Capture, descriptors, match, read_capture, thumbnail
+from clipfind.samephoto import SameGroup, candidate_pairs, same_groups
+from tests.helpers import PHOTOS
+
+NAMES = ("kodak24/kodim05.png", "kodak24/kodim23.png", "pexels_interior/pexels-1571459.jpg")
+
+
+def _photo(name: str) -> Image.Image:
+    if not PHOTOS.is_dir():
+        pytest.skip(f"real test photos not found at {PHOTOS}")
+    path = PHOTOS / name
+    if not path.exists():
+        path = sorted((PHOTOS / "pexels_interior").glob("*.jpg"))[0]
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
+    image.thumbnail((600, 600))
+    return image
+
+
+def _read(image: Image.Image, fmt: str = "JPEG", **options: object) -> tuple[npt.NDArray[np.uint8], Capture]:
+    """Save, then read as the indexer does: capture from the opened file, thumbnail of the upright RGB."""
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    with Image.open(io.BytesIO(out.getvalue())) as opened:
+        capture = read_capture(opened)
+        return thumbnail(ImageOps.exif_transpose(opened).convert("RGB")), capture
+
+
+def _burst(image: Image.Image, pct: int) -> Image.Image:
+    w, h = image.size
+    frame = image.crop((w * pct // 100, h * pct // 200, w, h)).resize((w, h))
+    patch = frame.crop((w // 4, h // 4, w // 4 + w // 5, h // 4 + h // 5))
+    frame.paste(patch, (w // 4 + w // 10, h // 4 + h // 15))
+    return frame
+
+
+def _library() -> tuple[list[str], npt.NDArray[np.uint8], list[Capture]]:
+    """Labels ('<photo>:<what>'), thumbnails and captures of a few real photos, their copies and bursts."""
+    labels, thumbs, captures = [], [], []
+    for n, name in enumerate(NAMES):
+        image = _photo(name)
+        w, h = image.size
+        files = {
+            "original": (image, {"quality": 95}),
+            "jpeg q30": (image, {"quality": 30}),
+            "resize 50%": (image.resize((w // 2, h // 2)), {"quality": 90}),
+            "mirror": (ImageOps.mirror(image), {"quality": 90}),
+            "rotate 90": (image.rotate(90, expand=True), {"quality": 90}),
+            "grey": (image.convert("L"), {"quality": 90}),
+            "brightness +30%": (ImageEnhance.Brightness(image).enhance(1.3), {"quality": 90}),
+            "burst 2%": (_burst(image, 2), {"quality": 90}),
+            "burst 4%": (_burst(image, 4), {"quality": 90}),
+        }
+        for what, (picture, options) in files.items():
+            thumb, capture = _read(picture, **options)
+            labels.append(f"{n}:{what}")
+            thumbs.append(thumb)
+            captures.append(capture)
+    return labels, np.stack(thumbs), captures
+
+
+@pytest.fixture(scope="module")
+def library() -> tuple[list[str], npt.NDArray[np.uint8], list[Capture], list[SameGroup]]:
+    labels, thumbs, captures = _library()
+    return labels, thumbs, captures, same_groups(thumbs, captures)
+
+
+def _group_of(groups: list[SameGroup], row: int) -> SameGroup | None:
+    return next((g for g in groups if row in g.rows), None)
+
+
+def test_copies_group_with_their_original_and_bursts_stay_out(library) -> None:
+    labels, _, _, groups = library
+    for n in range(len(NAMES)):
+        original = labels.index(f"{n}:original")
+        group = _group_of(groups, original)
+        assert group is not None, f"{NAMES[n]}: no group"
+        got = {labels[r] for r in group.rows}
+        copies = {f"{n}:{w}" for w in ("original", "jpeg q30", "resize 50%", "mirror", "rotate 90", "grey",
+                                       "brightness +30%")}
+        assert got == copies, f"{NAMES[n]}: {sorted(got ^ copies)}"
+
+
+def test_groups_are_sorted_and_never_mix_photos(library) -> None:
+    labels, _, _, groups = library
+    for g in groups:
+        assert list(g.rows) == sorted(g.rows) and len(g.rows) >= 2 and len(g.reasons) == len(g.rows)
+        assert len({labels[r].split(":")[0] for r in g.rows}) == 1
+        assert not any("burst" in labels[r] for r in g.rows)
+
+
+def test_reasons_name_turns_and_mirrors(library) -> None:
+    labels, _, _, groups = library
+    for n in range(len(NAMES)):
+        group = _group_of(groups, labels.index(f"{n}:original"))
+        assert group is not None
+        said = {labels[r].split(":")[1]: set(reasons) for r, reasons in zip(group.rows, group.reasons)}
+        assert all("fingerprint" in s for s in said.values())
+        # Told against the group's centre, which is one of the upright, unmirrored files here.
+        assert "turned" in said["rotate 90"] and "mirrored" not in said["rotate 90"]
+        assert "mirrored" in said["mirror"] and "turned" not in said["mirror"]
+        assert not said["jpeg q30"] & {"turned", "mirrored", "exif-capture"}
+
+
+def _chain() -> npt.NDArray[np.uint8]:
+    """A, B, C: B is halfway between A and C, which differ in one patch like two frames of a burst."""
+    a = thumbnail(_photo(NAMES[0])).astype(np.float32)
+    b, c = a.copy(), a.copy()
+    b[12:20, 12:20] += 8
+    c[12:20, 12:20] += 16
+    return np.stack([a, b, c]).clip(0, 255).astype(np.uint8)
+
+
+def test_no_chaining_through_a_middle_picture() -> None:
+    thumbs = _chain()
+    assert match(thumbs[0], thumbs[1]).same() and match(thumbs[1], thumbs[2]).same()
+    assert not match(thumbs[0], thumbs[2]).same(slack=1.3)
+    groups = same_groups(thumbs, [Capture()] * 3)
+    assert len(groups) == 1 and len(groups[0].rows) == 2  # B joins one of them, never both
+
+
+def test_exif_capture_reason_and_differing_captures_split() -> None:
+    image = _photo(NAMES[1])
+    thumb, _ = _read(image, quality=90)
+    small, _ = _read(image.resize((image.width // 2, image.height // 2)), quality=60)
+    shot = Capture("Apple iPhone 12", "2023:05:01 10:00:00", "016")
+    other_frame = Capture("Apple iPhone 12", "2023:05:01 10:00:00", "550")
+    thumbs = np.stack([thumb, small, thumb, small])
+    groups = same_groups(thumbs, [shot, shot, other_frame, Capture()])
+    # Row 2 is another frame (other sub-second); row 3 lost its EXIF and may join either capture.
+    assert all(not {0, 2} <= set(g.rows) and not {1, 2} <= set(g.rows) for g in groups)
+    first = _group_of(groups, 0)
+    assert first is not None and 1 in first.rows
+    for row, reasons in zip(first.rows, first.reasons):
+        assert ("exif-capture" in reasons) == (row in (0, 1))
+
+
+def test_hnsw_candidates_agree_with_exact_search(monkeypatch: pytest.MonkeyPatch, library) -> None:
+    _, thumbs, _, _ = library
+    descs = descriptors(thumbs)
+    exact = {tuple(p) for p in candidate_pairs(descs).tolist()}
+    monkeypatch.setattr(samephoto, "_EXACT_LIMIT", 0)
+    approximate = {tuple(p) for p in candidate_pairs(descs).tolist()}
+    assert exact and len(exact & approximate) >= 0.95 * len(exact)
+
+
+def test_small_inputs() -> None:
+    assert same_groups(np.zeros((0, SIDE, SIDE), np.uint8), []) == []
+    one = np.stack([thumbnail(Image.new("RGB", (50, 40), (9, 90, 200)))])
+    assert same_groups(one, [Capture()]) == []
+    with pytest.raises(ValueError):
+        same_groups(one, [])
