@@ -26,8 +26,11 @@ removal). The best keeper has, in this order of precedence:
 1. the most pixels (width x height; an unknown size counts as 0),
 2. the largest file,
 3. the earliest capture date (EXIF); photos without a date rank after those with one,
-4. the shortest path,
-5. the alphabetically first path (and the lowest catalog id, should two paths be equal),
+4. a name without a copy marker (``(1)``, `` copy``, ``_copy``, ``_backup``, `` - Copy``: what
+   file managers and people add to a second copy), so ``Originals/IMG_1.jpg`` is kept over
+   ``x/IMG_1 (1).jpg`` although its path is longer,
+5. the shortest path,
+6. the alphabetically first path (and the lowest catalog id, should two paths be equal),
 
 so the choice never depends on the order in which photos were scanned.
 
@@ -77,6 +80,9 @@ keeper's path; members by similarity to the keeper (highest first), then by path
 
 from __future__ import annotations
 
+import os
+import re
+
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import repeat
@@ -99,6 +105,7 @@ __all__ = [
     "find_duplicates",
     "identical_groups",
     "identical_sets",
+    "has_copy_marker",
     "keeper_key",
     "near_groups",
     "pair_key",
@@ -145,10 +152,24 @@ def keeper_key(photo: PhotoInfo) -> tuple:
         -photo.size,
         photo.taken_at is None,
         photo.taken_at or "",
+        has_copy_marker(photo.path),
         len(photo.path),
         photo.path,
         photo.id,
     )
+
+
+# "IMG_1 (1).jpg", "IMG_1 copy.jpg", "IMG_1 copy 2.jpg", "IMG_1_copy.jpg", "IMG_1_backup.jpg",
+# "IMG_1 - Copy.jpg", "IMG_1 - Copy (2).jpg", "Copy of IMG_1.jpg"
+_COPY_MARKER = re.compile(
+    r"(\s\(\d+\)|[\s_-]copy(\s?\d+)?|_backup\d*|\s-\scopy(\s\(\d+\))?)$|^copy of\s", re.IGNORECASE
+)
+
+
+def has_copy_marker(path: str) -> bool:
+    """Whether a file's name says it is a second copy (the stem, extension aside)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return _COPY_MARKER.search(stem) is not None
 
 
 def choose_keeper(photos: Iterable[PhotoInfo]) -> PhotoInfo:

@@ -803,6 +803,19 @@ def test_near_groups_completes_on_100k_photos() -> None:
     assert sum(len(g.members) for g in groups) == len({m.photo.id for g in groups for m in g.members})
 
 
+def test_keeper_prefers_a_name_without_a_copy_marker_before_a_shorter_path() -> None:
+    """Tried as a new user would: the copy with the shorter path was kept over the original."""
+    original = photo(1, "/home/me/pexels_interior/pexels-1317558.jpg", content_hash="A")
+    copy = photo(2, "/home/me/dupes_test/pexels-1317558 (1).jpg", content_hash="A")
+    assert len(copy.path) < len(original.path)  # the shorter path no longer decides
+    assert choose_keeper([copy, original]) == original
+    [group] = identical_groups([copy, original])
+    assert group.keeper == original and group.others == (copy,)
+    # still after pixels, size and date: a bigger "copy" is the better photo to keep
+    bigger = photo(3, "/x/IMG_1 copy.jpg", width=200, content_hash="B")
+    assert choose_keeper([photo(4, "/x/IMG_1.jpg", content_hash="C"), bigger]) == bigger
+
+
 # --- the same tier (issue 11) ------------------------------------------------------------
 def _same_world() -> tuple[list[PhotoInfo], SameSet]:
     """1 and its byte copy 2; 3 is 1 saved again smaller (mirrored); 4 and 5 are other pictures."""
