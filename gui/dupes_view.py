@@ -23,6 +23,7 @@ from clipfind.errors import ClipfindError
 from clipfind.records import TIER_NAMES, human_bytes, human_duration
 
 from .dialogs import confirm_cleanup, describe, photos_text, show_problems
+from .flow_layout import FlowLayout
 from .icons import icon
 from .results_model import ThumbnailCache
 from .tasks import TaskRunner
@@ -222,11 +223,12 @@ class _GroupBox(QFrame):
         ignore = QPushButton("Not duplicates")
         ignore.setToolTip("Never show these photos as duplicates of each other again")
         ignore.clicked.connect(lambda: self.not_duplicates.emit(self.group))
-        header = QHBoxLayout()
+        self.ignore = ignore
+        header = QHBoxLayout()  # the group's actions at its start, where the eye begins: never out of sight
+        header.addWidget(ignore)
         header.addWidget(title)
         header.addStretch(1)
-        header.addWidget(ignore)
-        self.row = QHBoxLayout()
+        self.row = FlowLayout()  # cards wrap: a big burst is as wide as the window, not 13,000 px
         self.cards: list[_Card] = []
         # In a same or similar group a copy rides on the card of the picture it copies; in an
         # identical group every copy has its own card, since the keeper is their only original.
@@ -234,7 +236,6 @@ class _GroupBox(QFrame):
         self._pending = [(m, [c for c in group.members if c.copy_of == m.photo.id] if attached else [])
                          for m in group.members if not (attached and m.copy_of is not None)]
         self._pending.reverse()
-        self.row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(header)
         layout.addLayout(self.row)
@@ -251,7 +252,7 @@ class _GroupBox(QFrame):
             card = _Card(self.group, member, copies)
             card.clicked.connect(lambda photo, ticked: self.clicked.emit(self.group, photo, ticked))
             self.cards.append(card)
-            self.row.insertWidget(self.row.count() - 1, card)  # before the stretch
+            self.row.addWidget(card)
             each(card)
             if time.perf_counter() >= deadline:
                 break

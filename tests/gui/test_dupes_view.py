@@ -207,3 +207,31 @@ def test_cleanup_summary_counts_each_photo_once() -> None:
     assert "Every copy of n.jpg goes" in text and details == ""
     text, _ = cleanup_summary([group], [near_copy])
     assert "1 photo moves, 1.0 KB freed; k.png stays." in text and "Every copy" not in text
+
+
+def test_a_big_group_wraps_and_keeps_its_actions_in_sight(qtbot) -> None:
+    """Tried with a 60-photo burst: one row 13,000 px wide, "Not duplicates" at its far right."""
+    from gui.dupes_view import DupesView
+    from gui.results_model import ThumbnailCache
+    from gui.workers import ThumbnailLoader
+
+    keeper = _photo(1, "burst 01.jpg", 5000)
+    shots = [_photo(i, f"burst {i:02d}.jpg") for i in range(2, 61)]
+    group = DupeGroup("similar", keeper, (DupeMember(keeper, 1.0),
+                                          *(DupeMember(p, 0.97, reasons=("clip",)) for p in shots)))
+    view = DupesView(_Groups([group]), ThumbnailCache(ThumbnailLoader(200)))
+    qtbot.addWidget(view)
+    view.resize(1200, 800)
+    view.show()
+    view.regroup()
+    qtbot.waitUntil(lambda: view.tasks.idle and bool(view.boxes) and not view.building, timeout=10_000)
+    [box] = view.boxes
+    qtbot.waitUntil(lambda: len(box.cards) == 60, timeout=10_000)
+    qtbot.wait(50)
+    assert box.width() <= view.scroll.viewport().width()  # wrapped into the window's width
+    assert not view.scroll.horizontalScrollBar().isVisible()
+    rows = {card.y() for card in box.cards}
+    assert len(rows) >= 60 * 220 // 1200  # many rows, each as wide as fits
+    assert box.ignore.mapTo(box, box.ignore.rect().topLeft()).x() < 50  # the group's action at its start
+    assert view.selected() == []  # a similar shot is never ticked by default
+    shoot(view, "12-dupes-big-group-wraps", qtbot, 300)
