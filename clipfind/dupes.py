@@ -674,12 +674,15 @@ def _same(contents: Contents, sets: Sequence[SameSet], ignored: Ignored) -> list
     copies; a member the user marked "not duplicates" of the keeper leaves the group."""
     if not sets:
         return []
-    position = {pid: i for i, pid in enumerate(contents.ids.tolist())}
+    position_of = _id_map(contents.ids, np.arange(contents.ids.size, dtype=np.int64))
+    positions = position_of(np.fromiter((i for s in sets for i in s.ids), np.int64)).tolist()
     copies = {c[0].content_hash: c for c in contents.copies}
     groups: list[DupeGroup] = []
+    start = 0
     for found in sets:
-        listed = [(contents.photos[position[i]], why, sim)
-                  for i, why, sim in zip(found.ids, found.reasons, found.similarity) if i in position]
+        here, start = positions[start : start + len(found.ids)], start + len(found.ids)
+        listed = [(contents.photos[pos], why, sim)
+                  for pos, why, sim in zip(here, found.reasons, found.similarity) if pos >= 0]
         if len(listed) < 2 or listed[0][0].id != found.ids[0]:  # sets and contents come from one catalog state
             continue
         keeper = listed[0][0]
@@ -701,12 +704,10 @@ def _collapsed(contents: Contents, same: Sequence[DupeGroup]) -> Contents:
     re-saved picture once, as it takes byte-identical copies once."""
     if not same:
         return contents
-    position = {pid: i for i, pid in enumerate(contents.ids.tolist())}
+    content_index = _id_map(contents.ids, contents.content_of)
+    keepers, members = np.array([(g.keeper.id, m.photo.id) for g in same for m in g.members[1:]], np.int64).T
     lead_of = np.arange(len(contents.photos), dtype=np.int64)  # content number -> the one it joins
-    for group in same:
-        lead = contents.content_of[position[group.keeper.id]]
-        for member in group.members[1:]:
-            lead_of[contents.content_of[position[member.photo.id]]] = lead
+    lead_of[content_index(members)] = content_index(keepers)
     return replace(contents, content_of=lead_of[contents.content_of])
 
 

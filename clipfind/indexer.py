@@ -25,7 +25,7 @@ from clipfind.catalog import Catalog, FileStamp, KnownFile, StoredContent, folde
 from clipfind.errors import ClipfindError, ImageLoadError, StorageError, one_line
 from clipfind.fingerprint import thumbnail
 from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
-from clipfind.imageload import MAX_FILE_BYTES, content_hash, load_image, read_photo
+from clipfind.imageload import MAX_FILE_BYTES, LoadedImage, content_hash, load_image, read_photo
 from clipfind.records import Control, IndexReport, Progress
 from clipfind.scan import ScannedFile, scan_folders
 
@@ -297,7 +297,7 @@ class Indexer:
             loaded = load_image(data, min_side=max(model.image_size, FINGERPRINT_SIDE), name=file.path)
             item.tensor = model.preprocess(loaded.image)
             item.width, item.height, item.taken_at = loaded.width, loaded.height, loaded.taken_at
-            item.thumb, item.capture = thumbnail(loaded.image).tobytes(), loaded.capture.to_text()
+            item.thumb, item.capture = _fingerprint(loaded)
         except ImageLoadError as exc:
             item.error = str(exc)
         except OSError as exc:
@@ -323,7 +323,7 @@ class Indexer:
                 loaded = load_image(data, min_side=FINGERPRINT_SIDE, name=path)
             except (ImageLoadError, OSError):
                 return None
-            return file_id, thumbnail(loaded.image).tobytes(), loaded.capture.to_text()
+            return (file_id, *_fingerprint(loaded))
 
         started = time.monotonic()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="clipfind-fingerprint") as pool:
@@ -453,6 +453,11 @@ def _changed(known: KnownFile | None, f: ScannedFile) -> bool:
     if known is None or known.size != f.size or known.mtime_ns != f.mtime_ns:
         return True
     return f.ino is not None and (known.ino != f.ino or known.ctime_ns != f.ctime_ns)
+
+
+def _fingerprint(loaded: LoadedImage) -> tuple[bytes, str | None]:
+    """What the catalog stores for the same-photo tier: the thumbnail's bytes and the capture record."""
+    return thumbnail(loaded.image).tobytes(), loaded.capture.to_text()
 
 
 def _stamp(f: ScannedFile) -> FileStamp:

@@ -254,12 +254,8 @@ class Library:
         ONNX sessions, a rebuild of a missing or damaged index), which lets other threads run.
         Safe to skip: each of these happens on first need otherwise.
         """
-        if self._model is None and self._onnx_image is None:
-            from clipfind.embedding.onnx import open_exported
-
-            self._onnx_image = open_exported(self.spec, self.home, self._device, self.precision)
-            if self._onnx_image is None:
-                import clipfind.embedding.torch_model  # noqa: F401  (the import is the point)
+        if self._model is None and self._exported_image() is None:
+            import clipfind.embedding.torch_model  # noqa: F401  (the import is the point)
         if self._index is None and self.catalog.has_vectors():
             with contextlib.suppress(FileNotFoundError, IndexOutdated, IndexCorrupt):  # load() rebuilds it
                 index = load_saved(self.home / INDEX_FILE, self.catalog)
@@ -309,13 +305,19 @@ class Library:
         """The image tower for indexing: without torch when this machine runs it through ONNX Runtime
         and the export exists (seconds less start-up, ~1 GB less memory), else the full model."""
         if self._model is None:
-            if self._onnx_image is None:  # opening a session takes ~0.4 s: once per Library
-                from clipfind.embedding.onnx import open_exported
-
-                self._onnx_image = open_exported(self.spec, self.home, self._device, self.precision)
-            if self._onnx_image is not None:
-                return self._onnx_image
+            exported = self._exported_image()
+            if exported is not None:
+                return exported
         return self.model()
+
+    def _exported_image(self) -> OnnxImageEncoder | None:
+        """The ONNX image tower where this machine runs one and its export exists; opening a
+        session takes ~0.4 s, so once per Library (tried again while there is none)."""
+        if self._onnx_image is None:
+            from clipfind.embedding.onnx import open_exported
+
+            self._onnx_image = open_exported(self.spec, self.home, self._device, self.precision)
+        return self._onnx_image
 
     def indexer(self, **options: int) -> Indexer:
         """An indexer for this home and model, for callers that drive it themselves (benchmarks);
