@@ -11,6 +11,14 @@ Prints pair recall per transform and pair precision for the same tier and, in th
 the peers' model-free baseline: imagehash pHash at Hamming distance <= 8 (chained, as peers do).
 Also prints the thumbnail's cost and, with --scale, the grouping time for a synthetic library.
 
+Crops are reported apart, by clipfind.cropcheck (the model-free check that confirms candidates
+CLIP proposes): recall of crop50 and crop80 against their original (and crop50 inside crop80),
+and false positives with every pair of distinct photos (originals, distractors, HDR files) as a
+candidate, harsher than CLIP's neighbours would be, each burst frame against its original and the
+other frames of its burst, and the HDR on/off pairs. Burst frames against the crops of their
+original are listed apart: a stand-in frame is an exact crop of the original outside its moved
+patch, so where a crop leaves the patch out, no pixel test can tell them apart.
+
     .venv/bin/python bench/dupes_quality.py                 # 30 originals; set cached in /tmp/dq
     .venv/bin/python bench/dupes_quality.py --originals 114 # every photo an original
     .venv/bin/python bench/dupes_quality.py --scale 100000  # also: same_groups on 100k thumbnails
@@ -271,11 +279,83 @@ def _as_sets(groups: Sequence[SameGroup]) -> list[set[int]]:
     return [set(g.rows) for g in groups]
 
 
+def crop_pairs(rows: Sequence[Row]) -> dict[str, list[tuple[int, int]]]:
+    """Candidate pairs for the crop check, by what they are: 'crop...' must be confirmed, the rest not."""
+    stem = {Path(path).stem: i for i, (path, _, _) in enumerate(rows)}
+    bases = sorted({Path(path).stem.split("_")[0] for path, _, kind in rows if kind == "original"})
+    out: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for base in bases:
+        o = stem[f"{base}_original"]
+        c50, c80 = stem.get(f"{base}_crop50"), stem.get(f"{base}_crop80")
+        frames = sorted(i for s, i in stem.items() if s.startswith(f"{base}_burst"))
+        if c50 is not None:
+            out["crop50"].append((o, c50))
+        if c80 is not None:
+            out["crop80"].append((o, c80))
+        if c50 is not None and c80 is not None:
+            out["crop50 in crop80"].append((c80, c50))
+        out["burst: original"] += [(o, f) for f in frames]
+        out["burst: burst"] += list(itertools.combinations(frames, 2))
+        out["burst: crop of original"] += [(c, f) for f in frames for c in (c50, c80) if c is not None]
+    whole = [i for i, (_, _, kind) in enumerate(rows) if kind in ("original", "distractor", "hdr")]
+    for i, j in itertools.combinations(whole, 2):
+        if rows[i][1] == rows[j][1]:
+            continue
+        camera = Path(rows[i][0]).stem.split("_")[0], Path(rows[j][0]).stem.split("_")[0]
+        hdr = rows[i][2] == rows[j][2] == "hdr" and camera[0] == camera[1]
+        out["HDR on/off" if hdr else "distinct photos"].append((i, j))
+    return out
+
+
+def crop_run(rows: Sequence[Row], thumbs: npt.NDArray[np.uint8], wrong: bool) -> None:
+    from clipfind.cropcheck import (
+        CROP_MAX_BLOCK_CHANGE,
+        CROP_MAX_MEAN_CHANGE,
+        MAX_AREA,
+        MIN_AREA,
+        MIN_CORRELATION,
+        fit_crops,
+    )
+
+    print("\ncrops (clipfind.cropcheck.confirm_crops on the stored thumbnails; candidates as CLIP would propose)")
+    print(f"| {'pairs':<24}| {'count':>6} | {'confirmed':>9} | {'share':>6} | {'ms/pair':>7} |")
+    print(f"|{'-' * 25}|{'-' * 8}|{'-' * 11}|{'-' * 8}|{'-' * 9}|")
+    total_t, total_n, false_pos = 0.0, 0, 0
+    found_worst, nearest = [0.0], [(np.inf, 0.0)]  # the margin of the block limit, each side
+    for name, pairs in crop_pairs(rows).items():
+        t0 = time.perf_counter()
+        fits = fit_crops(thumbs, np.array(pairs, np.int64))
+        seconds = time.perf_counter() - t0
+        total_t, total_n = total_t + seconds, total_n + len(pairs)
+        hits = [f.is_crop() for f in fits]
+        if name.startswith("crop"):
+            found_worst += [f.worst_block for f, hit in zip(fits, hits) if hit]
+        elif name != "burst: crop of original":
+            false_pos += sum(hits)
+            nearest += [(f.worst_block, f.area) for f in fits
+                        if f.correlation >= MIN_CORRELATION and f.mean_block <= CROP_MAX_MEAN_CHANGE]
+        per_pair = seconds / len(pairs) * 1000
+        print(f"| {name:<24}| {len(pairs):>6} | {sum(hits):>9} | {np.mean(hits):>6.3f} | {per_pair:>7.2f} |")
+        if wrong:
+            for (i, j), f, hit in zip(pairs, fits, hits):
+                if hit != name.startswith("crop"):
+                    print(f"    {'missed' if name.startswith('crop') else 'confirmed'}: {Path(rows[i][0]).name} "
+                          f"{Path(rows[j][0]).name} corr {f.correlation:.3f} worst {f.worst_block:.2f} "
+                          f"mean {f.mean_block:.2f} scale {f.scale[0]:.2f}x{f.scale[1]:.2f}")
+    print(f"crop check: {false_pos} false positives among distinct photos, HDR pairs and bursts; "
+          f"{total_t / total_n * 1000:.2f} ms a pair on average over {total_n:,} pairs")
+    inside = min(n for n in nearest if MIN_AREA <= n[1] <= MAX_AREA or n[0] == np.inf)
+    print(f"margin of the block limit ({CROP_MAX_BLOCK_CHANGE}): confirmed crops reach {max(found_worst):.2f}; "
+          f"other captures that fit as well (correlation, mean change) reach {inside[0]:.2f} inside the area limits "
+          f"({MIN_AREA}-{MAX_AREA}), and outside them {min(nearest)[0]:.2f} at area {min(nearest)[1]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--originals", type=int, default=30, help="photos given transforms (default 30; 114 = all)")
     parser.add_argument("--scale", type=int, default=0, help="also time same_groups on this many synthetic thumbnails")
     parser.add_argument("--wrong", action="store_true", help="list the wrong pairs")
+    parser.add_argument("--no-crops", action="store_true", help="skip the crop check's section")
     parser.add_argument("--full", action="store_true", help="every photo as an original, and 100,000 for --scale")
     args = parser.parse_args()
     if args.full:
@@ -310,6 +390,8 @@ def main() -> None:
         for i, j in ours.wrong:
             print("wrong:", Path(rows[i][0]).name, Path(rows[j][0]).name)
     print(f"thumbnail(300x224 RGB): {thumbnail_cost():.3f} ms (target < 2 ms); {SIDE * SIDE} bytes a photo")
+    if not args.no_crops:
+        crop_run(rows, thumbs, args.wrong)
     if args.scale:
         scale_run(thumbs, args.scale)
 

@@ -2,7 +2,8 @@
 
 A temporary home holds N synthetic photos written through the catalog as the indexer writes them
 (clustered unit vectors, dim 512, with near-duplicate bursts and byte-identical copies:
-`bench.dupes.photos_with_duplicates`), its vector index built and saved as an index pass leaves it.
+`bench.dupes.photos_with_duplicates`; same-photo fingerprints from windows of real photos, a fifth of
+them re-saved copies), its vector index built and saved as an index pass leaves it.
 Two folders of the catalog are real files on disk, so that the app's own calls touch them: 1,000
 photos to trash (small files, hashed as indexed) and N/10 photos in a folder to remove; the rest
 are rows whose files are outside every indexed folder. The model is ViT-B-32 with random weights
@@ -127,13 +128,34 @@ def build_home(root: Path, n: int) -> tuple[Path, Path, Path]:
                         path = elsewhere / f"{2010 + i // 20_000}" / f"{i // 500:05d}" / f"IMG_{i:07d}.jpg"
                         catalog.put_photo(str(path), 800_000 + i % 7_000_000, mtime0 + i, photos.hashes[i],
                                           4032, 3024, taken, photos.vectors[i])
+    with common.timer() as prints:
+        fingerprint_all(catalog, n)
     with common.timer() as build:
         index = build_index(catalog, DIM)
         index.save(home / INDEX_FILE, SPEC.identity)
     catalog.close()
     common.note(f"setup, not timed: {n:,} catalog rows ({TRASHED + removed:,} real files) in {fill():.1f} s, "
-                f"index built and saved in {build():.1f} s")
+                f"fingerprints in {prints():.1f} s, index built and saved in {build():.1f} s")
     return home, trash_dir, remove_dir
+
+
+def fingerprint_all(catalog, n: int) -> None:  # noqa: ANN001
+    """Every row gets a same-photo fingerprint, as an index pass leaves it, so the Duplicates tab pays
+    for the same tier too: windows of real photos' thumbnails, a fifth of them re-saved copies
+    (bench.dupes_quality.synthetic)."""
+    import numpy as np
+
+    from bench.dupes_quality import synthetic
+    from clipfind.fingerprint import thumbnail
+
+    from clipfind.imageload import load_image
+
+    real = [thumbnail(load_image(str(path), min_side=224).image) for path in common.real_photos()[:40]]
+    thumbs = synthetic(np.stack(real), n, np.random.default_rng(2))
+    ids = [r[0] for r in catalog._db.execute("SELECT id FROM files ORDER BY id")]  # bench setup only
+    for start in range(0, n, COMMIT_ROWS * 10):
+        catalog.set_fingerprints([(i, thumbs[k].tobytes(), None)
+                                  for k, i in enumerate(ids[start:start + COMMIT_ROWS * 10], start)])
 
 
 class Heartbeat:

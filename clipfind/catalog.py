@@ -9,11 +9,12 @@ date by reading only the rows newer than G.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from clipfind.errors import CatalogError, ModelMismatchError
-from clipfind.records import Failure, Ids, PhotoInfo, Vectors
+from clipfind.fingerprint import Capture
+from clipfind.records import TIERS, Failure, Ids, KeeperRules, PhotoInfo, Tier, Vectors
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,13 +57,28 @@ CREATE INDEX IF NOT EXISTS files_vec_gen ON files (vec_gen);
 -- "Not duplicates" marks: one row per content of a marked set, so marking 1,000 photos writes
 -- 1,000 rows, not 500k pairs. files = how many files of that content the user marked: 2 or
 -- more means byte-identical copies of it are not to be shown as duplicates either.
+-- tier: the tier the mark was made in, where alone it hides the pair, NULL (marks made before
+-- tiers): every tier.
 CREATE TABLE IF NOT EXISTS not_duplicate_marks (
-    mark INTEGER NOT NULL, content_hash TEXT NOT NULL, files INTEGER NOT NULL,
+    mark INTEGER NOT NULL, content_hash TEXT NOT NULL, files INTEGER NOT NULL, tier TEXT,
     PRIMARY KEY (mark, content_hash)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS not_duplicate_marks_hash ON not_duplicate_marks (content_hash);
 -- Folders that could not be listed on the last pass: their photos are kept, and status says why.
 CREATE TABLE IF NOT EXISTS folder_problems (path BLOB PRIMARY KEY, error TEXT NOT NULL);
+-- The user's ticks in the duplicate review (1: remove, 0: keep), only those they clicked, so a
+-- restart, a crash or a failed trash does not lose a review of hundreds of groups.
+CREATE TABLE IF NOT EXISTS choices (path BLOB PRIMARY KEY, ticked INTEGER NOT NULL);
+-- The rows of the files the last clean-up moved to the trash, whole (vector, fingerprint, stat),
+-- so an undo puts a photo back in search and duplicates without the model.
+CREATE TABLE IF NOT EXISTS trashed (
+    batch INTEGER NOT NULL, trashed_at REAL NOT NULL,
+    id INTEGER NOT NULL, path BLOB NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    content_hash TEXT, width INTEGER, height INTEGER, taken_at TEXT, status TEXT NOT NULL, error TEXT,
+    vec_gen INTEGER, vector BLOB, indexed_at REAL NOT NULL, dev INTEGER, ino INTEGER, ctime_ns INTEGER,
+    thumb BLOB, capture TEXT,
+    PRIMARY KEY (batch, path)
+);
 """
 
 # Version 1 had no file identity and stored "not duplicates" as pairs.
@@ -78,7 +95,16 @@ ALTER TABLE files ADD COLUMN thumb BLOB;
 ALTER TABLE files ADD COLUMN capture TEXT;
 """
 
-_PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, taken_at, dev, ino"
+# Version 3 had marks for every tier, no saved choices and no record of trashed files.
+_FROM_V3 = """
+ALTER TABLE not_duplicate_marks ADD COLUMN tier TEXT;
+"""
+
+_PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, taken_at, dev, ino, capture"
+# Every column of a files row, as the trashed table keeps it for an undo.
+_FILE_COLUMNS = ("id, path, size, mtime_ns, content_hash, width, height, taken_at, status, error, vec_gen, vector, "
+                 "indexed_at, dev, ino, ctime_ns, thumb, capture")
+_RULES_KEY = "keeper_rules"
 
 
 def to_db(path: str) -> bytes:
@@ -162,7 +188,26 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
 
 
 def _photo(row: sqlite3.Row | tuple) -> PhotoInfo:
-    return PhotoInfo(row[0], from_db(row[1]), row[2], row[3], row[4] or "", row[5], row[6], row[7], row[8], row[9])
+    """A PhotoInfo from the columns of _PHOTO_COLUMNS; the capture record is parsed only where there is one
+    (most rows of a 100k library from phones have one, scans and exports do not)."""
+    text = row[10]
+    if text is None:
+        return PhotoInfo(row[0], from_db(row[1]), row[2], row[3], row[4] or "", row[5], row[6], row[7], row[8], row[9])
+    camera, gps = _camera_gps(text)
+    return PhotoInfo(row[0], from_db(row[1]), row[2], row[3], row[4] or "", row[5], row[6], row[7], row[8], row[9],
+                     camera, gps)
+
+
+def _camera_gps(text: str) -> tuple[str | None, bool]:
+    """Capture.from_text(text)'s camera and gps, read without building a Capture (photos() reads
+    100k of them on every catalog change)."""
+    parts = text.split("\t")
+    if len(parts) == 3:
+        return parts[0] or None, False
+    if len(parts) == 4:
+        return parts[0] or None, parts[3] == "1"
+    capture = Capture.from_text(text)  # what it makes of anything else
+    return capture.camera, capture.gps
 
 
 class Catalog:
@@ -225,6 +270,8 @@ class Catalog:
                     _run_script(self._db, _FROM_V1)
                 if version in (1, 2):
                     _run_script(self._db, _FROM_V2)
+                if version in (2, 3) and "tier" not in self._columns("not_duplicate_marks"):
+                    _run_script(self._db, _FROM_V3)  # version 1 had no marks table: _SCHEMA makes it
                 _run_script(self._db, _SCHEMA)
                 if upgrade:
                     self._marks_from_pairs()
@@ -232,14 +279,19 @@ class Catalog:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
 
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+
     def _marks_from_pairs(self) -> None:
         """Version 1 kept one row per pair; each becomes a mark of its own (nothing is lost)."""
         pairs = self._db.execute("SELECT hash_a, hash_b FROM not_duplicates").fetchall()
         for mark, (a, b) in enumerate(pairs, start=1):
             if a == b:
-                self._db.execute("INSERT INTO not_duplicate_marks VALUES (?, ?, 2)", (mark, a))
+                self._db.execute("INSERT INTO not_duplicate_marks (mark, content_hash, files) VALUES (?, ?, 2)",
+                                 (mark, a))
             else:
-                self._db.executemany("INSERT INTO not_duplicate_marks VALUES (?, ?, 1)", ((mark, a), (mark, b)))
+                self._db.executemany("INSERT INTO not_duplicate_marks (mark, content_hash, files) VALUES (?, ?, 1)",
+                                     ((mark, a), (mark, b)))
         self._db.execute("DROP TABLE not_duplicates")
 
     def transaction(self) -> AbstractContextManager[None]:
@@ -330,13 +382,18 @@ class Catalog:
             self._set_meta("dim", str(dim))
             self._bump_generation()
 
-    def restore(self, folders: Iterable[bytes], meta: dict[str, str], marks: Iterable[tuple[int, str, int]]) -> None:
-        """Fill a new catalog with what was saved from a damaged one (clipfind.rebuild)."""
+    def restore(self, folders: Iterable[bytes], meta: dict[str, str], marks: Iterable[tuple]) -> None:
+        """Fill a new catalog with what was saved from a damaged one (clipfind.rebuild).
+
+        marks: (mark, content hash, files) rows, or (mark, content hash, files, tier) ones.
+        """
         with self.transaction():
             self._db.executemany("INSERT OR IGNORE INTO folders VALUES (?, ?)", ((f, time.time()) for f in folders))
             for key, value in meta.items():
                 self._set_meta(key, value)
-            self._db.executemany("INSERT OR IGNORE INTO not_duplicate_marks VALUES (?, ?, ?)", marks)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO not_duplicate_marks (mark, content_hash, files, tier) VALUES (?, ?, ?, ?)",
+                ((*m[:3], m[3] if len(m) > 3 else None) for m in marks))
 
     # -- folders ------------------------------------------------------------------------
     def add_folder(self, folder: str) -> None:
@@ -434,7 +491,19 @@ class Catalog:
         ).fetchone()
         if row is None:
             return None
-        return _photo(row), np.frombuffer(row[10], dtype=np.float32).copy()
+        return _photo(row), np.frombuffer(row[11], dtype=np.float32).copy()
+
+    def photos_with_hashes(self, hashes: Iterable[str]) -> list[PhotoInfo]:
+        """The photos holding any of these contents (the ignore-list manager shows a mark's photos)."""
+        out: list[PhotoInfo] = []
+        wanted = sorted(set(hashes))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' AND content_hash IN ({marks}) ORDER BY id", chunk)
+            out.extend(_photo(r) for r in rows)
+        return out
 
     def failure_by_path(self, path: str) -> Failure | None:
         row = self._db.execute(
@@ -609,10 +678,13 @@ class Catalog:
             replaced = self._db.execute(
                 "DELETE FROM files WHERE path = ? AND id != ? RETURNING id", (to_db(new_path), file_id)
             ).fetchall()
+            old = self._db.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
             self._db.execute(
                 "UPDATE files SET path = ?, size = ?, mtime_ns = ?, dev = ?, ino = ?, ctime_ns = ? WHERE id = ?",
                 (to_db(new_path), size, mtime_ns, stamp.dev, stamp.ino, stamp.ctime_ns, file_id),
             )
+            if old is not None:  # the user's tick follows the photo to its new name
+                self._db.execute("UPDATE OR REPLACE choices SET path = ? WHERE path = ?", (to_db(new_path), old[0]))
             self._bump_generation()
         return int(replaced[0][0]) if replaced else None
 
@@ -622,6 +694,7 @@ class Catalog:
         with self.transaction():
             for path in paths:
                 row = self._db.execute("DELETE FROM files WHERE path = ? RETURNING id", (to_db(path),)).fetchone()
+                self._db.execute("DELETE FROM choices WHERE path = ?", (to_db(path),))
                 if row:
                     removed.append(int(row[0]))
             if removed:
@@ -629,15 +702,21 @@ class Catalog:
         return removed
 
     # -- duplicates the user rejected -----------------------------------------------------
-    def add_mark(self, files_per_hash: dict[str, int]) -> int:
-        """Record one "not duplicates" mark over these contents; returns its number."""
+    def add_mark(self, files_per_hash: dict[str, int], tier: Tier | None = None) -> int:
+        """Record one "not duplicates" mark over these contents, in one tier (None: every tier);
+        returns its number."""
         with self.transaction():
             mark = 1 + (self._db.execute("SELECT max(mark) FROM not_duplicate_marks").fetchone()[0] or 0)
             self._db.executemany(
-                "INSERT INTO not_duplicate_marks VALUES (?, ?, ?)",
-                ((mark, h, n) for h, n in files_per_hash.items()),
+                "INSERT INTO not_duplicate_marks (mark, content_hash, files, tier) VALUES (?, ?, ?, ?)",
+                ((mark, h, n, tier) for h, n in files_per_hash.items()),
             )
         return mark
+
+    def remove_mark(self, mark: int) -> bool:
+        """Take back one mark by its number; False when there is no such mark."""
+        with self.transaction():
+            return self._db.execute("DELETE FROM not_duplicate_marks WHERE mark = ?", (mark,)).rowcount > 0
 
     def remove_marks(self, hashes: Iterable[str]) -> int:
         """Take back every mark that holds all of these contents; returns how many."""
@@ -656,8 +735,104 @@ class Catalog:
         """Every (mark, content hash, files) row."""
         return self._db.execute("SELECT mark, content_hash, files FROM not_duplicate_marks ORDER BY mark").fetchall()
 
-    def ignored_pairs(self) -> NotDuplicates:
-        return NotDuplicates(self.marks())
+    def mark_rows(self) -> list[tuple[int, Tier | None, str, int]]:
+        """Every (mark, tier, content hash, files) row, by mark: what the ignore-list manager lists."""
+        return self._db.execute(
+            "SELECT mark, tier, content_hash, files FROM not_duplicate_marks ORDER BY mark, content_hash").fetchall()
+
+    def ignored_pairs(self) -> dict[Tier, NotDuplicates]:
+        """The marks as each tier asks them (dupes.find_duplicates' ``ignored``): a mark made in a tier
+        hides its pairs there only, a mark without a tier (made before tiers) in every tier."""
+        rows = self.mark_rows()
+        return {t: NotDuplicates((m, h, n) for m, tier, h, n in rows if tier is None or tier == t) for t in TIERS}
+
+    # -- the user's review: ticks and keeper rules ---------------------------------------------
+    def choices(self) -> dict[str, bool]:
+        """path -> ticked for removal, for the photos whose tick the user set."""
+        return {from_db(p): bool(t) for p, t in self._db.execute("SELECT path, ticked FROM choices")}
+
+    def save_choices(self, changes: Mapping[str, bool]) -> None:
+        """Record these ticks (upsert): cheap enough to call after every click."""
+        if not changes:
+            return
+        with self.transaction():
+            self._db.executemany("INSERT OR REPLACE INTO choices VALUES (?, ?)",
+                                 ((to_db(p), int(bool(t))) for p, t in changes.items()))
+
+    def clear_choices(self) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM choices")
+
+    def keeper_rules(self) -> KeeperRules:
+        """The saved keeper rules (the default rules when none were saved, or they cannot be read)."""
+        text = self._get_meta(_RULES_KEY)
+        if text is None:
+            return KeeperRules()
+        try:
+            return KeeperRules.from_json(json.loads(text))
+        except ValueError:
+            return KeeperRules()
+
+    def set_keeper_rules(self, rules: KeeperRules) -> None:
+        with self.transaction():
+            self._set_meta(_RULES_KEY, json.dumps(rules.to_json()))
+
+    # -- the last batch moved to the trash, for an undo ------------------------------------------
+    def forget_trashed(self, path: str, batch: int, when: float) -> int | None:
+        """Drop the row of a file just moved to the trash, keeping it whole in batch `batch` of the
+        trashed table; a batch other than the kept one's replaces it (only the last trash is undone).
+        Returns the id removed, as remove_paths does."""
+        raw = to_db(path)
+        with self.transaction():
+            self._db.execute("DELETE FROM trashed WHERE batch != ?", (batch,))
+            self._db.execute(
+                f"INSERT OR REPLACE INTO trashed (batch, trashed_at, {_FILE_COLUMNS}) "
+                f"SELECT ?, ?, {_FILE_COLUMNS} FROM files WHERE path = ? AND status = 'ok'", (batch, when, raw))
+            removed = self.remove_paths([path])
+        return removed[0] if removed else None
+
+    def next_trash_batch(self) -> int:
+        """The number for a new batch of moves to the trash."""
+        row = self._db.execute("SELECT max(batch) FROM trashed").fetchone()
+        return 1 + (row[0] or 0)
+
+    def trashed(self) -> tuple[float, list[PhotoInfo]] | None:
+        """(when, photos) of the last batch moved to the trash that is not back yet, or None."""
+        rows = self._db.execute(
+            f"SELECT trashed_at, {_PHOTO_COLUMNS} FROM trashed WHERE batch = (SELECT max(batch) FROM trashed) "
+            "ORDER BY id").fetchall()
+        if not rows:
+            return None
+        return max(r[0] for r in rows), [_photo(r[1:]) for r in rows]
+
+    def put_back_trashed(self, items: Sequence[tuple[str, FileStamp]]) -> list[int]:
+        """Put the saved rows of these files, back from the trash, into the catalog under their old ids,
+        with the stat of the file as it is now (a rename changes its ctime); a path the catalog meanwhile
+        knows again keeps that row. All in one new generation. Returns the ids put back."""
+        back: list[int] = []
+        if not items:
+            return back
+        with self.transaction():
+            gen = self._bump_generation()
+            for path, stamp in items:
+                raw = to_db(path)
+                if self._db.execute("SELECT 1 FROM files WHERE path = ?", (raw,)).fetchone():
+                    self._db.execute("DELETE FROM trashed WHERE path = ?", (raw,))
+                    continue
+                row = self._db.execute(
+                    f"INSERT OR IGNORE INTO files ({_FILE_COLUMNS}) SELECT {_FILE_COLUMNS} FROM trashed "
+                    "WHERE path = ? ORDER BY batch DESC LIMIT 1 RETURNING id", (raw,)).fetchone()
+                if row is not None:
+                    self._db.execute("UPDATE files SET vec_gen = ?, dev = ?, ino = ?, ctime_ns = ? WHERE id = ?",
+                                     (gen, stamp.dev, stamp.ino, stamp.ctime_ns, row[0]))
+                    back.append(int(row[0]))
+                self._db.execute("DELETE FROM trashed WHERE path = ?", (raw,))
+        return back
+
+    def drop_trashed(self, paths: Iterable[str]) -> None:
+        """Forget the saved rows of these files (back on disk but changed: the next index run reads them)."""
+        with self.transaction():
+            self._db.executemany("DELETE FROM trashed WHERE path = ?", ((to_db(p),) for p in paths))
 
     # -- moves to the trash in flight -----------------------------------------------------------
     def trash_pending(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -33,12 +34,15 @@ from clipfind.records import (
     TIERS,
     Control,
     DupeGroup,
+    DupeMember,
     Filters,
+    KeeperRules,
     PhotoInfo,
     Progress,
     TrashReport,
     human_bytes,
     human_duration,
+    photo_format,
 )
 
 EPILOG = "Global options (--home, --model, --pretrained, --precision) work before or after the command."
@@ -119,14 +123,35 @@ def build_parser() -> argparse.ArgumentParser:
                    "(asks first); with --tier similar, the similar shots too")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--json", action="store_true")
+    _rule_options(p, "for this run, added to the saved rules (`clipfind rules`)")
 
-    p = command("not-dupes", "remember that these photos are not duplicates of each other")
-    p.add_argument("paths", nargs="+", type=_path, metavar="PHOTO", help="two or more photos (one with --undo)")
+    p = command("rules", "show or set the keeper rules: which photo of a duplicate group is kept")
+    _rule_options(p, "saved for every later run, added to the rules saved before (start again with --clear)")
+    p.add_argument("--no-prefer-dated", dest="prefer_dated", action="store_false",
+                   help="stop preferring photos with a capture date")
+    p.add_argument("--no-prefer-gps", dest="prefer_gps", action="store_false",
+                   help="stop preferring photos with a GPS position")
+    p.add_argument("--clear", action="store_true",
+                   help="forget the saved rules before applying the options (the photos chosen with \"Keep this one\" "
+                   "stay chosen)")
+    p.add_argument("--json", action="store_true", help="print the rules as JSON")
+
+    p = command("not-dupes", "remember that these photos are not duplicates of each other; list or take back "
+                "such marks")
+    p.add_argument("paths", nargs="*", type=_path, metavar="PHOTO", help="two or more photos (one with --undo)")
     p.add_argument("--undo", action="store_true", help="take back the marks that hold these photos")
+    p.add_argument("--list", action="store_true", help="list the marks: number, tier, photos")
+    p.add_argument("--remove", type=_positive_int, metavar="ID", action="append", default=[],
+                   help="take back the mark with this number (from --list; repeatable)")
+    p.add_argument("--json", action="store_true", help="with --list: print the marks as JSON")
 
-    p = command("trash", "move photos to the system trash (asks first) and forget them")
-    p.add_argument("paths", nargs="+", type=_path, metavar="PHOTO")
+    p = command("trash", "move photos to the system trash (asks first) and forget them; --undo puts the last "
+                "batch back")
+    p.add_argument("paths", nargs="*", type=_path, metavar="PHOTO")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--undo", action="store_true",
+                   help="put back the photos the last `trash` or `dupes --trash` moved, where they were "
+                   "(never over a file that is there again)")
 
     p = command("forget", "stop indexing a folder and drop its photos from the catalog (files untouched)")
     p.add_argument("folder", type=_path, metavar="FOLDER")
@@ -138,6 +163,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("models", "list the supported models")
     p.add_argument("--json", action="store_true")
     return parser
+
+
+def _rule_options(p: argparse.ArgumentParser, when: str) -> None:
+    group = p.add_argument_group(f"keeper rules ({when})")
+    group.add_argument("--protect", action="append", default=[], type=_path, metavar="DIR",
+                       help="never remove a photo from this folder: its photos are kept first (repeatable)")
+    group.add_argument("--prefer-folder", dest="prefer_folders", action="append", default=[], type=_path,
+                       metavar="DIR", help="keep the photo in this folder over others, the first given first "
+                       "(repeatable)")
+    group.add_argument("--prefer-format", dest="formats", type=_formats, metavar="LIST",
+                       help="keep these formats first, most wanted first, e.g. raw,heic,jpeg")
+    group.add_argument("--prefer-dated", action="store_true", default=None,
+                       help="keep a photo with a capture date over one without")
+    group.add_argument("--prefer-gps", action="store_true", default=None,
+                       help="keep a photo with a GPS position over one without")
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    """raw,heic,jpeg -> their format families (jpg and jpeg are one, cr2 is raw)."""
+    names = [t.strip().lower().lstrip(".") for t in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"give formats separated by commas, e.g. raw,heic,jpeg; got {text!r}")
+    return tuple(dict.fromkeys(photo_format("x." + n) for n in names))
+
+
+def _with_options(rules: KeeperRules, args: argparse.Namespace) -> KeeperRules:
+    """The rules with the command's rule options added: new folders join (run's first for the preferred
+    ones), a format list replaces the order, a --prefer/--no-prefer flag sets its rule."""
+    def folders(given: list[str], saved: tuple[str, ...], first: bool) -> tuple[str, ...]:
+        new = [os.path.abspath(os.path.expanduser(f)) for f in given]
+        return tuple(dict.fromkeys([*new, *saved] if first else [*saved, *new]))
+
+    return dataclasses.replace(
+        rules,
+        protect=folders(args.protect, rules.protect, first=False),
+        prefer_folders=folders(args.prefer_folders, rules.prefer_folders, first=True),
+        formats=args.formats if args.formats is not None else rules.formats,
+        prefer_dated=rules.prefer_dated if args.prefer_dated is None else args.prefer_dated,
+        prefer_gps=rules.prefer_gps if args.prefer_gps is None else args.prefer_gps,
+    )
 
 
 # -- argument types -----------------------------------------------------------------------
@@ -339,7 +404,9 @@ def _search_folder(lib: Library, folder: str) -> str:
 
 def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
     tier = "similar" if args.tier == "near" else args.tier
-    groups = tier_view(lib.duplicates(args.threshold), tier)
+    saved = lib.keeper_rules()
+    rules = _with_options(saved, args)
+    groups = tier_view(lib.duplicates(args.threshold, None if rules == saved else rules), tier)
     listed = [_group_json(g) for g in groups]
     if not args.json:
         _print_groups(groups)
@@ -366,7 +433,7 @@ def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
         if args.json:
             _print_json({"groups": listed, "trash": None})
         return _declined()
-    report = lib.clean_up(groups, include_similar=include_similar)
+    report = lib.clean_up(groups, include_similar=include_similar)  # refuses the members protected for this run too
     if args.json:
         _print_json({"groups": listed, "trash": _trash_json(report)})
     return _report_trash(report, summary=not args.json)
@@ -378,7 +445,18 @@ def _group_json(group: DupeGroup) -> dict[str, Any]:
             "members": [{**_photo_json(m.photo), "similarity": round(m.similarity, 6),
                          "keeper": m.photo.id == group.keeper.id, "reasons": list(m.reasons),
                          "suggested": m.photo.id in suggested,
-                         "capture_gap_seconds": group.capture_gap(m.photo)} for m in group.members]}
+                         "capture_gap_seconds": group.capture_gap(m.photo),
+                         "protected": m.protected, "keeper_lacks": list(m.keeper_lacks)} for m in group.members]}
+
+
+def _notes(member: DupeMember) -> str:
+    """What a member's line says besides its signals: protected, and what removing it would lose."""
+    notes = ["protected"] if member.protected else []
+    if member.keeper_lacks:
+        names = member.keeper_lacks
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        notes.append(f"has {listed} the kept photo lacks")
+    return "".join(f"  ({n})" for n in notes)
 
 
 def _print_groups(groups: Sequence[DupeGroup]) -> None:
@@ -391,12 +469,45 @@ def _print_groups(groups: Sequence[DupeGroup]) -> None:
             gap = g.capture_gap(m.photo) if g.tier == "similar" and m.photo.id != g.keeper.id else None
             why = f"  [{', '.join(m.reasons)}{'' if gap is None else f', taken {human_duration(gap)} apart'}]" \
                 if m.reasons else ""
-            print(f"  {mark:>6}  {size:>11}  {human_bytes(m.photo.size):>9}  {m.photo.path}{why}")
+            print(f"  {mark:>6}  {size:>11}  {human_bytes(m.photo.size):>9}  {m.photo.path}{why}{_notes(m)}")
     total = sum(g.reclaimable_bytes for g in groups)
     _say(f"{_count(len(groups), 'group')}, {human_bytes(total)} reclaimable")
 
 
+def cmd_rules(lib: Library, args: argparse.Namespace) -> int:
+    saved = lib.keeper_rules()
+    if args.clear:  # the rules, not the photos the user chose one by one ("Keep this one")
+        saved = KeeperRules(keep=saved.keep)
+    rules = _with_options(saved, args)
+    if rules != lib.keeper_rules():
+        lib.set_keeper_rules(rules)
+    if args.json:
+        _print_json(rules.to_json())
+        return 0
+    if rules == KeeperRules():
+        print("no keeper rules: each group keeps its largest photo (pixels, then bytes), then the one with "
+              "a capture date, then a name without a copy marker, then the shortest path")
+        return 0
+    for name, values in (("protect", rules.protect), ("prefer folder", rules.prefer_folders),
+                         ("keep", rules.keep)):
+        for value in values:
+            print(f"{name + ':':15}{value}")
+    if rules.formats:
+        print(f"{'prefer format:':15}{' > '.join(rules.formats)}")
+    if rules.prefer_dated:
+        print(f"{'prefer dated:':15}a photo with a capture date over one without")
+    if rules.prefer_gps:
+        print(f"{'prefer GPS:':15}a photo with a GPS position over one without")
+    return 0
+
+
 def cmd_trash(lib: Library, args: argparse.Namespace) -> int:
+    if args.undo:
+        if args.paths:
+            raise ClipfindError("--undo puts back the last batch moved to the trash: give no photos with it")
+        return _undo_trash(lib)
+    if not args.paths:
+        raise ClipfindError("give the photos to move to the trash (or --undo to put the last batch back)")
     photos = list({p.id: p for p in lib.lookup(args.paths)}.values())  # a path given twice moves once
     size = human_bytes(sum(p.size for p in photos))
     if not _confirm(f"Move {_count(len(photos), 'photo')} ({size}) to the trash?", args.yes):
@@ -417,6 +528,23 @@ def _report_trash(report: TrashReport, *, summary: bool = True) -> int:
     return 1 if report.refused or report.skipped_groups else 0
 
 
+def _undo_trash(lib: Library) -> int:
+    """Put back the last batch: what came back on stdout, what did not and where it is on stderr."""
+    batch = lib.last_trash()
+    if batch is None:
+        _say("nothing to undo: no photo was moved to the trash since the last undo")
+        return 0
+    report = lib.undo_trash()
+    for photo in report.restored:
+        print(f"put back: {photo.path}")
+    for path, reason in report.failed:
+        _say(f"not put back: {path} {reason}")
+    for notice in report.notices:
+        _say(notice)
+    _say(f"put back {_count(len(report.restored), 'photo')} of {len(batch.photos)}")
+    return 1 if report.failed else 0
+
+
 def _trash_json(report: TrashReport | None) -> dict[str, Any]:
     if report is None:  # nothing was selected
         return {"moved": [], "freed_bytes": 0, "refused": [], "skipped_groups": [], "notices": []}
@@ -430,6 +558,17 @@ def _trash_json(report: TrashReport | None) -> dict[str, Any]:
 
 
 def cmd_not_dupes(lib: Library, args: argparse.Namespace) -> int:
+    if args.list or args.remove:
+        if args.paths or args.undo:
+            raise ClipfindError("--list and --remove take mark numbers, not photos")
+        for mark in args.remove:
+            lib.remove_mark(mark)
+            print(f"took back mark {mark}: its photos can be shown as duplicates again")
+        if args.list:
+            _list_marks(lib, args.json)
+        return 0
+    if not args.paths:
+        raise ClipfindError("give two or more photos (or --list to see the marks)")
     photos = lib.lookup(args.paths)
     if args.undo:
         taken = lib.unmark_not_duplicates(photos)
@@ -440,6 +579,23 @@ def cmd_not_dupes(lib: Library, args: argparse.Namespace) -> int:
     lib.mark_not_duplicates(photos)
     print(f"these {_count(len(photos), 'photo')} will not be shown as duplicates of each other again")
     return 0
+
+
+def _list_marks(lib: Library, as_json: bool) -> None:
+    marks = lib.not_duplicate_marks()
+    if as_json:
+        _print_json([{"id": m.mark, "tier": m.tier, "contents": m.contents, "paths": [p.path for p in m.photos]}
+                     for m in marks])
+        return
+    for m in marks:
+        where = f"{m.tier} tier" if m.tier else "every tier"
+        gone = m.contents - len({p.content_hash for p in m.photos})
+        print(f"mark {m.mark} ({where}): {_count(len(m.photos), 'photo')}"
+              + (f", {gone} no longer in the catalog" if gone > 0 else ""))
+        for photo in m.photos:
+            print(f"  {photo.path}")
+    if not marks:
+        _say("no \"not duplicates\" marks")
 
 
 def cmd_forget(lib: Library, args: argparse.Namespace) -> int:
@@ -479,7 +635,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "index": cmd_index, "search": cmd_search, "dupes": cmd_dupes, "not-dupes": cmd_not_dupes,
+    "index": cmd_index, "search": cmd_search, "dupes": cmd_dupes, "rules": cmd_rules, "not-dupes": cmd_not_dupes,
     "trash": cmd_trash, "forget": cmd_forget, "status": cmd_status,
 }
 

@@ -21,7 +21,12 @@ Three tiers, shown in this order:
   compared at float32 precision, so a slider value of 0.95 includes a stored 0.95.
 
 Which photo to keep (the *keeper*, listed first; the others are pre-selected for
-removal). The best keeper has, in this order of precedence:
+removal). The user's :class:`KeeperRules` come first, each deciding only where the ones
+before it tie: a path chosen with "Keep this one" (the latest choice first), a protected
+folder, a preferred folder (the first listed first), a preferred format (the first listed
+first, unlisted formats after), a capture date, a GPS position. A member under a protected
+folder is marked ``protected`` and never suggested. Where the rules tie (the default rules
+set none), the best keeper has, in this order of precedence:
 
 1. the most pixels (width x height; an unknown size counts as 0),
 2. the largest file,
@@ -32,7 +37,12 @@ removal). The best keeper has, in this order of precedence:
 5. the shortest path,
 6. the alphabetically first path (and the lowest catalog id, should two paths be equal),
 
-so the choice never depends on the order in which photos were scanned.
+so the choice never depends on the order in which photos were scanned. A member that
+records what its keeper lacks (GPS, a capture date, a camera) says so in ``keeper_lacks``, so a
+front end warns before it is removed.
+
+"Not duplicates" marks may be given per tier (:data:`TierIgnored`): a mark made while
+reviewing one tier hides the pair there only.
 
 Near-duplicate grouping (the **similar** tier):
 
@@ -92,14 +102,29 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from clipfind.records import DupeGroup, DupeMember, Ids, PhotoInfo, Scores, Tier, Vectors
+from clipfind.records import (
+    FORMAT_FAMILIES,
+    METADATA_NAMES,
+    TIERS,
+    DupeGroup,
+    DupeMember,
+    Ids,
+    KeeperRules,
+    PhotoInfo,
+    Scores,
+    Tier,
+    Vectors,
+    folder_position,
+)
 
 __all__ = [
     "DupeGroup",
     "DupeMember",
     "NeighbourGraph",
+    "KeeperRules",
     "SameSet",
     "Tier",
+    "TierIgnored",
     "build_graph",
     "choose_keeper",
     "find_duplicates",
@@ -117,6 +142,8 @@ KnnFn = Callable[[Vectors, int], tuple[Ids, Scores]]  # (queries, k) -> (labels,
 VectorsFn = Callable[[list[int]], tuple[Ids, Vectors]]  # ids -> (the ids found, their stored vectors)
 IDENTICAL, CLIP = ("identical",), ("clip",)  # the reasons of a byte-identical copy, of a similar member
 Ignored = Container[tuple[str, str]]  # "not duplicates" marks, asked by pair_key; falsy when there are none
+TierIgnored = Mapping[Tier, Ignored]  # the marks each tier asks; a tier left out ignores nothing
+DEFAULT_RULES = KeeperRules()
 Ints = npt.NDArray[np.int64]  # positions, content numbers, ranks: not catalog ids
 Mask = npt.NDArray[np.bool_]
 
@@ -141,13 +168,14 @@ class NeighbourGraph:
             raise ValueError("neighbour graph: ids, neighbours and similarities do not line up")
 
 
-def keeper_key(photo: PhotoInfo) -> tuple:
+def keeper_key(photo: PhotoInfo, rules: KeeperRules = DEFAULT_RULES) -> tuple:
     """Sort key of the keeper rule; the smallest key is the best photo to keep.
 
-    The key is a total order (path and id are unique) so the keeper never depends
-    on input order.
+    The user's rules come first (:func:`_rule_key`; nothing with the default rules). The key
+    is a total order (path and id are unique) so the keeper never depends on input order.
     """
     return (
+        *_rule_key(photo, rules),
         -photo.pixels,
         -photo.size,
         photo.taken_at is None,
@@ -157,6 +185,90 @@ def keeper_key(photo: PhotoInfo) -> tuple:
         photo.path,
         photo.id,
     )
+
+
+def _rule_key(photo: PhotoInfo, rules: KeeperRules) -> tuple[int, ...]:
+    """The user's rules as small ints, smallest first, one per rule set (none for the default rules):
+    small ints, so the similar tier ranks 100k photos by them in numpy."""
+    key: list[int] = []
+    if rules.keep:
+        key.append(_rule_tables(rules)[0].get(photo.path, len(rules.keep)))
+    if rules.protect:
+        key.append(not rules.is_protected(photo.path))
+    if rules.prefer_folders:
+        found = folder_position(photo.path, rules.prefer_folders)
+        key.append(len(rules.prefer_folders) if found is None else found)
+    if rules.formats:
+        key.append(_rule_tables(rules)[1].get(photo.format, len(rules.formats)))
+    if rules.prefer_dated:
+        key.append(photo.taken_at is None)
+    if rules.prefer_gps:
+        key.append(not photo.gps)
+    return tuple(key)
+
+
+_RuleTables = tuple[dict[str, int], dict[str, int]]
+_last_tables: tuple[KeeperRules, _RuleTables] | None = None
+
+
+def _rule_tables(rules: KeeperRules) -> _RuleTables:
+    """(kept path -> position, format family -> position), made once per rules object rather than per
+    photo (rules are immutable, so the last one is remembered by identity: hashing them per photo would
+    cost more). A format may be named by its family or an extension ("JPG", "cr2"); the first wins."""
+    global _last_tables
+    last = _last_tables
+    if last is not None and last[0] is rules:
+        return last[1]
+    keep: dict[str, int] = {}
+    for i, path in enumerate(rules.keep):
+        keep.setdefault(path, i)
+    formats: dict[str, int] = {}
+    for i, name in enumerate(rules.formats):
+        name = name.strip().lstrip(".").lower()
+        formats.setdefault(FORMAT_FAMILIES.get(name, name), i)
+    _last_tables = rules, (keep, formats)
+    return keep, formats
+
+
+def _rule_columns(photos: Sequence[PhotoInfo], rules: KeeperRules) -> Ints | None:
+    """(n, rules set) :func:`_rule_key` of each photo; None for the default rules, which rank in numpy as
+    before."""
+    width = sum(map(bool, (rules.keep, rules.protect, rules.prefer_folders, rules.formats, rules.prefer_dated,
+                           rules.prefer_gps)))
+    if width == 0:
+        return None
+    flat = np.fromiter((v for p in photos for v in _rule_key(p, rules)), dtype=np.int64, count=width * len(photos))
+    return flat.reshape(len(photos), width)
+
+
+def _tier_ignored(ignored: Ignored | TierIgnored, tier: Tier) -> Ignored:
+    """The marks one tier asks: a per-tier mapping's entry (none when absent), or the plain marks."""
+    if isinstance(ignored, Mapping) and all(key in TIERS for key in ignored):
+        return ignored.get(tier, frozenset())
+    return ignored
+
+
+def _lacks(photo: PhotoInfo, keeper: PhotoInfo) -> tuple[str, ...]:
+    """The METADATA_NAMES that photo records and keeper does not."""
+    if not (photo.gps or photo.taken_at or photo.camera):
+        return ()
+    has = (photo.gps and not keeper.gps, bool(photo.taken_at) and not keeper.taken_at,
+           bool(photo.camera) and not keeper.camera)
+    return tuple(name for name, lacking in zip(METADATA_NAMES, has) if lacking)
+
+
+def _with_metadata_notes(group: DupeGroup) -> DupeGroup:
+    """The group with each member's ``keeper_lacks`` set against its keeper; called once members
+    and keeper are final, as merging or re-leading a group changes what its keeper lacks."""
+    keeper = group.keeper
+    members = list(group.members)
+    changed = False
+    for i, member in enumerate(members):
+        lacks = () if i == 0 else _lacks(member.photo, keeper)  # the keeper leads its group
+        if lacks != member.keeper_lacks:
+            members[i] = replace(member, keeper_lacks=lacks)
+            changed = True
+    return replace(group, members=tuple(members)) if changed else group
 
 
 # "IMG_1 (1).jpg", "IMG_1 copy.jpg", "IMG_1 copy 2.jpg", "IMG_1_copy.jpg", "IMG_1_backup.jpg",
@@ -172,9 +284,9 @@ def has_copy_marker(path: str) -> bool:
     return _COPY_MARKER.search(stem) is not None
 
 
-def choose_keeper(photos: Iterable[PhotoInfo]) -> PhotoInfo:
-    """The photo to suggest keeping, by :func:`keeper_key`."""
-    best = min(photos, key=keeper_key, default=None)
+def choose_keeper(photos: Iterable[PhotoInfo], rules: KeeperRules = DEFAULT_RULES) -> PhotoInfo:
+    """The photo to suggest keeping, by :func:`keeper_key` under these rules."""
+    best = min(photos, key=lambda p: keeper_key(p, rules), default=None)
     if best is None:
         raise ValueError("choose_keeper needs at least one photo")
     return best
@@ -251,9 +363,14 @@ class Contents:
     keeper_pos: Ints  # (n,) position in `photos` of the keeper of content i
     copies: list[list[PhotoInfo]]  # the contents held by two or more files
     aliases: dict[int, tuple[str, ...]]  # photo id -> other paths of the same file, left out of `photos`
+    rules: KeeperRules = DEFAULT_RULES  # the keeper rules the keepers were chosen by
+    rule_columns: Ints | None = None  # (n, r) _rule_key of each photo; None for the default rules
+    source: Sequence[PhotoInfo] = ()  # the photos as given, to choose again under other rules
 
 
-def _one_per_file(photos: list[PhotoInfo]) -> tuple[list[PhotoInfo], dict[int, tuple[str, ...]]]:
+def _one_per_file(
+    photos: list[PhotoInfo], rules: KeeperRules = DEFAULT_RULES
+) -> tuple[list[PhotoInfo], dict[int, tuple[str, ...]]]:
     """Paths that reach the same file (same device and inode) are one photo, listed once under its
     best path; the rest become its aliases. Rows without a file identity stay as they are."""
     by_file: dict[tuple[int, int], list[PhotoInfo]] = {}
@@ -267,15 +384,16 @@ def _one_per_file(photos: list[PhotoInfo]) -> tuple[list[PhotoInfo], dict[int, t
     aliases: dict[int, tuple[str, ...]] = {}
     left_out: set[int] = set()
     for group in shared:
-        best = choose_keeper(group)
+        best = choose_keeper(group, rules)
         aliases[best.id] = tuple(sorted(p.path for p in group if p is not best))
         left_out.update(p.id for p in group if p is not best)
     return [p for p in photos if p.id not in left_out], aliases
 
 
-def _contents(photos: Iterable[PhotoInfo]) -> Contents:
+def _contents(photos: Iterable[PhotoInfo], rules: KeeperRules = DEFAULT_RULES) -> Contents:
     """Group by content hash at C speed (map, dict); only copies need a keeper choice."""
-    listed, aliases = _one_per_file(list(photos))
+    source = list(photos)
+    listed, aliases = _one_per_file(source, rules)
     n = len(listed)
     hashes = list(map(attrgetter("content_hash"), listed))
     last = dict(zip(hashes, range(n)))
@@ -288,10 +406,17 @@ def _contents(photos: Iterable[PhotoInfo]) -> Contents:
     copies: list[list[PhotoInfo]] = []
     for positions in runs:
         group = [listed[i] for i in positions.tolist()]
-        keeper = choose_keeper(group)
+        keeper = choose_keeper(group, rules)
         keeper_pos[content_of[positions[0]]] = positions[group.index(keeper)]
         copies.append(group)
-    return Contents(listed, ids, content_of, keeper_pos, copies, aliases)
+    return Contents(listed, ids, content_of, keeper_pos, copies, aliases, rules, _rule_columns(listed, rules), source)
+
+
+def _under_rules(contents: Contents, rules: KeeperRules | None) -> Contents:
+    """The contents with keepers chosen by these rules (None: as they are)."""
+    if rules is None or rules == contents.rules:
+        return contents
+    return _contents(contents.source, rules)
 
 
 def _break_ties(order: Ints, tied: Mask, key: Callable[[int], tuple]) -> Ints:
@@ -325,35 +450,43 @@ def _group_order(group: DupeGroup) -> tuple:
 
 
 def _identical(contents: Contents, ignored: Ignored) -> list[DupeGroup]:
+    """The identical tier; ``ignored``: that tier's marks. Members carry no keeper_lacks yet."""
     groups: list[DupeGroup] = []
     for copies in contents.copies:
         content_hash = copies[0].content_hash
         if pair_key(content_hash, content_hash) in ignored:
             continue
-        keeper = choose_keeper(copies)
-        members = _with_copies(keeper, 1.0, copies, contents.aliases)
-        groups.append(DupeGroup("identical", keeper, members))
+        keeper = choose_keeper(copies, contents.rules)
+        members = _with_copies(keeper, 1.0, copies, contents.aliases, contents.rules)
+        groups.append(DupeGroup("identical", keeper, tuple(members)))
     groups.sort(key=_group_order)
     return groups
 
 
 def _with_copies(
     photo: PhotoInfo, similarity: float, copies: Sequence[PhotoInfo], aliases: Mapping[int, tuple[str, ...]],
-    reasons: tuple[str, ...] = (),
+    rules: KeeperRules, reasons: tuple[str, ...] = (),
 ) -> list[DupeMember]:
     """A content as members: the photo that stands for it, then its other copies by path."""
     others = sorted((p for p in copies if p is not photo), key=lambda p: (p.path, p.id))
+    protect = rules.is_protected if rules.protect else _nowhere
     return [
-        DupeMember(photo, similarity, None, aliases.get(photo.id, ()), reasons),
-        *(DupeMember(p, similarity, photo.id, aliases.get(p.id, ()), IDENTICAL) for p in others),
+        DupeMember(photo, similarity, None, aliases.get(photo.id, ()), reasons, protect(photo.path)),
+        *(DupeMember(p, similarity, photo.id, aliases.get(p.id, ()), IDENTICAL, protect(p.path)) for p in others),
     ]
 
 
+def _nowhere(path: str) -> bool:
+    """No folder is protected (the default rules)."""
+    return False
+
+
 def identical_groups(
-    photos: Sequence[PhotoInfo], ignored: Ignored = frozenset()
+    photos: Sequence[PhotoInfo], ignored: Ignored | TierIgnored = frozenset(), rules: KeeperRules = DEFAULT_RULES
 ) -> list[DupeGroup]:
     """Byte-identical copies (same content hash), minus groups marked "not duplicates"."""
-    return _identical(_contents(photos), ignored)
+    groups = _identical(_contents(photos, rules), _tier_ignored(ignored, "identical"))
+    return list(map(_with_metadata_notes, groups))
 
 
 def _id_map(ids: Ids, values: Ints) -> Callable[[Ids], Ints]:
@@ -468,12 +601,17 @@ def _live_edges(
 
 
 def _rank(contents: Contents, involved: Ints) -> _Ranked:
-    """Rank the contents that have an edge by keeper order of their keepers."""
-    photos = list(map(contents.photos.__getitem__, contents.keeper_pos[involved].tolist()))
+    """Rank the contents that have an edge by keeper order of their keepers (under contents.rules):
+    the rules' columns, pixels and sizes in numpy, the rare ties by the full keeper_key."""
+    positions = contents.keeper_pos[involved]
+    photos = list(map(contents.photos.__getitem__, positions.tolist()))
     pixels = np.fromiter(map(attrgetter("pixels"), photos), dtype=np.int64, count=len(photos))
     sizes = np.fromiter(map(attrgetter("size"), photos), dtype=np.int64, count=len(photos))
-    order = np.lexsort((-sizes, -pixels))
-    order = _break_ties(order, _ties((pixels[order], sizes[order])), lambda i: keeper_key(photos[i]))
+    rules = contents.rules
+    columns = [] if contents.rule_columns is None else list(contents.rule_columns[positions].T)
+    order = np.lexsort((-sizes, -pixels, *reversed(columns)))  # the last key is the primary one
+    tied = _ties([*(c[order] for c in columns), pixels[order], sizes[order]])
+    order = _break_ties(order, tied, lambda i: keeper_key(photos[i], rules))
     rank = np.full(len(contents.photos), -1, dtype=np.int64)
     rank[involved[order]] = np.arange(order.size, dtype=np.int64)
     return _Ranked([photos[i] for i in order.tolist()], sizes[order], rank)
@@ -501,7 +639,8 @@ def _greedy(
     is ignored (which bars y from x's group anyway). For y was visited before, while x was free:
     either y was in a group then, or y anchored one with x among its candidates, and an anchor's
     first candidate is always accepted. So x's group only gathers photos ranked worse than x,
-    i.e. the edges (lo=x, hi), and since keeper_key is a total order, x == choose_keeper(group).
+    i.e. the edges (lo=x, hi), and since keeper_key is a total order under any rules (the rules'
+    columns come before it), x == choose_keeper(group, rules).
     """
     starts = np.flatnonzero(~_ties((edges.lo,))).tolist()
     lo_l, hi_l = edges.lo.tolist(), edges.hi.tolist()
@@ -538,7 +677,9 @@ def _checkable(edges: _Edges, count: int) -> Mask:
     return checkable
 
 
-def _layout(edges: _Edges, ranked: _Ranked, aliases: Mapping[int, tuple[str, ...]]) -> list[DupeGroup]:
+def _layout(
+    edges: _Edges, ranked: _Ranked, aliases: Mapping[int, tuple[str, ...]], rules: KeeperRules
+) -> list[DupeGroup]:
     """Accepted edges as groups: members by similarity desc, then path; groups by reclaimable bytes desc."""
     photos = ranked.photos
     lo, hi, sims = edges.lo, edges.hi, edges.sims
@@ -564,6 +705,9 @@ def _layout(edges: _Edges, ranked: _Ranked, aliases: Mapping[int, tuple[str, ...
     member_photos = list(map(photos.__getitem__, hi[layout].tolist()))
     members = list(map(DupeMember, member_photos, sims[layout].tolist(), repeat(None), repeat(()), repeat(CLIP)))
     heads = list(map(DupeMember, keepers, repeat(1.0)))
+    if rules.protect:
+        members = [replace(m, protected=True) if rules.is_protected(m.photo.path) else m for m in members]
+        heads = [replace(m, protected=True) if rules.is_protected(m.photo.path) else m for m in heads]
     if aliases:  # rare: the same file indexed under two paths
         members = [_aliased(m, aliases) for m in members]
         heads = [_aliased(m, aliases) for m in heads]
@@ -575,7 +719,8 @@ def _layout(edges: _Edges, ranked: _Ranked, aliases: Mapping[int, tuple[str, ...
 
 
 def _near(graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: Ignored) -> list[DupeGroup]:
-    """Similar tier over prepared contents, so find_duplicates groups by hash only once."""
+    """Similar tier over prepared contents, so find_duplicates groups by hash only once; ``ignored``:
+    that tier's marks. Members carry no keeper_lacks yet."""
     if not contents.photos:
         return []
     content_index = _id_map(contents.ids, contents.content_of)  # -1: deleted since the graph was built
@@ -590,7 +735,7 @@ def _near(graph: NeighbourGraph, contents: Contents, t32: np.float32, ignored: I
     if not accepted:
         return []
     kept = np.asarray(accepted, dtype=np.int64)
-    return _layout(_Edges(edges.lo[kept], edges.hi[kept], edges.sims[kept]), ranked, contents.aliases)
+    return _layout(_Edges(edges.lo[kept], edges.hi[kept], edges.sims[kept]), ranked, contents.aliases, contents.rules)
 
 
 def _aliased(member: DupeMember, aliases: Mapping[int, tuple[str, ...]]) -> DupeMember:
@@ -602,7 +747,8 @@ def near_groups(
     graph: NeighbourGraph,
     photos: Mapping[int, PhotoInfo],
     threshold: float,
-    ignored: Ignored = frozenset(),
+    ignored: Ignored | TierIgnored = frozenset(),
+    rules: KeeperRules = DEFAULT_RULES,
 ) -> list[DupeGroup]:
     """Near-duplicate groups at ``threshold``, without chaining (see module docstring).
 
@@ -611,13 +757,15 @@ def near_groups(
     edges at or above the threshold and the member pairs checked within groups; the
     rest is numpy.
     """
-    return _near(graph, _contents(photos.values()), _check_threshold(threshold), ignored)
+    groups = _near(graph, _contents(photos.values(), rules), _check_threshold(threshold),
+                   _tier_ignored(ignored, "similar"))
+    return list(map(_with_metadata_notes, groups))
 
 
-def contents_of(photos: Iterable[PhotoInfo]) -> Contents:
-    """The photos grouped by content, for find_duplicates; it does not depend on the threshold,
-    so a caller regrouping at many thresholds makes it once."""
-    return _contents(photos)
+def contents_of(photos: Iterable[PhotoInfo], rules: KeeperRules = DEFAULT_RULES) -> Contents:
+    """The photos grouped by content, each content kept by these rules, for find_duplicates; it does
+    not depend on the threshold, so a caller regrouping at many thresholds makes it once."""
+    return _contents(photos, rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,7 +781,7 @@ class SameSet:
 
 def same_sets(
     contents: Contents, ids: Ids, thumbs: Sequence[bytes], captures: Sequence[str | None],
-    vectors: VectorsFn | None = None,
+    vectors: VectorsFn | None = None, rules: KeeperRules | None = None,
 ) -> list[SameSet]:
     """The same tier's sets from the catalog's fingerprints (ids, thumbnails, capture records):
     one fingerprint per content, as byte-identical copies have one picture.
@@ -641,10 +789,12 @@ def same_sets(
     Args:
         vectors: the stored CLIP vectors of some ids, read once for every set (without it, every
             similarity is 1.0).
+        rules: the keeper rules that order each set (None: those the contents were made with).
     """
     from clipfind.fingerprint import SIDE, Capture
     from clipfind.samephoto import same_groups
 
+    contents = _under_rules(contents, rules)
     content = _id_map(contents.ids, contents.content_of)(np.asarray(ids, np.int64))
     _, first = np.unique(content, return_index=True)
     rows = [int(r) for r in first if content[r] >= 0 and len(thumbs[r]) == SIDE * SIDE]
@@ -655,7 +805,7 @@ def same_sets(
     found = same_groups(stack, [Capture.from_text(captures[r]) for r in rows])
     ordered = []
     for group in found:
-        ordered.append(sorted((stands_for[i] for i in group.rows), key=keeper_key))
+        ordered.append(sorted((stands_for[i] for i in group.rows), key=lambda p: keeper_key(p, contents.rules)))
     by_id: dict[int, np.ndarray] = {}
     if vectors is not None and ordered:
         got_ids, got = vectors([p.id for photos in ordered for p in photos])
@@ -671,7 +821,8 @@ def same_sets(
 
 def _same(contents: Contents, sets: Sequence[SameSet], ignored: Ignored) -> list[DupeGroup]:
     """The same tier: each set led by its best keeper, each member followed by its byte-identical
-    copies; a member the user marked "not duplicates" of the keeper leaves the group."""
+    copies; a member the user marked "not duplicates" of the keeper leaves the group (``ignored``:
+    that tier's marks). Members carry no keeper_lacks yet."""
     if not sets:
         return []
     position_of = _id_map(contents.ids, np.arange(contents.ids.size, dtype=np.int64))
@@ -691,9 +842,11 @@ def _same(contents: Contents, sets: Sequence[SameSet], ignored: Ignored) -> list
         if not others:
             continue
         others.sort(key=lambda o: (-o[2], o[0].path, o[0].id))
-        members = _with_copies(keeper, 1.0, copies.get(keeper.content_hash, (keeper,)), contents.aliases)
+        rules = contents.rules
+        members = _with_copies(keeper, 1.0, copies.get(keeper.content_hash, (keeper,)), contents.aliases, rules)
         for photo, why, sim in others:
-            members += _with_copies(photo, sim, copies.get(photo.content_hash, (photo,)), contents.aliases, why)
+            members += _with_copies(photo, sim, copies.get(photo.content_hash, (photo,)), contents.aliases, rules,
+                                    why)
         groups.append(DupeGroup("same", keeper, tuple(members)))
     groups.sort(key=_group_order)
     return groups
@@ -715,8 +868,9 @@ def find_duplicates(
     photos: Sequence[PhotoInfo] | Contents,
     graph: NeighbourGraph | None,
     threshold: float,
-    ignored: Ignored = frozenset(),
+    ignored: Ignored | TierIgnored = frozenset(),
     same: Sequence[SameSet] = (),
+    rules: KeeperRules | None = None,
 ) -> list[DupeGroup]:
     """All duplicate groups: identical, then same, then similar (skipped when there is no graph).
 
@@ -725,15 +879,23 @@ def find_duplicates(
     after the member it copies: so no photo is both kept in one group and removed in another.
 
     Args:
-        same: the same tier's sets (:func:`same_sets`), found once per catalog state.
+        ignored: "not duplicates" marks, for every tier or per tier (:data:`TierIgnored`).
+        same: the same tier's sets (:func:`same_sets`), found once per catalog state, under the
+            same rules.
+        rules: which photo to keep (None: the rules ``photos`` were made with if they are
+            :class:`Contents`, else the default rules).
     """
     t32 = _check_threshold(threshold)
-    contents = photos if isinstance(photos, Contents) else _contents(photos)
-    identical = _identical(contents, ignored)
-    same_groups = _same(contents, same, ignored)
+    if isinstance(photos, Contents):
+        contents = _under_rules(photos, rules)
+    else:
+        contents = _contents(photos, DEFAULT_RULES if rules is None else rules)
+    identical = _identical(contents, _tier_ignored(ignored, "identical"))
+    same_groups = _same(contents, same, _tier_ignored(ignored, "same"))
     in_same = {m.photo.id for g in same_groups for m in g.members}
     identical = [g for g in identical if g.keeper.id not in in_same]
-    similar = _near(graph, _collapsed(contents, same_groups), t32, ignored) if graph is not None else []
+    similar = (_near(graph, _collapsed(contents, same_groups), t32, _tier_ignored(ignored, "similar"))
+               if graph is not None else [])
     units = {g.keeper.id: g.members for g in (*identical, *same_groups)}
     absorbed: set[int] = set()
     merged: list[DupeGroup] = []
@@ -752,8 +914,9 @@ def find_duplicates(
                                for m in unit[1:])
         merged.append(DupeGroup("similar", group.keeper, tuple(members)))
     merged.sort(key=_group_order)
-    return ([g for g in identical if g.keeper.id not in absorbed]
-            + [g for g in same_groups if g.keeper.id not in absorbed] + merged)
+    groups = ([g for g in identical if g.keeper.id not in absorbed]
+              + [g for g in same_groups if g.keeper.id not in absorbed] + merged)
+    return list(map(_with_metadata_notes, groups))
 
 
 def identical_sets(group: DupeGroup) -> list[DupeGroup]:
@@ -771,7 +934,7 @@ def identical_sets(group: DupeGroup) -> list[DupeGroup]:
                   if m.copy_of == member.photo.id and m.reasons == IDENTICAL]
         if copies:
             head = replace(member, similarity=1.0, copy_of=None, reasons=())
-            sets.append(DupeGroup("identical", member.photo, (head, *copies)))
+            sets.append(_with_metadata_notes(DupeGroup("identical", member.photo, (head, *copies))))
     return sets
 
 
@@ -792,7 +955,7 @@ def same_sets_of(group: DupeGroup) -> list[DupeGroup]:
                 members.append(replace(m, copy_of=None))  # stands for its own content in the set
             elif m.copy_of in heads and m.reasons == IDENTICAL:
                 members.append(m)
-        sets.append(DupeGroup("same", member.photo, tuple(members)))
+        sets.append(_with_metadata_notes(DupeGroup("same", member.photo, tuple(members))))
     return sets
 
 

@@ -282,6 +282,7 @@ class Capture:
     camera: str | None = None
     taken: str | None = None  # DateTimeOriginal, 'YYYY:MM:DD HH:MM:SS'
     subsec: str | None = None  # SubSecTimeOriginal digits
+    gps: bool = False  # a GPS position is recorded (not part of the capture's identity: editors strip it)
 
     def differs_from(self, other: Capture) -> bool:
         """True when both record their capture and the records say two captures: another camera,
@@ -312,7 +313,7 @@ class Capture:
         """One line for a TEXT column (None when nothing is recorded); :meth:`from_text` reads it."""
         if self == Capture():
             return None
-        return "\t".join(v or "" for v in (self.camera, self.taken, self.subsec))
+        return "\t".join(v or "" for v in (self.camera, self.taken, self.subsec, "1" if self.gps else ""))
 
     @classmethod
     def from_text(cls, text: str | None) -> Capture:
@@ -320,12 +321,14 @@ class Capture:
         if not text:
             return cls()
         parts = text.split("\t")
-        if len(parts) != 3:
+        if len(parts) not in (3, 4):  # 3: written before GPS was recorded
             return cls()
-        return cls(*(p or None for p in parts))
+        camera, taken, subsec = (p or None for p in parts[:3])
+        return cls(camera, taken, subsec, len(parts) == 4 and parts[3] == "1")
 
 
 _MAKE, _MODEL, _EXIF_IFD, _DATETIME_ORIGINAL, _SUBSEC_ORIGINAL = 0x010F, 0x0110, 0x8769, 0x9003, 0x9291
+_GPS_IFD, _GPS_LATITUDE, _GPS_LONGITUDE = 0x8825, 2, 4
 
 
 def read_capture(image: Image.Image) -> Capture:
@@ -342,7 +345,16 @@ def read_capture(image: Image.Image) -> Capture:
         taken = None  # blank or zeroed by the camera: not a record
     subsec = _text(sub.get(_SUBSEC_ORIGINAL))
     subsec = subsec if subsec and subsec.isdigit() else None
-    return Capture(_clean(camera), taken[:19] if taken else None, subsec)
+    return Capture(_clean(camera), taken[:19] if taken else None, subsec, _has_position(exif))
+
+
+def _has_position(exif: Image.Exif) -> bool:
+    """Whether the GPS block holds a latitude and a longitude (cameras write an empty block without a fix)."""
+    try:
+        gps = exif.get_ifd(_GPS_IFD)
+    except Exception:
+        return False
+    return bool(gps.get(_GPS_LATITUDE)) and bool(gps.get(_GPS_LONGITUDE))
 
 
 def _clean(value: str | None) -> str | None:

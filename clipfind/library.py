@@ -15,10 +15,11 @@ writer lock (search stays usable while photos are indexed). Nothing here touches
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,7 +35,7 @@ from clipfind.annindex import (
     load_saved,
     open_index,
 )
-from clipfind.catalog import Catalog
+from clipfind.catalog import Catalog, FileStamp
 from clipfind.dupes import (
     Contents,
     NeighbourGraph,
@@ -59,14 +60,20 @@ from clipfind.records import (
     FolderStatus,
     Ids,
     IndexReport,
+    KeeperRules,
+    NotDuplicatesMark,
     PhotoInfo,
     Progress,
     Query,
+    RestoreReport,
     SearchHit,
     Status,
+    Tier,
+    TrashBatch,
     TrashReport,
     Vectors,
 )
+from clipfind.restore import restore_files
 from clipfind.search import EXACT_LIMIT, Searcher, build_query
 from clipfind.trash import clean_up, finish_interrupted, move_to_trash
 
@@ -197,8 +204,9 @@ class Library:
         self._searcher: Searcher | None = None
         self._graph: NeighbourGraph | None = None
         self._graph_generation: int | None = None
-        # (catalog state, the files grouped by content, the same tier's sets): read once per state
-        self._contents: tuple[tuple[int, int], Contents, list[SameSet]] | None = None
+        # (catalog state and keeper rules, the files grouped by content, the same tier's sets): read
+        # once per state and rules (the rules choose each content's keeper)
+        self._contents: tuple[tuple[int, int, KeeperRules], Contents, list[SameSet]] | None = None
 
     def close(self) -> None:
         """Release the catalog connection; a Library is not used after this."""
@@ -440,31 +448,85 @@ class Library:
         keep = np.sort(first)
         return generation, ids[keep], vectors[keep]
 
-    def duplicates(self, threshold: float) -> list[DupeGroup]:
+    def duplicates(self, threshold: float, rules: KeeperRules | None = None) -> list[DupeGroup]:
         """Duplicate groups at ``threshold``, for review before a clean-up; a photo is in at most
         one group.
 
         Args:
             threshold: the least CLIP cosine similarity (0..1) for the similar tier; the identical
                 and same tiers do not depend on it (nor on the model).
+            rules: which photo of a group to keep (default: the saved rules, :meth:`keeper_rules`).
+                The photos the user chose with :meth:`keep_this` are kept whatever rules are given.
 
         Photos under a folder that is not reachable now (an unplugged drive, a folder moved away)
         are left out: they cannot be shown, and a keeper that is not on disk keeps nothing.
+        Members under a protected folder come back with ``protected`` set and are never suggested.
         """
+        saved = self.keeper_rules()
+        if rules is None:
+            rules = saved
+        elif saved.keep:
+            rules = dataclasses.replace(rules, keep=rules.keep + tuple(p for p in saved.keep if p not in rules.keep))
         graph = self.neighbour_graph()
-        state = (self.catalog.generation, self.catalog.fingerprinted)
+        state = (self.catalog.generation, self.catalog.fingerprinted, rules)
         if self._contents is None or self._contents[0] != state:
             # Read, grouped by content and searched for re-saved pictures once per catalog state,
             # not on every move of the app's slider: at 100k photos reading the files alone took
             # 0.5-1 s, and the same-photo search takes seconds.
             with self.catalog.snapshot():
-                state = (self.catalog.generation, self.catalog.fingerprinted)
-                contents = contents_of(self._reachable(self.catalog.photos()))
+                state = (self.catalog.generation, self.catalog.fingerprinted, rules)
+                contents = contents_of(self._reachable(self.catalog.photos()), rules=rules)
                 same = same_sets(contents, *self.catalog.fingerprints(),
-                                 vectors=lambda ids: self.catalog.vectors(ids=ids))
+                                 vectors=lambda ids: self.catalog.vectors(ids=ids), rules=rules)
             self._contents = state, contents, same
         _, contents, same = self._contents
-        return find_duplicates(contents, graph, threshold, self.catalog.ignored_pairs(), same)
+        return find_duplicates(contents, graph, threshold, self.catalog.ignored_pairs(), same, rules=rules)
+
+    # -- the user's decisions: keeper rules, "Keep this one", ticks -------------------------------
+    def keeper_rules(self) -> KeeperRules:
+        """The keeper rules saved in this home (the default order when none were set), with the
+        photos chosen by "Keep this one" in ``keep``."""
+        return self.catalog.keeper_rules()
+
+    def set_keeper_rules(self, rules: KeeperRules) -> None:
+        """Save the keeper rules for this home; the next :meth:`duplicates` applies them.
+
+        Args:
+            rules: the whole rules, ``keep`` included (start from :meth:`keeper_rules` to change one).
+        """
+        self._check_intact()
+        self.catalog.set_keeper_rules(rules)
+
+    def keep_this(self, photo: PhotoInfo) -> None:
+        """"Keep this one": the next :meth:`duplicates` keeps this photo in its group, over any rule;
+        the latest choice first, so choosing another photo of the same group moves the keeper there.
+
+        Args:
+            photo: a member of a duplicate group.
+        """
+        rules = self.keeper_rules()
+        self.set_keeper_rules(dataclasses.replace(
+            rules, keep=(photo.path, *(p for p in rules.keep if p != photo.path))))
+
+    def unkeep(self, photo: PhotoInfo) -> None:
+        """Take back :meth:`keep_this` for this photo: its group's keeper follows the rules again."""
+        rules = self.keeper_rules()
+        if photo.path in rules.keep:
+            self.set_keeper_rules(dataclasses.replace(rules, keep=tuple(p for p in rules.keep if p != photo.path)))
+
+    def choices(self) -> dict[str, bool]:
+        """The ticks the user set in the duplicate review (path -> ticked for removal), saved so a
+        restart, a crash or a failed trash does not lose them; only the photos the user clicked."""
+        return self.catalog.choices()
+
+    def save_choices(self, changes: Mapping[str, bool]) -> None:
+        """Remember these ticks (path -> ticked); cheap, for after every click. A photo trashed or
+        dropped from the catalog loses its tick."""
+        self.catalog.save_choices(changes)
+
+    def clear_choices(self) -> None:
+        """Forget every saved tick (the review starts again from the suggested selection)."""
+        self.catalog.clear_choices()
 
     def _reachable(self, photos: list[PhotoInfo]) -> list[PhotoInfo]:
         away = [f for f in self.catalog.folders() if not os.path.isdir(f)]
@@ -485,10 +547,13 @@ class Library:
                 tier too (the user's choice), not only identical files and same photos.
 
         Each group's keeper is checked on disk (there, readable, same bytes) before any of its
-        members moves; a group whose keeper fails is skipped whole, with the reason.
+        members moves; a group whose keeper fails is skipped whole, with the reason. A member in
+        a protected folder (the saved rules' or the group's ``protected``) is refused, with why.
+        The rows of the photos moved are kept for :meth:`undo_trash`.
         """
         self._check_intact()
-        report = clean_up(self.catalog, groups, selected, include_similar=include_similar)
+        report = clean_up(self.catalog, groups, selected, include_similar=include_similar,
+                          protect=self.keeper_rules().protect)
         self._forget_in_index(report)
         return report
 
@@ -507,6 +572,50 @@ class Library:
     def _forget_in_index(self, report: TrashReport) -> None:
         if self._index is not None:
             self._index.remove([p.id for p in report.moved])
+
+    def last_trash(self) -> TrashBatch | None:
+        """The photos the last clean-up or trash moved that are not back yet, or None: what
+        :meth:`undo_trash` would put back."""
+        found = self.catalog.trashed()
+        return TrashBatch(found[0], tuple(found[1])) if found else None
+
+    def undo_trash(self) -> RestoreReport:
+        """Put the files of the last clean-up or trash back from the system trash, and their photos
+        back in search and duplicates, without the model (their vectors and fingerprints were kept).
+
+        A file goes back only to a free path (never over a file that is there again); one whose
+        size or time changed meanwhile comes back as a file only, for the next index run to read.
+        Where the platform has no way to restore (macOS, Windows), ``notices`` say where the files
+        are. Raises LockedError while an indexer runs.
+        """
+        batch = self.last_trash()
+        if batch is None:
+            return RestoreReport(notices=["nothing to undo: no photo was moved to the trash since the last undo"])
+        self._check_intact()
+        with WriterLock(self.home):
+            report = restore_files([(p.path, p.size) for p in batch.photos])
+            by_path = {p.path: p for p in batch.photos}
+            back: list[tuple[str, FileStamp]] = []
+            changed: list[str] = []
+            for path in report.restored:
+                photo = by_path[path]
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    changed.append(path)
+                    continue
+                if st.st_size == photo.size and st.st_mtime_ns == photo.mtime_ns:
+                    back.append((path, FileStamp(st.st_dev, st.st_ino, st.st_ctime_ns)))
+                else:
+                    changed.append(path)
+            ids = self.catalog.put_back_trashed(back)
+            self.catalog.drop_trashed(changed)
+        if self._index is not None and ids:
+            self._index.add(*self.catalog.vectors(ids=ids))
+        out = RestoreReport(restored=[by_path[p] for p in report.restored], failed=report.failed,
+                            notices=report.notices)
+        out.notices += [f"{p} is back, but it changed meanwhile: the next index run reads it again" for p in changed]
+        return out
 
     def lookup(self, paths: Sequence[str]) -> list[PhotoInfo]:
         """The indexed photos at these paths, for commands that take photo paths; a clear error
@@ -553,12 +662,14 @@ class Library:
         found = {p.id: p for p in self.catalog.photos(ids)}
         return [found[i] for i in ids if i in found]
 
-    def mark_not_duplicates(self, photos: Sequence[PhotoInfo]) -> None:
+    def mark_not_duplicates(self, photos: Sequence[PhotoInfo], tier: Tier | None = None) -> None:
         """Remember, by content, that these photos are not duplicates of one another.
 
         Args:
             photos: two or more distinct photos. Byte-identical copies among them are not
                 shown as an identical group any more either.
+            tier: the tier the group was shown in: the mark hides them there only (photos that are
+                not the same photo may still be similar shots); None: in every tier.
         """
         files: dict[str, set[str]] = {}
         for photo in photos:
@@ -566,7 +677,27 @@ class Library:
         if sum(map(len, files.values())) < 2:
             raise ClipfindError("give at least two different photos to mark as not duplicates")
         self._check_intact()
-        self.catalog.add_mark({h: len(paths) for h, paths in files.items()})
+        self.catalog.add_mark({h: len(paths) for h, paths in files.items()}, tier)
+
+    def not_duplicate_marks(self) -> list[NotDuplicatesMark]:
+        """Every "not duplicates" decision, oldest first, with the photos of the catalog it holds
+        now: for the ignore-list manager (take one back with :meth:`remove_mark`)."""
+        rows = self.catalog.mark_rows()
+        photos: dict[str, list[PhotoInfo]] = {}
+        for photo in self.catalog.photos_with_hashes(h for _, _, h, _ in rows):
+            photos.setdefault(photo.content_hash, []).append(photo)
+        marks: dict[int, tuple[Tier | None, list[str]]] = {}
+        for mark, tier, content_hash, _ in rows:
+            marks.setdefault(mark, (tier, []))[1].append(content_hash)
+        return [NotDuplicatesMark(mark, tier, tuple(p for h in hashes for p in photos.get(h, ())), len(hashes))
+                for mark, (tier, hashes) in marks.items()]
+
+    def remove_mark(self, mark: int) -> None:
+        """Take back one "not duplicates" decision (``NotDuplicatesMark.mark``): its photos can be
+        grouped again. Raises ClipfindError for a mark that does not exist."""
+        self._check_intact()
+        if not self.catalog.remove_mark(mark):
+            raise ClipfindError(f"there is no \"not duplicates\" mark {mark}; see `clipfind not-dupes --list`")
 
     def unmark_not_duplicates(self, photos: Sequence[PhotoInfo]) -> int:
         """Take back a "not duplicates" decision, so these photos can be grouped again.

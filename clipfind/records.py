@@ -37,6 +37,8 @@ class PhotoInfo:
     taken_at: str | None = None  # ISO 8601 from EXIF DateTimeOriginal, local time, no zone
     device: int | None = None  # st_dev and st_ino when indexed: two paths with the same pair are one file
     inode: int | None = None
+    camera: str | None = None  # EXIF Make and Model, None when not recorded
+    gps: bool = False  # the file records where it was taken (an EXIF GPS position)
 
     @property
     def file_key(self) -> tuple[int, int] | None:
@@ -46,6 +48,27 @@ class PhotoInfo:
     @property
     def pixels(self) -> int:
         return (self.width or 0) * (self.height or 0)
+
+    @property
+    def format(self) -> str:
+        """The file's format family, from its name: "jpeg", "heic", "raw", "png"..., as keeper rules name them."""
+        return photo_format(self.path)
+
+
+# Format families of the keeper rules: a photo's extension -> its family (others: the extension itself).
+FORMAT_FAMILIES: dict[str, str] = {
+    **dict.fromkeys(("jpg", "jpeg", "jpe", "jfif"), "jpeg"),
+    **dict.fromkeys(("heic", "heif", "hif"), "heic"),
+    **dict.fromkeys(("tif", "tiff"), "tiff"),
+    **dict.fromkeys(("dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "orf", "rw2", "raf", "pef",
+                     "srw", "x3f", "3fr", "iiq", "erf", "kdc", "mrw", "raw"), "raw"),
+}
+
+
+def photo_format(path: str) -> str:
+    """The format family of a file name ("jpeg" for IMG_1.JPG, "raw" for IMG_1.CR2); "" without an extension."""
+    ext = path.rpartition(".")[2].lower() if "." in path.rpartition("/")[2] else ""
+    return FORMAT_FAMILIES.get(ext, ext)
 
 
 def human_bytes(n: float) -> str:
@@ -136,6 +159,11 @@ class DupeMember:
     # offered apart, and moving one to the trash would free nothing.
     aliases: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()  # what put it here (REASONS); () for the keeper
+    # Under a folder the keeper rules protect: never suggested for removal, and clean-up refuses it.
+    protected: bool = False
+    # What this photo records that the keeper does not ("GPS", "capture date", "camera"): a front end
+    # says so before the photo is removed, as removing it loses that record (METADATA_NAMES).
+    keeper_lacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +185,13 @@ class DupeGroup:
         return sum(m.photo.size for m in self.members[1:])
 
     def suggested(self, include_similar: bool = False) -> tuple[PhotoInfo, ...]:
-        """The default selection for removal: never the keeper; in the identical and same tiers
-        every other member; in the similar tier only the copies of a member (a similar shot is
-        not a duplicate, so the user picks), unless asked for all."""
+        """The default selection for removal: never the keeper nor a protected member; in the identical
+        and same tiers every other member; in the similar tier only the copies of a member (a similar
+        shot is not a duplicate, so the user picks), unless asked for all."""
+        members = [m for m in self.members[1:] if not m.protected]
         if include_similar or self.tier != "similar":
-            return self.others
-        return tuple(m.photo for m in self.members[1:] if m.copy_of is not None)
+            return tuple(m.photo for m in members)
+        return tuple(m.photo for m in members if m.copy_of is not None)
 
     def capture_gap(self, photo: PhotoInfo) -> float | None:
         """Seconds between the keeper's capture and this photo's (EXIF dates), None if either lacks one:
@@ -180,6 +209,68 @@ class DupeGroup:
         return tuple(m.photo for m in self.members if m.copy_of == photo_id)
 
 
+METADATA_NAMES = ("GPS", "capture date", "camera")  # what DupeMember.keeper_lacks may name
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperRules:
+    """The user's rules for which photo of a group to keep, applied in this order before the default
+    order (pixels, size, capture date, a name without a copy marker, path): a photo the user chose
+    with "Keep this one", a protected folder, a preferred folder, a preferred format, a capture date,
+    a GPS position. Folders are absolute paths; a photo is under a folder when its path starts with it.
+    """
+
+    keep: tuple[str, ...] = ()  # paths the user chose to keep ("Keep this one"): kept over any other
+    protect: tuple[str, ...] = ()  # folders never removed from: their photos are kept first, never suggested
+    prefer_folders: tuple[str, ...] = ()  # folders whose photos are kept over others, the first listed first
+    formats: tuple[str, ...] = ()  # format families (photo_format), most wanted first; unlisted ones after
+    prefer_dated: bool = False  # a photo with an EXIF capture date over one without
+    prefer_gps: bool = False  # a photo with a GPS position over one without
+
+    def is_protected(self, path: str) -> bool:
+        """Whether a photo lies under a protected folder."""
+        return folder_position(path, self.protect) is not None
+
+    def to_json(self) -> dict[str, object]:
+        """The rules as JSON-ready values (the catalog stores them; ``clipfind rules --json`` prints them)."""
+        return {"keep": list(self.keep), "protect": list(self.protect), "prefer_folders": list(self.prefer_folders),
+                "formats": list(self.formats), "prefer_dated": self.prefer_dated, "prefer_gps": self.prefer_gps}
+
+    @classmethod
+    def from_json(cls, value: object) -> KeeperRules:
+        """Rules written by :meth:`to_json`; the default rules for anything unreadable (a rule lost is
+        safer than a crash: every clean-up still asks first)."""
+        if not isinstance(value, dict):
+            return cls()
+
+        def strings(key: str) -> tuple[str, ...]:
+            items = value.get(key)
+            return tuple(v for v in items if isinstance(v, str)) if isinstance(items, list) else ()
+
+        return cls(strings("keep"), strings("protect"), strings("prefer_folders"), strings("formats"),
+                   value.get("prefer_dated") is True, value.get("prefer_gps") is True)
+
+
+def folder_position(path: str, folders: tuple[str, ...]) -> int | None:
+    """The position of the first folder that holds path, or None."""
+    for i, folder in enumerate(folders):
+        base = folder.rstrip("/\\") or folder
+        if path == base or path.startswith(base + "/") or path.startswith(base + "\\"):
+            return i
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class NotDuplicatesMark:
+    """One "Not duplicates" decision, for the ignore-list manager: the photos it holds that are still
+    in the catalog, and the tier it was made in (None: made before tiers, it holds in every tier)."""
+
+    mark: int
+    tier: Tier | None
+    photos: tuple[PhotoInfo, ...]
+    contents: int  # how many contents (distinct pictures) the mark holds, found in the catalog or not
+
+
 # -- clean-up -------------------------------------------------------------------------------
 @dataclass
 class TrashReport:
@@ -193,6 +284,23 @@ class TrashReport:
     @property
     def freed_bytes(self) -> int:
         return sum(p.size for p in self.moved)
+
+
+@dataclass(frozen=True, slots=True)
+class TrashBatch:
+    """The last clean-up that moved photos to the trash: what an undo would put back."""
+
+    when: float  # seconds since the epoch
+    photos: tuple[PhotoInfo, ...]
+
+
+@dataclass
+class RestoreReport:
+    """What an undo of the last trash put back, and where the rest is."""
+
+    restored: list[PhotoInfo] = field(default_factory=list)  # back at their paths and in the catalog
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, why it is not back)
+    notices: list[str] = field(default_factory=list)  # e.g. where the files are when the platform cannot restore
 
 
 # -- indexing -------------------------------------------------------------------------------

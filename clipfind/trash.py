@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from clipfind.catalog import Catalog
@@ -33,8 +34,8 @@ def finish_interrupted(catalog: Catalog) -> None:
     """
     for path in catalog.trash_pending():
         with catalog.transaction():
-            if not os.path.lexists(path):
-                catalog.remove_paths([path])
+            if not os.path.lexists(path):  # it reached the trash: kept with the batch it was part of
+                catalog.forget_trashed(path, max(1, catalog.next_trash_batch() - 1), time.time())
             catalog.set_trash_pending(path, False)
 
 
@@ -86,7 +87,22 @@ def _keeper_problem(keeper: PhotoInfo) -> str | None:
     return None
 
 
-def _move(catalog: Catalog, photo: PhotoInfo, send: SendFn, report: TrashReport) -> None:
+class _Batch:
+    """One clean-up's moves: the catalog keeps their rows under one number, for an undo. The number
+    is taken at the first file that moves, so a clean-up that moves nothing keeps the last batch."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._number: int | None = None
+        self._when = time.time()
+
+    def forget(self, path: str) -> None:
+        if self._number is None:
+            self._number = self._catalog.next_trash_batch()
+        self._catalog.forget_trashed(path, self._number, self._when)
+
+
+def _move(catalog: Catalog, photo: PhotoInfo, send: SendFn, report: TrashReport, batch: _Batch) -> None:
     """One file to the trash with a journal mark around it, so a kill or a full disk is settled later."""
     try:
         catalog.set_trash_pending(photo.path, True)
@@ -102,7 +118,7 @@ def _move(catalog: Catalog, photo: PhotoInfo, send: SendFn, report: TrashReport)
     report.moved.append(photo)  # it is in the trash, whatever the catalog says next
     try:
         with catalog.transaction():
-            catalog.remove_paths([photo.path])
+            batch.forget(photo.path)  # its row is kept for an undo
             catalog.set_trash_pending(photo.path, False)
     except sqlite3.DatabaseError as exc:
         # The pending mark stays in the journal: the next start sees the file gone and forgets it.
@@ -126,6 +142,7 @@ def move_to_trash(catalog: Catalog, photos: Sequence[PhotoInfo], send: SendFn = 
     system trash cannot take a file, it stays where it is; there is no fallback to deleting.
     """
     report = TrashReport()
+    batch = _Batch(catalog)
     finish_interrupted(catalog)
     for photo in photos:
         try:
@@ -136,7 +153,7 @@ def move_to_trash(catalog: Catalog, photos: Sequence[PhotoInfo], send: SendFn = 
         if reason is not None:
             report.refused.append((photo, reason))
             continue
-        _move(catalog, photo, send, report)
+        _move(catalog, photo, send, report, batch)
     return report
 
 
@@ -146,6 +163,7 @@ def clean_up(
     selected: Iterable[PhotoInfo] | None = None,
     *,
     include_similar: bool = False,
+    protect: Sequence[str] = (),
     send: SendFn = _send,
 ) -> TrashReport:
     """Move the selected members of duplicate groups to the trash, so that every group keeps its photo.
@@ -155,26 +173,44 @@ def clean_up(
     content (re-hashed); otherwise the whole group is left alone. A keeper is never moved, nor any
     path that reaches the same file as a photo that stays (a link or a second mount of it): that
     would remove the last copy while freeing nothing. Each member moved must still be the file
-    that was grouped.
+    that was grouped. Nothing moves out of a protected folder: those of ``protect`` (the keeper
+    rules') and the members a group marks ``protected``.
     """
     report = TrashReport()
+    batch = _Batch(catalog)
     finish_interrupted(catalog)
     keepers = {g.keeper.id for g in groups}
     picked = {p.id: p for p in (selected if selected is not None else
                                  (p for g in groups for p in g.suggested(include_similar)))}
     members = {m.photo.id for g in groups for m in g.members}
+    flagged = {m.photo.id for g in groups for m in g.members if m.protected}
+    guarded: set[int] = set()
     for photo in picked.values():
+        folder = _protected_by(photo.path, protect)
         if photo.id in keepers:
             report.refused.append((photo, "is the photo its group keeps"))
         elif photo.id not in members:
             report.refused.append((photo, "is not in any duplicate group shown"))
-    chosen = picked.keys() - keepers
+        elif folder is not None or photo.id in flagged:
+            guarded.add(photo.id)
+            report.refused.append((photo, f"is in the protected folder {folder}" if folder is not None
+                                   else "is in a protected folder"))
+    chosen = picked.keys() - keepers - guarded
     keeper_files = {k for k in map(_file_key, (g.keeper.path for g in groups)) if k is not None}
     for group in groups:
         doomed = [m.photo for m in group.members[1:] if m.photo.id in chosen]
         if doomed:
-            _clean_group(catalog, group, doomed, keeper_files, send, report)
+            _clean_group(catalog, group, doomed, keeper_files, send, report, batch)
     return report
+
+
+def _protected_by(path: str, folders: Sequence[str]) -> str | None:
+    """The protected folder that holds path, if any."""
+    for folder in folders:
+        base = folder.rstrip("/\\") or folder
+        if path == base or path.startswith((base + "/", base + "\\")):
+            return base
+    return None
 
 
 def _clean_group(
@@ -184,6 +220,7 @@ def _clean_group(
     keeper_files: set[tuple[int, int]],
     send: SendFn,
     report: TrashReport,
+    batch: _Batch,
 ) -> None:
     problem = _keeper_problem(group.keeper)
     if problem is not None:
@@ -209,4 +246,4 @@ def _clean_group(
             report.skipped_groups.append((group, f"group of {group.keeper.path} left alone: its keeper "
                                                  "changed during the clean-up"))
             return
-        _move(catalog, photo, send, report)
+        _move(catalog, photo, send, report, batch)

@@ -1,8 +1,10 @@
-"""Duplicates tab: a similarity slider, groups by tier, keeper marked, others pre-selected.
+"""Duplicates tab: a similarity slider, groups by tier as cards or as a table, keeper marked, others pre-selected.
 
 The selection is each group's default (``DupeGroup.suggested``) overridden by what the user clicked,
-and nothing else: the boxes on screen are drawn from it, never read back into it, so a card that
-is redrawn, paged in or regrouped cannot turn into a choice the user did not make.
+and nothing else: the boxes on screen (cards and table alike) are drawn from it, never read back into
+it, so a card that is redrawn, paged in or regrouped cannot turn into a choice the user did not make.
+Clicks are saved in the catalog as they happen (Library.save_choices) and read back with the groups,
+so they survive a restart, a crash or a failed clean-up.
 """
 
 from __future__ import annotations
@@ -10,27 +12,33 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QSlider, QVBoxLayout, QWidget,
+    QButtonGroup, QCheckBox, QFrame, QHBoxLayout, QLabel, QMenu, QProgressBar, QPushButton, QScrollArea, QSlider,
+    QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from clipfind.errors import ClipfindError
-from clipfind.records import TIER_NAMES, human_bytes, human_duration
+from clipfind.records import TIER_NAMES, human_bytes
 
+from .compare_view import CompareDialog
 from .dialogs import confirm_cleanup, describe, photos_text, show_problems
+from .dupes_table import DupesTable, DupesTableModel, lacks_note, member_badge, member_notes, without
 from .flow_layout import FlowLayout
 from .icons import icon
+from .keeper_rules_dialog import KeeperRulesDialog
+from .marks_dialog import MarksDialog
 from .results_model import ThumbnailCache
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
     from clipfind.library import Library
-    from clipfind.records import DupeGroup, DupeMember, PhotoInfo, TrashReport
+    from clipfind.records import DupeGroup, DupeMember, KeeperRules, PhotoInfo, RestoreReport, TrashReport
 
 PAGE = 12  # groups built per page (a screen shows 3 or 4): widgets only for what the user can reach
 BUILD_SLICE_S = 0.015  # groups are built for this long per event-loop turn, so the window keeps answering
@@ -58,18 +66,6 @@ TIER_HINTS = {
             "pixels and the camera's record, without the model: the copies are ticked for removal.",
     "similar": "Different shots that look alike (a burst, the next frame): nothing is ticked, you pick.",
 }
-
-
-def _badge(group: DupeGroup, member: DupeMember) -> str:
-    """What a non-keeper card says about itself: why it is here, and for a similar shot how far apart in time."""
-    if member.copy_of is not None:
-        return "identical copy" if member.reasons == ("identical",) else "same photo"
-    if group.tier == "same":
-        turned = [r for r in member.reasons if r in ("turned", "mirrored")]
-        return "same photo" + (f" ({', '.join(turned)})" if turned else "")
-    gap = group.capture_gap(member.photo)
-    when = "" if gap is None else f" · {human_duration(gap)} apart"
-    return f"similarity {member.similarity:.3f}{when}"
 
 
 def _name(photo: PhotoInfo) -> str:
@@ -105,6 +101,9 @@ def cleanup_summary(groups: Sequence[DupeGroup], selected: Sequence[PhotoInfo]) 
         for photo in _whole_contents(group, chosen):
             whole += 1
             line += f" Every copy of {_name(photo)} goes: no file with exactly this picture stays."
+        for member in group.members[1:]:
+            if member.photo.id in chosen and member.keeper_lacks:
+                line += f" {_name(member.photo)} {lacks_note(member)}."
         lines.append(line)
     count, size = len(chosen), human_bytes(sum({p.id: p.size for p in selected}.values()))
     parts = [f"Move {photos_text(count)} ({size}) from {len(lines)} group{'s' if len(lines) != 1 else ''} "
@@ -132,20 +131,35 @@ def _small(text: str, color: str = "#868e96") -> QLabel:
     return label
 
 
-def _alias_notes(member: DupeMember) -> list[QLabel]:
-    return [_small(f"also at {path} — same file, removing it frees nothing", "#e67700") for path in member.aliases]
+def _notes(member: DupeMember, keeper: bool = False, chosen: bool = False) -> list[QLabel]:
+    """A member's notes (protected folder, metadata the keeper lacks) and its other paths, as card labels."""
+    labels = [_small(text, color) for text, color in member_notes(member, keeper, chosen)]
+    return labels + [_small(f"also at {path} — same file, removing it frees nothing", "#e67700")
+                     for path in member.aliases]
+
+
+def _action(text: str, tip: str) -> QPushButton:
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    button.setStyleSheet("font-size: 11px; padding: 2px 6px;")
+    return button
 
 
 class _Card(QFrame):
-    """One picture of a group: thumbnail, KEEP or a remove box, size, date and path, and the
-    byte-identical copies that follow it (a near group lists them under their original)."""
+    """One picture of a group: thumbnail, KEEP or a remove box, Keep this one and Compare, size, date,
+    path and notes, and the byte-identical copies that follow it (a near group lists them under their original)."""
 
     clicked = Signal(object, bool)  # (photo, ticked): the user's click only, never a redraw
+    keep_this = Signal(object)  # photo
+    unkeep = Signal(object)  # photo: the keeper the user chose, given back to the rules
+    compare = Signal(object)  # photo
 
-    def __init__(self, group: DupeGroup, member: DupeMember, copies: Sequence[DupeMember]) -> None:
+    def __init__(self, group: DupeGroup, member: DupeMember, copies: Sequence[DupeMember],
+                 chosen: bool = False) -> None:
         super().__init__()
         self.photo = member.photo
         self.boxes: dict[int, QCheckBox] = {}  # photo id -> remove box, for this photo and its copies
+        self.copy_rows: dict[int, QWidget] = {}  # photo id -> the row of a copy riding on this card
         keeper = member.photo.id == group.keeper.id
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setFixedWidth(THUMB + 70)
@@ -158,27 +172,52 @@ class _Card(QFrame):
             badge.setStyleSheet("color: white; background: #2b8a3e; padding: 1px 6px; border-radius: 3px;")
             badge.setToolTip("The photo this group keeps; it cannot be removed here")
         else:
-            badge = QLabel(_badge(group, member))
+            badge = QLabel(member_badge(group, member))
             badge.setStyleSheet("color: #495057;")
         top.addWidget(badge)
         top.addStretch(1)
         if not keeper:
-            top.addWidget(self._box(member.photo, "remove"))
+            top.addWidget(self._box(member))
+        actions = QHBoxLayout()
+        if keeper and chosen:
+            button = _action("Let clipfind choose", "Forget that you chose this photo: the keeper rules choose again")
+            button.clicked.connect(lambda: self.unkeep.emit(self.photo))
+            actions.addWidget(button)
+        elif not keeper:
+            button = _action("Keep this one", "Keep this photo instead, now and at every regroup")
+            button.clicked.connect(lambda: self.keep_this.emit(self.photo))
+            actions.addWidget(button)
+            self.keep_button = button
+        compare = _action("Compare", "Side by side with the other photos of this group")
+        compare.clicked.connect(lambda: self.compare.emit(self.photo))
+        self.compare_button = compare
+        actions.addWidget(compare)
+        actions.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.thumb, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addLayout(actions)
         name = QLabel(_name(member.photo))
         name.setToolTip(member.photo.path)
         name.setWordWrap(True)
         info = QLabel(describe(member.photo).replace(" · ", "\n"))
         info.setStyleSheet("color: #495057; font-size: 11px;")
-        for widget in (name, info, _small(os.path.dirname(member.photo.path)), *_alias_notes(member)):
+        for widget in (name, info, _small(os.path.dirname(member.photo.path)), *_notes(member, keeper, chosen)):
             layout.addWidget(widget)
         for copy in copies:
-            layout.addWidget(self._copy_row(copy))
+            row = self._copy_row(copy)
+            self.copy_rows[copy.photo.id] = row
+            layout.addWidget(row)
 
-    def _box(self, photo: PhotoInfo, text: str) -> QCheckBox:
-        box = QCheckBox(text)
+    def _box(self, member: DupeMember) -> QWidget:
+        """The remove box; a protected photo gets a label instead: nothing can tick it."""
+        photo = member.photo
+        if member.protected:
+            label = QLabel("protected")
+            label.setStyleSheet("color: #1864ab;")
+            label.setToolTip(f"{photo.path} is in a protected folder (keeper rules): it is never removed")
+            return label
+        box = QCheckBox("remove")
         box.setToolTip(f"Move {photo.path} to the trash")
         box.clicked.connect(lambda ticked: self.clicked.emit(photo, ticked))
         self.boxes[photo.id] = box
@@ -191,14 +230,22 @@ class _Card(QFrame):
         header.addWidget(QLabel("<b>+ identical copy</b>" if copy.reasons == ("identical",) else
                                 "<b>+ same photo, saved again</b>"))
         header.addStretch(1)
-        header.addWidget(self._box(copy.photo, "remove"))
+        header.addWidget(self._box(copy))
         layout = QVBoxLayout(row)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addLayout(header)
-        for label in (_small(copy.photo.path, "#495057"), *_alias_notes(copy)):
+        for label in (_small(copy.photo.path, "#495057"), *_notes(copy)):
             label.setStyleSheet(label.styleSheet() + " border: none;")
             layout.addWidget(label)
         return row
+
+    def drop_copies(self, gone: set[int]) -> None:
+        """Take the rows of trashed copies off this card."""
+        for photo_id in [i for i in self.copy_rows if i in gone]:
+            row = self.copy_rows.pop(photo_id)
+            self.boxes.pop(photo_id, None)
+            row.hide()
+            row.deleteLater()
 
     def show_selection(self, selected: set[int]) -> None:
         for photo_id, box in self.boxes.items():
@@ -209,24 +256,41 @@ class _Card(QFrame):
                                            Qt.TransformationMode.SmoothTransformation))
 
 
+def _group_title(group: DupeGroup) -> str:
+    return (f"<b>{TIER_NAMES[group.tier]}</b> · {len(group.members)} photos · "
+            f"{human_bytes(group.reclaimable_bytes)} to reclaim")
+
+
 class _GroupBox(QFrame):
     not_duplicates = Signal(object)
     clicked = Signal(object, object, bool)  # (group, photo, ticked)
+    mark = Signal(object, bool)  # (group, ticked): every member but the keeper, or none
+    keep_this = Signal(object, object)  # (group, photo)
+    unkeep = Signal(object)  # photo
+    compare = Signal(object, object)  # (group, photo)
 
-    def __init__(self, group: DupeGroup) -> None:
+    def __init__(self, group: DupeGroup, keep_paths: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.group = group
+        self.keep_paths = keep_paths
         self.setFrameShape(QFrame.Shape.Box)
         self.setStyleSheet("_GroupBox { border: 1px solid #dee2e6; border-radius: 6px; }")
-        title = QLabel(f"<b>{TIER_NAMES[group.tier]}</b> · {len(group.members)} photos · "
-                       f"{human_bytes(group.reclaimable_bytes)} to reclaim")
+        self.title = QLabel(_group_title(group))
         ignore = QPushButton("Not duplicates")
-        ignore.setToolTip("Never show these photos as duplicates of each other again")
+        ignore.setToolTip("Never show these photos as duplicates of each other again (in this tier)")
         ignore.clicked.connect(lambda: self.not_duplicates.emit(self.group))
         self.ignore = ignore
+        select = QPushButton("Select")
+        select.setToolTip("Tick every photo of this group but its keeper, or none")
+        menu = QMenu(select)
+        menu.addAction("All but the keeper", lambda: self.mark.emit(self.group, True))
+        menu.addAction("None", lambda: self.mark.emit(self.group, False))
+        select.setMenu(menu)
+        self.select = select
         header = QHBoxLayout()  # the group's actions at its start, where the eye begins: never out of sight
         header.addWidget(ignore)
-        header.addWidget(title)
+        header.addWidget(select)
+        header.addWidget(self.title)
         header.addStretch(1)
         self.row = FlowLayout()  # cards wrap: a big burst is as wide as the window, not 13,000 px
         self.cards: list[_Card] = []
@@ -249,14 +313,29 @@ class _GroupBox(QFrame):
         dozens of shots) is built over several event-loop turns. Returns whether every card is there."""
         while self._pending:
             member, copies = self._pending.pop()
-            card = _Card(self.group, member, copies)
+            card = _Card(self.group, member, copies, member.photo.path in self.keep_paths)
             card.clicked.connect(lambda photo, ticked: self.clicked.emit(self.group, photo, ticked))
+            card.keep_this.connect(lambda photo: self.keep_this.emit(self.group, photo))
+            card.unkeep.connect(self.unkeep)
+            card.compare.connect(lambda photo: self.compare.emit(self.group, photo))
             self.cards.append(card)
             self.row.addWidget(card)
             each(card)
             if time.perf_counter() >= deadline:
                 break
         return not self._pending
+
+    def drop(self, gone: set[int], group: DupeGroup) -> None:
+        """Trashed photos leave in place: their cards (and copy rows) go, the title counts what is left."""
+        self.group = group
+        for card in [c for c in self.cards if c.photo.id in gone]:
+            self.cards.remove(card)
+            self.row.removeWidget(card)
+            card.hide()
+            card.deleteLater()
+        for card in self.cards:
+            card.drop_copies(gone)
+        self.title.setText(_group_title(group))
 
 
 def suggested_ids(groups: Sequence[DupeGroup]) -> set[int]:
@@ -265,16 +344,34 @@ def suggested_ids(groups: Sequence[DupeGroup]) -> set[int]:
     return {p.id for g in groups for p in g.suggested()}
 
 
-def _grouped(library: Library, threshold: float) -> tuple[list[DupeGroup], set[int], Counter[str]]:
+@dataclass
+class Grouped:
+    """What a regroup brings back from the worker: the groups and what is O(photos) about them, the saved
+    clicks and the photos the user chose to keep."""
+
+    groups: list[DupeGroup]
+    suggested: set[int]
+    tiers: Counter[str]
+    choices: dict[str, bool] = field(default_factory=dict)
+    keep: frozenset[str] = frozenset()
+    unchanged: bool = False  # the same groups as those shown (compared on the worker: O(photos))
+
+
+def _grouped(library: Library, threshold: float, shown: tuple[list[DupeGroup], frozenset[str]] | None = None
+             ) -> Grouped:
     groups = library.duplicates(threshold)
-    return groups, suggested_ids(groups), Counter(g.tier for g in groups)
+    keep = frozenset(library.keeper_rules().keep)
+    return Grouped(groups, suggested_ids(groups), Counter(g.tier for g in groups), library.choices(), keep,
+                   shown is not None and bool(groups) and (groups, keep) == shown)
 
 
 class DupeSelection:
     """What a clean-up takes: each group's suggestion, overridden by what the user clicked, and nothing else.
 
     Clicks are kept by path across regrouping (a slider move, a clean-up), so a choice outlives the
-    groups it was made in; the view draws its boxes from here and never reads them back.
+    groups it was made in; the view draws its boxes from here and never reads them back. A photo in
+    a protected folder is never taken, whatever was clicked. The methods that change choices return
+    the changes ({path: ticked}) for the view to save in the catalog.
     """
 
     def __init__(self) -> None:
@@ -287,10 +384,23 @@ class DupeSelection:
         self.groups = groups
         self._defaults = suggested_ids(groups) if suggested is None else suggested
 
-    def click(self, group: DupeGroup, photo: PhotoInfo, ticked: bool) -> None:
+    def load(self, saved: Mapping[str, bool]) -> None:
+        """Choices read back from the catalog; a click made since they were read wins."""
+        self.choices = {**saved, **self.choices}
+
+    def click(self, group: DupeGroup, photo: PhotoInfo, ticked: bool) -> dict[str, bool]:
         """The user ticked or unticked ``photo``: its byte-identical copies in ``group`` follow it."""
-        for chosen in (photo, *group.copies_of(photo.id)):
-            self.choices[chosen.path] = ticked
+        protected = {m.photo.id for m in group.members if m.protected}
+        changes = {p.path: ticked for p in (photo, *group.copies_of(photo.id)) if p.id not in protected}
+        self.choices.update(changes)
+        return changes
+
+    def mark(self, groups: Sequence[DupeGroup], ticked: bool) -> dict[str, bool]:
+        """Tick every member but the keeper (dupeGuru's "Mark all"), or none, in these groups."""
+        changes = {m.photo.path: ticked for g in groups for m in g.members[1:]
+                   if not m.protected and m.photo.id != g.keeper.id}
+        self.choices.update(changes)
+        return changes
 
     def forget(self, photos: Sequence[PhotoInfo]) -> None:
         """Drop the choices about photos that are gone (moved to the trash)."""
@@ -298,14 +408,14 @@ class DupeSelection:
             self.choices.pop(photo.path, None)
 
     def selected(self) -> list[PhotoInfo]:
-        """Photos to remove across all groups, each once, never a keeper, in group order."""
+        """Photos to remove across all groups, each once, never a keeper nor a protected photo, in group order."""
         keepers = {g.keeper.id for g in self.groups}
         seen: set[int] = set()
         photos = []
         for group in self.groups:
             for member in group.members[1:]:
                 photo = member.photo
-                if photo.id in keepers or photo.id in seen:
+                if photo.id in keepers or photo.id in seen or member.protected:
                     continue
                 if self.choices.get(photo.path, photo.id in self._defaults):
                     seen.add(photo.id)
@@ -316,6 +426,7 @@ class DupeSelection:
 class DupesView(QWidget):
     status = Signal(str)
     photos_trashed = Signal()
+    photos_restored = Signal()
 
     def __init__(self, library: Library, cache: ThumbnailCache, threshold: float = 0.95,
                  tasks: TaskRunner | None = None) -> None:
@@ -329,16 +440,24 @@ class DupesView(QWidget):
         self.stale = True  # the groups on screen may not match the catalog: regroup when next shown
         self.selection = DupeSelection()
         self._marked: list[PhotoInfo] = []  # the last "Not duplicates", for Undo
+        self._undo: Callable[[], None] | None = None  # what the Undo button takes back
+        self.keep_paths: frozenset[str] = frozenset()  # photos the user chose with "Keep this one"
         self.shown = 0
         self._page_end = 0
         self._page = 0  # which page build is current: a regroup abandons the one under way
         self._building: _GroupBox | None = None  # the group whose cards are being added
         self._selected_ids: set[int] = set()  # the selection as drawn on the cards
         self._tiers: Counter[str] = Counter()  # groups per tier, for the titles
+        self._tier_labels: list[tuple[str, QLabel]] = []
+        self._scroll_to: tuple[int, int] | None = None  # where the lists were, restored after a quiet regroup
         self.boxes: list[_GroupBox] = []
         self._cards_by_path: dict[str, list[_Card]] = {}
         self._doomed: list[QWidget] = []  # widgets of an old page, destroyed a few at a time
         self._reaper = QTimer(self, interval=0, timeout=self._reap)
+        self._table_stale = False  # the table does not show the current groups (filled when it is shown)
+        self.compare_dialog: CompareDialog | None = None
+        self.marks_dialog: MarksDialog | None = None
+        self.rules_dialog: KeeperRulesDialog | None = None
 
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(800, 1000)
@@ -357,6 +476,41 @@ class DupesView(QWidget):
         top.addWidget(self.slider, 1)
         top.addWidget(self.value)
         top.addWidget(self.hint, 1)
+
+        self.cards_button = QPushButton("Cards", checkable=True, checked=True)
+        self.table_button = QPushButton("Table", checkable=True)
+        self.cards_button.setToolTip("Each photo as a card with its thumbnail")
+        self.table_button.setToolTip("One row per photo: hundreds of groups at a glance")
+        modes = QButtonGroup(self)
+        modes.setExclusive(True)
+        modes.addButton(self.cards_button)
+        modes.addButton(self.table_button)
+        self.table_button.toggled.connect(self._mode_changed)
+        self.mark_button = QPushButton("Mark")
+        mark_menu = QMenu(self.mark_button)
+        self.mark_all_action = mark_menu.addAction("Select all but the keeper", lambda: self.mark_groups(True))
+        self.mark_none_action = mark_menu.addAction("Select none", lambda: self.mark_groups(False))
+        mark_menu.addSeparator()
+        self.reset_action = mark_menu.addAction("Back to the suggestions", self.reset_selection)
+        self.mark_button.setMenu(mark_menu)
+        self.mark_button.setToolTip("Tick or untick every group's photos at once")
+        self.rules_button = QPushButton(icon("settings"), "Keeper rules…")
+        self.rules_button.setToolTip("Which photo of a group stays: protected and preferred folders, formats, "
+                                     "capture date, GPS")
+        self.rules_button.clicked.connect(self.edit_keeper_rules)
+        self.marks_button = QPushButton("Not duplicates list…")
+        self.marks_button.setToolTip("Review the photos you marked as not duplicates, and take marks back")
+        self.marks_button.clicked.connect(self.show_marks)
+        tools = QHBoxLayout()
+        tools.setSpacing(4)
+        tools.addWidget(self.cards_button)
+        tools.addWidget(self.table_button)
+        tools.addSpacing(12)
+        tools.addWidget(self.mark_button)
+        tools.addStretch(1)
+        tools.addWidget(self.rules_button)
+        tools.addWidget(self.marks_button)
+
         self.working = QProgressBar(maximumWidth=200, maximumHeight=14, textVisible=False)
         self.working.setRange(0, 0)  # indeterminate
         self.working_label = QLabel()
@@ -370,11 +524,14 @@ class DupesView(QWidget):
         self.working_row.hide()
 
         self.undo_label = QLabel()
+        self.undo_label.setWordWrap(True)
         self.undo_button = QPushButton("Undo")
-        self.undo_button.clicked.connect(self.undo_not_duplicates)
+        self.undo_button.clicked.connect(self.undo)
         self.undo_row = QWidget()
+        self.undo_row.setStyleSheet("QWidget#undo { background: #e7f5ff; border-radius: 4px; }")
+        self.undo_row.setObjectName("undo")
         undo = QHBoxLayout(self.undo_row)
-        undo.setContentsMargins(0, 0, 0, 0)
+        undo.setContentsMargins(6, 3, 6, 3)
         undo.addWidget(self.undo_label, 1)
         undo.addWidget(self.undo_button)
         self.undo_row.hide()
@@ -396,18 +553,56 @@ class DupesView(QWidget):
         self.more.clicked.connect(self._show_page)
         self.more.hide()
 
+        self.table_model = DupesTableModel(self)
+        self.table_model.clicked.connect(self._card_clicked)
+        self.table = DupesTable(self.table_model)
+        self.table.keep_this.connect(self.keep_this)
+        self.table.compare.connect(self.compare)
+        self.table.mark_group.connect(lambda group, ticked: self.mark_groups(ticked, [group]))
+        self.table.not_duplicates.connect(self.mark_not_duplicates)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.scroll)
+        self.stack.addWidget(self.table)
+
         layout = QVBoxLayout(self)
+        layout.addLayout(tools)
         layout.addLayout(top)
         layout.addWidget(self.working_row)
         layout.addWidget(self.undo_row)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.stack, 1)
         layout.addLayout(bottom)
         cache.loader.ready.connect(self._thumbnail_ready)
         self._slider_moved(self.slider.value(), regroup=False)
+        for action, keys in ((self.mark_all_action, "Ctrl+Shift+A"), (self.mark_none_action, "Ctrl+Shift+N")):
+            action.setShortcut(QKeySequence(keys))  # shown in the menu, active anywhere in the tab
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.addAction(action)
+        QShortcut(QKeySequence("Ctrl+T"), self, activated=lambda: self.set_mode("cards" if self.mode == "table"
+                                                                                  else "table"),
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.table_button.setToolTip(self.table_button.toolTip() + " (Ctrl+T switches)")
 
     @property
     def threshold(self) -> float:
         return self.slider.value() / 1000
+
+    @property
+    def mode(self) -> str:
+        """"cards" or "table": how the groups are shown."""
+        return "table" if self.table_button.isChecked() else "cards"
+
+    def set_mode(self, mode: str) -> None:
+        (self.table_button if mode == "table" else self.cards_button).setChecked(True)
+
+    def _mode_changed(self) -> None:
+        self.stack.setCurrentWidget(self.table if self.mode == "table" else self.scroll)
+        self._fill_table()
+
+    def _fill_table(self) -> None:
+        """The table is filled when it is shown (at 5,000 groups that costs a tenth of a second)."""
+        if self._table_stale and self.mode == "table":
+            self._table_stale = False
+            self.table_model.set_groups(self.groups, self._selected_ids, self.keep_paths)
 
     def _slider_moved(self, value: int, regroup: bool = True) -> None:
         self.value.setText(f"{value / 1000:.3f}")
@@ -422,52 +617,81 @@ class DupesView(QWidget):
 
     @property
     def busy(self) -> bool:
-        """Whether groups or a clean-up are being worked out off the event loop."""
-        return self.tasks.busy("regroup") or self.tasks.busy("cleanup")
+        """Whether groups, a clean-up or its undo are being worked out off the event loop."""
+        return self.tasks.busy("regroup") or self.tasks.busy("cleanup") or self.tasks.busy("restore")
 
     def _show_busy(self) -> None:
-        regrouping, cleaning = self.tasks.busy("regroup"), self.tasks.busy("cleanup")
-        self.working_row.setVisible(regrouping or cleaning)
-        self.working.setVisible(regrouping or cleaning)
+        regrouping, cleaning, restoring = (self.tasks.busy("regroup"), self.tasks.busy("cleanup"),
+                                           self.tasks.busy("restore"))
+        working = regrouping or cleaning or restoring
+        self.working_row.setVisible(working)
+        self.working.setVisible(working)
         self.working_label.setText(
             "Moving the selected photos to the trash…" if cleaning else
+            "Putting the photos back from the trash…" if restoring else
             "Finding duplicates… The first time after photos came or went this compares every photo again, "
             "which takes minutes in a large collection; you can keep using the app." if regrouping else "")
-        self.trash_button.setEnabled(not (regrouping or cleaning) and self._selected_count > 0)
+        self.trash_button.setEnabled(not working and self._selected_count > 0)
 
-    def regroup(self) -> None:
+    def regroup(self, keep_place: bool = False) -> None:
         """Group again off the event loop (the first time after a catalog change builds the neighbour
-        graph: minutes at 100k photos); a newer regroup (a slider move) supersedes this one."""
+        graph: minutes at 100k photos); a newer regroup (a slider move) supersedes this one.
+
+        ``keep_place``: a quiet regroup after a change the view already shows (a clean-up, a keeper
+        chosen): the groups on screen stay if nothing else changed, and the scroll position stays."""
         self.stale = False
         threshold = self.threshold
+        library = self.library
+        shown = (self.groups, self.keep_paths) if keep_place else None  # never changed in place: safe to read there
         # the groups, and what is O(photos) about them, worked out on the worker: at 100k photos walking
         # every group on the GUI thread cost a visible stall per slider move
-        self.tasks.submit(lambda: _grouped(self.library, threshold), self._show_groups, self._regroup_failed,
+        self.tasks.submit(lambda: _grouped(library, threshold, shown),
+                          lambda grouped: self._show_groups(grouped, keep_place), self._regroup_failed,
                           kind="regroup")
 
     def _regroup_failed(self, exc: BaseException) -> None:
         self.status.emit(str(exc) if isinstance(exc, ClipfindError) else f"could not find duplicates: {exc}")
 
-    def _show_groups(self, grouped: tuple[list[DupeGroup], set[int], Counter[str]]) -> None:
-        groups, suggested, self._tiers = grouped
-        self.selection.set_groups(groups, suggested)
+    def _show_groups(self, grouped: Grouped, keep_place: bool = False) -> None:
+        self.selection.load(grouped.choices)
+        if keep_place and grouped.unchanged and not self.building:
+            self.selection.set_groups(grouped.groups, grouped.suggested)  # what is shown is what is there
+            self._update_summary()
+            self._redraw_selection()
+            return
+        self._scroll_to = ((self.scroll.verticalScrollBar().value(), self.table.verticalScrollBar().value())
+                           if keep_place else None)
+        upto = self.shown if keep_place else 0
+        self._tiers = grouped.tiers
+        self.keep_paths = grouped.keep
+        self.selection.set_groups(grouped.groups, grouped.suggested)
         self._retire_widgets()
         self.shown = 0
         self._update_summary()  # the selection, once: every card of the page is drawn from it
-        self._show_page()
+        self._table_stale = True
+        self._fill_table()
+        self._show_page(upto)
+        if self._scroll_to is not None:
+            table_at = self._scroll_to[1]
+            QTimer.singleShot(0, lambda: self.table.verticalScrollBar().setValue(table_at))
 
     def _retire_widgets(self) -> None:
         """Take the old page off screen now and destroy it a few widgets per event-loop turn: a page is
         hundreds of widgets, too many to free in one go without a visible stall."""
         self.boxes.clear()
         self._cards_by_path.clear()
+        self._tier_labels.clear()
         self._building = None
         while self.body_layout.count():
             widget = self.body_layout.takeAt(0).widget()
             if widget is not None and widget is not self.more:
-                widget.hide()
-                self._doomed.append(widget)
-        if self._doomed and not self._reaper.isActive():
+                self._retire(widget)
+
+    def _retire(self, widget: QWidget) -> None:
+        self.body_layout.removeWidget(widget)
+        widget.hide()
+        self._doomed.append(widget)
+        if not self._reaper.isActive():
             self._reaper.start()
 
     def _reap(self) -> None:
@@ -481,13 +705,14 @@ class DupesView(QWidget):
         """Whether the page of groups is still being drawn (a few groups per event-loop turn)."""
         return self.shown < self._page_end or self._building is not None
 
-    def _show_page(self) -> None:
-        """Append the next page of groups, a few per event-loop turn; the "more" button and the stretch stay last."""
+    def _show_page(self, upto: int = 0) -> None:
+        """Append the next page of groups (at least up to group ``upto``), a few per event-loop turn;
+        the "more" button and the stretch stay last."""
         if self.body_layout.count():
             self.body_layout.takeAt(self.body_layout.count() - 1)  # the stretch
             self.body_layout.removeWidget(self.more)
         self.more.hide()
-        self._page_end = min(self.shown + PAGE, len(self.groups))
+        self._page_end = min(max(self.shown + PAGE, upto or 0), len(self.groups))
         self._page += 1
         self._build_page(self._page)
 
@@ -514,14 +739,21 @@ class DupesView(QWidget):
             self.body_layout.addWidget(self.more)
             self.more.show()
         self.body_layout.addStretch(1)
+        if self._scroll_to is not None:
+            cards_at, self._scroll_to = self._scroll_to[0], None
+            QTimer.singleShot(0, lambda: self.scroll.verticalScrollBar().setValue(cards_at))
 
     def _add_group(self, i: int) -> _GroupBox:
         group = self.groups[i]
         if i == 0 or self.groups[i - 1].tier != group.tier:
             self.body_layout.addWidget(self._tier_title(group.tier))
-        box = _GroupBox(group)
+        box = _GroupBox(group, self.keep_paths)
         box.not_duplicates.connect(self.mark_not_duplicates)
         box.clicked.connect(self._card_clicked)
+        box.mark.connect(lambda g, ticked: self.mark_groups(ticked, [g]))
+        box.keep_this.connect(self.keep_this)
+        box.unkeep.connect(self.unkeep)
+        box.compare.connect(self.compare)
         self.boxes.append(box)
         self.body_layout.addWidget(box)
         return box
@@ -533,11 +765,15 @@ class DupesView(QWidget):
         if pixmap is not None:
             card.set_thumbnail(pixmap)
 
-    def _tier_title(self, tier: str) -> QLabel:
+    def _tier_text(self, tier: str) -> str:
         count = self._tiers[tier]
-        label = QLabel(f"<h3>{TIER_NAMES[tier]} · {count} group{'s' if count != 1 else ''}</h3>"
-                       f"<span style='color:#495057'>{TIER_HINTS[tier]}</span>")
+        return (f"<h3>{TIER_NAMES[tier]} · {count} group{'s' if count != 1 else ''}</h3>"
+                f"<span style='color:#495057'>{TIER_HINTS[tier]}</span>")
+
+    def _tier_title(self, tier: str) -> QLabel:
+        label = QLabel(self._tier_text(tier))
         label.setWordWrap(True)
+        self._tier_labels.append((tier, label))
         return label
 
     def _thumbnail_ready(self, path: str, image: QImage) -> None:
@@ -547,13 +783,44 @@ class DupesView(QWidget):
         for card in self._cards_by_path.get(path, ()):
             card.set_thumbnail(pixmap)
 
+    # -- the selection ------------------------------------------------------------------------
     def _card_clicked(self, group: DupeGroup, photo: PhotoInfo, ticked: bool) -> None:
-        """Record the one choice the user made; the photo's byte-identical copies follow it."""
-        self.selection.click(group, photo, ticked)
+        """Record the one choice the user made (its byte-identical copies follow it) and save it."""
+        self._selection_changed(self.selection.click(group, photo, ticked))
+
+    def mark_groups(self, ticked: bool, groups: Sequence[DupeGroup] | None = None) -> None:
+        """Select all but the keeper (``ticked``) or none, in ``groups`` (default: every group, shown or not)."""
+        self._selection_changed(self.selection.mark(self.groups if groups is None else groups, ticked))
+
+    def reset_selection(self) -> None:
+        """Forget every click: each group's suggestion again, in the catalog too."""
+        self.selection.choices.clear()
+        library = self.library
+        self.tasks.submit(lambda: library.clear_choices(), None, self._save_failed)
         self._update_summary()
+        self._redraw_selection()
+
+    def _selection_changed(self, changes: Mapping[str, bool]) -> None:
+        self._update_summary()
+        self._redraw_selection()
+        self._save(changes)
+
+    def _save(self, changes: Mapping[str, bool]) -> None:
+        """Store clicks in the catalog (fire and forget, on the worker, in order with everything else)."""
+        if not changes:
+            return
+        library, changes = self.library, dict(changes)
+        self.tasks.submit(lambda: library.save_choices(changes), None, self._save_failed)
+
+    def _save_failed(self, exc: BaseException) -> None:
+        self.status.emit(f"your choice could not be saved: {exc}")
+
+    def _redraw_selection(self) -> None:
         for box in self.boxes:
             for card in box.cards:
                 card.show_selection(self._selected_ids)
+        if not self._table_stale:
+            self.table_model.show_selection(self._selected_ids)
 
     @property
     def groups(self) -> list[DupeGroup]:
@@ -577,32 +844,123 @@ class DupesView(QWidget):
         )
         self.trash_button.setEnabled(bool(selected) and not self.busy)
 
+    # -- per photo: keep this one, compare --------------------------------------------------
+    def keep_this(self, group: DupeGroup, photo: PhotoInfo) -> None:
+        """"Keep this one": remembered by the library (the next grouping keeps it), then regroup in place."""
+        library = self.library
+        changes = {photo.path: False}  # a keeper the user chose is not to be ticked if it ever stops being one
+        self.selection.choices.update(changes)
+
+        def keep() -> None:
+            library.keep_this(photo)
+            library.save_choices(changes)
+
+        def kept(_: None) -> None:
+            self.status.emit(f"{_name(photo)} is kept; the others of its group are suggested for removal")
+            self.regroup(keep_place=True)
+
+        self.tasks.submit(keep, kept, self._regroup_failed)
+
+    def unkeep(self, photo: PhotoInfo) -> None:
+        """Take back a "Keep this one": the keeper rules choose again."""
+        library = self.library
+
+        def done(_: None) -> None:
+            self.status.emit(f"{_name(photo)} is no longer kept by your choice")
+            self.regroup(keep_place=True)
+
+        self.tasks.submit(lambda: library.unkeep(photo), done, self._regroup_failed)
+
+    def compare(self, group: DupeGroup, photo: PhotoInfo) -> None:
+        """Open the side-by-side view of the group at this photo; its decisions come back as clicks."""
+        start = next((i for i, m in enumerate(group.members) if m.photo.id == photo.id), 0)
+        dialog = CompareDialog(group, set(self._selected_ids), start, self)
+        dialog.decided.connect(lambda decisions: self.apply_decisions(group, decisions))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.compare_dialog = dialog
+        dialog.open()
+
+    def apply_decisions(self, group: DupeGroup, decisions: Mapping[int, bool]) -> None:
+        """What the user toggled in the compare view, as clicks: originals first (their copies follow),
+        then copies, so a copy decided on its own keeps its own decision."""
+        members = {m.photo.id: m for m in group.members}
+        changes: dict[str, bool] = {}
+        for photo_id in sorted((i for i in decisions if i in members), key=lambda i: members[i].copy_of is not None):
+            changes.update(self.selection.click(group, members[photo_id].photo, bool(decisions[photo_id])))
+        self._selection_changed(changes)
+
+    # -- dialogs: ignore list, keeper rules ---------------------------------------------------
+    def show_marks(self) -> None:
+        """The ignore-list manager; taking a mark back regroups quietly."""
+        dialog = MarksDialog(lambda: self.library, self.tasks, self.cache, self)
+        dialog.changed.connect(lambda: self.regroup(keep_place=True))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.marks_dialog = dialog
+        dialog.open()
+
+    def edit_keeper_rules(self) -> None:
+        """Read the saved rules (worker), edit them in a dialog, save them (worker), regroup."""
+        library = self.library
+        self.tasks.submit(lambda: library.keeper_rules(), self._ask_rules, self._regroup_failed)
+
+    def _ask_rules(self, rules: KeeperRules) -> None:
+        dialog = KeeperRulesDialog(rules, self)
+        dialog.accepted.connect(lambda: self.save_keeper_rules(dialog.rules()))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.rules_dialog = dialog
+        dialog.open()
+
+    def save_keeper_rules(self, rules: KeeperRules) -> None:
+        library = self.library
+
+        def saved(_: None) -> None:
+            self.status.emit("keeper rules saved")
+            self.regroup(keep_place=True)
+
+        self.tasks.submit(lambda: library.set_keeper_rules(rules), saved, self._regroup_failed)
+
+    # -- not duplicates, clean-up, undo ---------------------------------------------------------
+    def _offer_undo(self, text: str, action: Callable[[], None]) -> None:
+        self._undo = action
+        self.undo_label.setText(text)
+        self.undo_row.show()
+
+    def _close_undo(self) -> None:
+        self._undo = None
+        self.undo_row.hide()
+
+    def undo(self) -> None:
+        """The Undo button: take back what the undo row says."""
+        if self._undo is not None:
+            self._undo()
+
     def mark_not_duplicates(self, group: DupeGroup) -> None:
+        """Hide this group's photos from each other, in the tier they were shown in."""
         photos = [m.photo for m in group.members]
+        library, tier = self.library, group.tier
 
         def marked(_: None) -> None:
             self._marked = photos
-            self.undo_label.setText(f"{photos_text(len(photos))} marked as not duplicates of each other: "
-                                    "they will not be grouped together again.")
-            self.undo_row.show()
+            self._offer_undo(f"{photos_text(len(photos))} marked as not duplicates of each other: "
+                             "they will not be grouped together again.", self.undo_not_duplicates)
             self.status.emit("those photos will not be shown as duplicates again")
-            self.regroup()
+            self.regroup(keep_place=True)
 
-        self.tasks.submit(lambda: self.library.mark_not_duplicates(photos), marked, self._regroup_failed)
+        self.tasks.submit(lambda: library.mark_not_duplicates(photos, tier=tier), marked, self._regroup_failed)
 
     def undo_not_duplicates(self) -> None:
         """Take back the last "Not duplicates" (the app's `clipfind not-dupes --undo`)."""
         if not self._marked:
             return
-        photos = self._marked
+        photos, library = self._marked, self.library
 
         def unmarked(_: int) -> None:
             self._marked = []
-            self.undo_row.hide()
+            self._close_undo()
             self.status.emit("mark taken back: those photos can be grouped again")
-            self.regroup()
+            self.regroup(keep_place=True)
 
-        self.tasks.submit(lambda: self.library.unmark_not_duplicates(photos), unmarked, self._regroup_failed)
+        self.tasks.submit(lambda: library.unmark_not_duplicates(photos), unmarked, self._regroup_failed)
 
     def trash_selected(self) -> None:
         photos = self.selected()
@@ -611,18 +969,78 @@ class DupesView(QWidget):
         text, details = cleanup_summary(self.groups, photos)
         if not confirm_cleanup(self, text, details):
             return
-        groups = self.groups
-        self.tasks.submit(lambda: self.library.clean_up(groups, photos), self._cleaned, self._cleanup_failed,
+        groups, library = self.groups, self.library
+        self.tasks.submit(lambda: library.clean_up(groups, photos), self._cleaned, self._cleanup_failed,
                           kind="cleanup")
 
     def _cleanup_failed(self, exc: BaseException) -> None:
         show_problems(self, "Nothing was moved", [str(exc)])
 
     def _cleaned(self, report: TrashReport) -> None:
-        self.status.emit(f"moved {photos_text(len(report.moved))} ({human_bytes(report.freed_bytes)}) to the trash")
+        moved = f"{photos_text(len(report.moved))} ({human_bytes(report.freed_bytes)})"
+        self.status.emit(f"moved {moved} to the trash")
         problems = report_problems(report)
         if problems:
             show_problems(self, "Some photos were kept", problems)
         self.selection.forget(report.moved)
-        self.regroup()
+        if report.moved:
+            self.drop_photos({p.id for p in report.moved})
+            self._offer_undo(f"Moved {moved} to the system trash.", self.undo_trash)
+        self.regroup(keep_place=True)  # quietly: what else the catalog says now, the scroll position kept
         self.photos_trashed.emit()
+
+    def undo_trash(self) -> None:
+        """Put the last clean-up back from the trash (or learn where it is), then regroup."""
+        library = self.library
+        self.tasks.submit(lambda: library.undo_trash(), self._restored, self._restore_failed, kind="restore")
+
+    def _restore_failed(self, exc: BaseException) -> None:
+        show_problems(self, "Nothing was put back", [str(exc)])
+
+    def _restored(self, report: RestoreReport) -> None:
+        self._close_undo()
+        back = len(report.restored)
+        self.status.emit(f"put {photos_text(back)} back from the trash" if back else "nothing was put back")
+        lines = [f"{path}: {why}" for path, why in report.failed] + list(report.notices)
+        if lines:
+            show_problems(self, f"{photos_text(back)} put back" if back else "Nothing was put back", lines)
+        self.photos_restored.emit()
+        self.regroup(keep_place=True)
+
+    def drop_photos(self, gone: set[int]) -> None:
+        """Photos that left (trashed) go from the groups on screen in place: their cards and rows, and groups
+        left with one photo; the rest of the page is not rebuilt."""
+        if self.building:  # a page under construction: the quiet regroup that follows redraws it
+            self.selection.set_groups([g for g in (without(g, gone) for g in self.groups) if g is not None])
+            self._update_summary()
+            return
+        groups: list[DupeGroup] = []
+        boxes: list[_GroupBox] = []
+        shown = 0
+        for i, group in enumerate(self.groups):
+            after = without(group, gone)
+            if i < len(self.boxes):
+                box = self.boxes[i]
+                if after is None:
+                    self._retire(box)
+                    continue
+                if after is not group:
+                    box.drop(gone, after)
+                boxes.append(box)
+                shown += 1
+            if after is not None:
+                groups.append(after)
+        self.boxes, self.shown, self._page_end = boxes, shown, shown
+        self._cards_by_path = {}
+        for box in boxes:
+            for card in box.cards:
+                self._cards_by_path.setdefault(card.photo.path, []).append(card)
+        self._tiers = Counter(g.tier for g in groups)
+        for tier, label in self._tier_labels:
+            label.setText(self._tier_text(tier))
+            label.setVisible(self._tiers[tier] > 0)
+        self.selection.set_groups(groups)
+        if not self._table_stale:
+            self.table_model.remove_photos(gone)
+        self._update_summary()
+        self._redraw_selection()

@@ -77,7 +77,9 @@ class MainWindow(QMainWindow):
         for view in (self.search, self.dupes):
             view.status.connect(self.statusBar().showMessage)
         self.search.photos_trashed.connect(self._collection_changed)
-        self.dupes.photos_trashed.connect(self._collection_changed)
+        # the duplicates tab updates its own groups in place after a clean-up or its undo (and regroups quietly)
+        self.dupes.photos_trashed.connect(lambda: self._collection_changed(regroup_dupes=False))
+        self.dupes.photos_restored.connect(lambda: self._collection_changed(regroup_dupes=False))
 
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -131,8 +133,11 @@ class MainWindow(QMainWindow):
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         add = QAction(icon("plus"), "Add folder…", self, triggered=self.pick_folders)
         folders = QAction(icon("settings"), "Folders…", self, triggered=self.edit_folders)
+        self.rules_action = QAction(icon("duplicates"), "Keeper rules…", self, triggered=self.edit_keeper_rules)
+        self.rules_action.setToolTip("Which photo of a duplicate group stays: protected and preferred folders, "
+                                     "formats, capture date, GPS")
         self.errors_action = QAction(icon("warning"), "Unreadable files", self, triggered=self.show_errors)
-        for action in (add, folders, self.errors_action):
+        for action in (add, folders, self.rules_action, self.errors_action):
             bar.addAction(action)
 
     def _build_status_bar(self) -> None:
@@ -315,6 +320,11 @@ class MainWindow(QMainWindow):
 
         self.tasks.submit(lambda: self.library.folders(), ask, self._task_failed)
 
+    def edit_keeper_rules(self) -> None:
+        """Settings: the keeper rules, edited in the duplicates tab (which regroups once they are saved)."""
+        self.tabs.setCurrentWidget(self.dupes)
+        self.dupes.edit_keeper_rules()
+
     def apply_folder_changes(self, added: list[str], removed: list[str]) -> None:
         """Removal first (it needs the writer lock: a running index pass is stopped, and picked up again after)."""
         if added:
@@ -445,11 +455,14 @@ class MainWindow(QMainWindow):
         self.pause_button.setIcon(icon("play" if paused else "pause"))
         self.pause_button.setToolTip("Resume indexing" if paused else "Pause indexing")
 
-    def _collection_changed(self) -> None:
+    def _collection_changed(self, regroup_dupes: bool = True) -> None:
         """Photos came or went: counts, results and groups on screen must not show the old state
-        (the duplicates tab regroups when it is shown)."""
+        (the duplicates tab regroups when it is shown; not when it made the change itself, as it
+        updates its groups in place)."""
         self._update_counts()
         self.search.drop_missing()
+        if not regroup_dupes:
+            return
         self.dupes.stale = True
         if self.tabs.currentWidget() is self.dupes:
             self.dupes.regroup()
@@ -463,7 +476,7 @@ class MainWindow(QMainWindow):
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.dupes and (self.dupes.stale or not self.dupes.busy):
-            self.dupes.regroup()
+            self.dupes.regroup(keep_place=True)  # back on the tab: where the user was, unless groups changed
 
     def show_errors(self) -> None:
         def show(failures: list[Failure]) -> None:

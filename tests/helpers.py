@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from clipfind.indexer import IndexReport
     from clipfind.library import Library
 
@@ -23,6 +25,22 @@ FORMATS = SHARED_DATA / "formats"
 needs_shared_data = pytest.mark.skipif(
     not PHOTOS.is_dir(), reason=f"real test photos not found at {SHARED_DATA} (../shared/data beside the project)"
 )
+
+
+def real_photo(name: str, side: int) -> Image.Image:
+    """A real photo from ../shared/data/photos, upright RGB, fit in side x side (the first interior
+    photo when the name is absent); skips the test when the folder is not there."""
+    from PIL import Image, ImageOps
+
+    if not PHOTOS.is_dir():
+        pytest.skip(f"real test photos not found at {PHOTOS}")
+    path = PHOTOS / name
+    if not path.exists():
+        path = sorted((PHOTOS / "pexels_interior").glob("*.jpg"))[0]
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
+    image.thumbnail((side, side))
+    return image
 
 
 def copy_photos(dest: Path, count: int, subfolder: str = "kodak24") -> list[Path]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipfind.catalog import SCHEMA_VERSION, Catalog
+from clipfind.catalog import SCHEMA_VERSION, Catalog, FileStamp
 from clipfind.errors import CatalogError, ModelMismatchError
 
 
@@ -133,7 +133,7 @@ def test_wal_and_schema_version_stored(catalog: Catalog, tmp_path: Path) -> None
 def test_not_duplicate_marks_one_row_per_content(catalog: Catalog) -> None:
     catalog.add_mark({"a": 1, "b": 1, "c": 1})
     catalog.add_mark({"d": 2})  # two byte-identical copies of d
-    ignored = catalog.ignored_pairs()
+    ignored = catalog.ignored_pairs()["same"]
     assert ("a", "b") in ignored and ("c", "a") in ignored
     assert ("a", "d") not in ignored and ("a", "a") not in ignored
     assert ("d", "d") in ignored
@@ -144,16 +144,16 @@ def test_marking_a_thousand_photos_writes_a_thousand_rows(catalog: Catalog, tmp_
     """Pairs would be 499,500 rows (the catalog grew from 0.86 MB to 41 MB)."""
     catalog.add_mark({f"h{i}": 1 for i in range(1000)})
     assert len(catalog.marks()) == 1000
-    assert ("h3", "h999") in catalog.ignored_pairs()
+    assert ("h3", "h999") in catalog.ignored_pairs()["similar"]
 
 
 def test_remove_marks_takes_back_marks_holding_all_given(catalog: Catalog) -> None:
     catalog.add_mark({"a": 1, "b": 1})
     catalog.add_mark({"a": 1, "c": 1})
     assert catalog.remove_marks(["a", "b"]) == 1
-    assert ("a", "b") not in catalog.ignored_pairs() and ("a", "c") in catalog.ignored_pairs()
+    assert ("a", "b") not in catalog.ignored_pairs()["same"] and ("a", "c") in catalog.ignored_pairs()["same"]
     assert catalog.remove_marks(["a"]) == 1
-    assert not catalog.ignored_pairs()
+    assert not any(catalog.ignored_pairs().values())
 
 
 def test_version_1_catalog_is_upgraded_keeping_marks_and_photos(tmp_path: Path) -> None:
@@ -176,8 +176,8 @@ def test_version_1_catalog_is_upgraded_keeping_marks_and_photos(tmp_path: Path) 
     db.close()
     cat = Catalog(path)
     try:
-        ignored = cat.ignored_pairs()
-        assert ("a", "b") in ignored and ("c", "c") in ignored and ("a", "c") not in ignored
+        for ignored in cat.ignored_pairs().values():  # marks made before tiers hold in every tier
+            assert ("a", "b") in ignored and ("c", "c") in ignored and ("a", "c") not in ignored
         photo = cat.photos()[0]
         assert photo.path == "/p/a.jpg" and photo.file_key is None
         assert cat.known_files()["/p/a.jpg"].ino is None  # the next pass hashes it again
@@ -223,3 +223,112 @@ def test_forget_keeps_photos_another_indexed_folder_covers(catalog: Catalog) -> 
     assert catalog.remove_folder("/p/par/child") == 0  # par still covers child
     assert "/p/par/child/a.jpg" in catalog.known_files()
     assert catalog.folders() == ["/p/par"]
+
+
+def _schema_3(path: Path) -> None:
+    """Turn a new catalog into what schema 3 left: marks without a tier, no choices, no trashed rows."""
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE choices")
+        db.execute("DROP TABLE trashed")
+        db.execute("ALTER TABLE not_duplicate_marks DROP COLUMN tier")
+        db.execute("PRAGMA user_version = 3")
+
+
+def test_version_3_catalog_keeps_its_marks_for_every_tier(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    cat = Catalog(path)
+    cat.add_mark({"a": 1, "b": 1})
+    cat.close()
+    _schema_3(path)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO not_duplicate_marks VALUES (2, 'c', 2)")  # as schema 3 wrote them
+    cat = Catalog(path)
+    try:
+        for tier, ignored in cat.ignored_pairs().items():
+            assert ("a", "b") in ignored and ("c", "c") in ignored, tier
+        assert cat.mark_rows()[0][1] is None
+        # A new mark holds in the tier it was made in only.
+        cat.add_mark({"d": 1, "e": 1}, "same")
+        ignored = cat.ignored_pairs()
+        assert ("d", "e") in ignored["same"] and ("d", "e") not in ignored["similar"]
+        assert ("d", "e") not in ignored["identical"]
+        assert cat.remove_mark(3) and not cat.remove_mark(3)
+        assert ("d", "e") not in cat.ignored_pairs()["same"]
+        cat.save_choices({"/p/a.jpg": True})
+        assert cat.choices() == {"/p/a.jpg": True}
+    finally:
+        cat.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+
+
+def test_photos_carry_camera_and_gps_from_the_capture_record(catalog: Catalog) -> None:
+    catalog.put_photo("/p/a.jpg", 1, 1, "ha", 1, 1, None, vec(1, 0, 0, 0),
+                      capture="Canon EOS\t2020:01:02 03:04:05\t12\t1")
+    catalog.put_photo("/p/b.jpg", 1, 1, "hb", 1, 1, None, vec(0, 1, 0, 0),
+                      capture="Pixel 7\t2020:01:02 03:04:05\t")  # schema 3's three fields: no GPS record
+    catalog.put_photo("/p/c.jpg", 1, 1, "hc", 1, 1, None, vec(0, 0, 1, 0))
+    a, b, c = catalog.photos()
+    assert (a.camera, a.gps) == ("Canon EOS", True)
+    assert (b.camera, b.gps) == ("Pixel 7", False)
+    assert (c.camera, c.gps) == (None, False)
+    assert catalog.photo_by_path("/p/a.jpg")[0] == a
+    assert catalog.photos([b.id]) == [b]
+
+
+def test_choices_survive_a_reopen_and_follow_moves_and_removals(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    cat = Catalog(path)
+    for name in ("a", "b", "c"):
+        cat.put_photo(f"/p/{name}.jpg", 1, 1, name, 1, 1, None, vec(1, 0, 0, 0))
+    cat.save_choices({"/p/a.jpg": True, "/p/b.jpg": False, "/p/c.jpg": True})
+    cat.save_choices({"/p/b.jpg": True})  # a second click on the same photo
+    cat.close()
+    cat = Catalog(path)
+    try:
+        assert cat.choices() == {"/p/a.jpg": True, "/p/b.jpg": True, "/p/c.jpg": True}
+        cat.remove_paths(["/p/a.jpg"])
+        cat.move(cat.known_files()["/p/c.jpg"].id, "/p/renamed.jpg", 1, 1)
+        assert cat.choices() == {"/p/b.jpg": True, "/p/renamed.jpg": True}
+        cat.clear_choices()
+        assert cat.choices() == {}
+    finally:
+        cat.close()
+
+
+def test_keeper_rules_round_trip_and_unreadable_rules_fall_back(catalog: Catalog) -> None:
+    from clipfind.records import KeeperRules
+
+    assert catalog.keeper_rules() == KeeperRules()
+    rules = KeeperRules(keep=("/p/a.jpg",), protect=("/p/Originals",), formats=("raw", "jpeg"), prefer_gps=True)
+    catalog.set_keeper_rules(rules)
+    assert catalog.keeper_rules() == rules
+    catalog._set_meta("keeper_rules", "{not json")
+    assert catalog.keeper_rules() == KeeperRules()
+
+
+def test_trashed_rows_keep_the_last_batch_whole(catalog: Catalog) -> None:
+    ids = [catalog.put_photo(f"/p/{n}.jpg", 3, 7, n, 2, 2, None, vec(1, i, 0, 0), thumb=b"t" + n.encode(),
+                             capture=f"Cam\t\t\t{'1' if i else ''}") for i, n in enumerate("abc")]
+    catalog.save_choices({"/p/a.jpg": True})
+    first = catalog.next_trash_batch()
+    assert catalog.forget_trashed("/p/a.jpg", first, 100.0) == ids[0]
+    assert catalog.choices() == {}
+    when, photos = catalog.trashed()
+    assert when == 100.0 and [p.path for p in photos] == ["/p/a.jpg"] and catalog.photo_by_path("/p/a.jpg") is None
+    second = catalog.next_trash_batch()
+    assert second == first + 1
+    catalog.forget_trashed("/p/b.jpg", second, 200.0)
+    catalog.forget_trashed("/p/c.jpg", second, 200.0)
+    when, photos = catalog.trashed()  # the new batch replaced the old one
+    assert when == 200.0 and [p.path for p in photos] == ["/p/b.jpg", "/p/c.jpg"] and photos[1].gps
+    generation = catalog.generation
+    assert catalog.put_back_trashed([("/p/b.jpg", FileStamp(1, 2, 3))]) == [ids[1]]
+    assert catalog.generation == generation + 1
+    photo, vector = catalog.photo_by_path("/p/b.jpg")
+    assert photo.id == ids[1] and photo.file_key == (1, 2) and np.allclose(vector, vec(1, 1, 0, 0))
+    assert catalog.vector_by_hash("b").thumb == b"tb"
+    assert catalog.vectors(since_generation=generation)[0].tolist() == [ids[1]]  # an index catches up
+    assert [p.path for p in catalog.trashed()[1]] == ["/p/c.jpg"]
+    catalog.drop_trashed(["/p/c.jpg"])
+    assert catalog.trashed() is None

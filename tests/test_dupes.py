@@ -27,7 +27,7 @@ from clipfind.dupes import (
     same_sets,
     tier_view,
 )
-from clipfind.records import PhotoInfo
+from clipfind.records import KeeperRules, PhotoInfo
 
 
 def photo(
@@ -623,15 +623,18 @@ def scenarios(draw: st.DrawFn) -> tuple[list[PhotoInfo], NeighbourGraph, float, 
     return photos, NeighbourGraph(np.asarray(row_ids, dtype=np.int64), neighbours, sims), threshold, ignored
 
 
-def representatives(photos: list[PhotoInfo]) -> dict[int, PhotoInfo]:
+def representatives(photos: list[PhotoInfo], rules: KeeperRules = KeeperRules()) -> dict[int, PhotoInfo]:
     """Catalog id -> keeper of its byte-identical copies."""
-    keepers = {h: choose_keeper(p for p in photos if p.content_hash == h) for h in {p.content_hash for p in photos}}
+    keepers = {h: choose_keeper((p for p in photos if p.content_hash == h), rules)
+               for h in {p.content_hash for p in photos}}
     return {p.id: keepers[p.content_hash] for p in photos}
 
 
-def known_similarities(photos: list[PhotoInfo], g: NeighbourGraph) -> dict[frozenset[int], float]:
+def known_similarities(
+    photos: list[PhotoInfo], g: NeighbourGraph, rules: KeeperRules = KeeperRules()
+) -> dict[frozenset[int], float]:
     """Max similarity per unordered pair of representatives, straight from the definition."""
-    rep = representatives(photos)
+    rep = representatives(photos, rules)
     known: dict[frozenset[int], float] = {}
     for row, a in enumerate(g.ids.tolist()):
         for b, s in zip(g.neighbours[row].tolist(), g.similarities[row].tolist()):
@@ -641,13 +644,13 @@ def known_similarities(photos: list[PhotoInfo], g: NeighbourGraph) -> dict[froze
     return known
 
 
-def list_bounds(photos: list[PhotoInfo], g: NeighbourGraph) -> dict[int, float]:
+def list_bounds(photos: list[PhotoInfo], g: NeighbourGraph, rules: KeeperRules = KeeperRules()) -> dict[int, float]:
     """Representative id -> most a photo missing from its lists can be similar to it.
 
     The lowest similarity of each of its content's rows (-inf with a free slot), the
     highest over those rows; representatives without a row are absent (no bound).
     """
-    rep = representatives(photos)
+    rep = representatives(photos, rules)
     bounds: dict[int, float] = {}
     for row, a in enumerate(g.ids.tolist()):
         if a in rep:
@@ -657,11 +660,16 @@ def list_bounds(photos: list[PhotoInfo], g: NeighbourGraph) -> dict[int, float]:
 
 
 def reference_near(
-    photos: list[PhotoInfo], g: NeighbourGraph, threshold: float, ignored: Set[tuple[str, str]]
+    photos: list[PhotoInfo], g: NeighbourGraph, threshold: float, ignored: Set[tuple[str, str]],
+    rules: KeeperRules = KeeperRules(),
 ) -> set[tuple[int, frozenset[int]]]:
     """The grouping rule as worded in the docs, without any of the shortcuts."""
-    known = known_similarities(photos, g)
-    bounds = list_bounds(photos, g)
+    known = known_similarities(photos, g, rules)
+    bounds = list_bounds(photos, g, rules)
+
+    def rank(p: PhotoInfo) -> tuple:
+        return keeper_key(p, rules)
+
     t32 = float(np.float32(threshold))
 
     def similarity(p: PhotoInfo, q: PhotoInfo) -> float:
@@ -675,7 +683,7 @@ def reference_near(
             return known[pair] >= t32
         return min(bounds.get(p.id, math.inf), bounds.get(q.id, math.inf)) >= t32
 
-    order = sorted({p.id: p for p in representatives(photos).values()}.values(), key=keeper_key)
+    order = sorted({p.id: p for p in representatives(photos, rules).values()}.values(), key=rank)
     assigned: set[int] = set()
     groups = set()
     for anchor in order:
@@ -689,7 +697,7 @@ def reference_near(
             and similarity(anchor, q) >= t32
             and pair_key(anchor.content_hash, q.content_hash) not in ignored
         ]
-        candidates.sort(key=lambda q: (-similarity(anchor, q), keeper_key(q)))
+        candidates.sort(key=lambda q: (-similarity(anchor, q), rank(q)))
         members: list[PhotoInfo] = []
         for q in candidates:
             if all(compatible(q, m) for m in [anchor, *members]):

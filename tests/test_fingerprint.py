@@ -157,7 +157,8 @@ def test_capture_agreement_needs_a_time_and_matching_needs_subseconds() -> None:
 @pytest.mark.parametrize(
     "capture",
     [Capture("Canon EOS 5D", "2021:01:02 03:04:05", "012"), Capture(None, "2021:01:02 03:04:05"),
-     Capture("Apple iPhone 15 Pro"), Capture(None, None, "5")],
+     Capture("Apple iPhone 15 Pro"), Capture(None, None, "5"), Capture(gps=True),
+     Capture("Apple iPhone 6", "2015:04:10 20:12:23", "016", gps=True)],
 )
 def test_capture_text_round_trip(capture: Capture) -> None:
     text = capture.to_text()
@@ -170,6 +171,26 @@ def test_empty_capture_text_is_none_and_bad_text_is_empty() -> None:
     assert Capture.from_text(None) == Capture()
     assert Capture.from_text("") == Capture()
     assert Capture.from_text("one\ttwo") == Capture()
+
+
+def test_capture_written_before_gps_reads_as_no_position() -> None:
+    """Catalogs of schema 3 hold three fields; they read back whole, with no GPS claimed."""
+    assert Capture.from_text("Canon\t2021:01:02 03:04:05\t12") == Capture("Canon", "2021:01:02 03:04:05", "12")
+
+
+def test_read_capture_gps_needs_a_position() -> None:
+    """A GPS block with latitude and longitude is a position; an empty block (no fix) is not."""
+    def with_gps(block: dict[int, object]) -> Image.Image:
+        exif = Image.Exif()
+        exif[0x8825] = block
+        out = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(out, "JPEG", exif=exif)
+        return Image.open(io.BytesIO(out.getvalue()))
+
+    fix = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 0.0)}
+    assert read_capture(with_gps(fix)).gps
+    assert not read_capture(with_gps({0: b"\x02\x02\x00\x00"})).gps
+    assert not read_capture(Image.new("RGB", (4, 4))).gps
 
 
 def test_read_capture_from_exif() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from clipfind.errors import ClipfindError
 from clipfind.library import Library
-from clipfind.records import Counts, Failure, PhotoInfo
+from clipfind.records import Counts, Failure, KeeperRules, PhotoInfo
 from tests.helpers import index
 
 
@@ -106,7 +106,9 @@ def test_pretrained_alone_means_the_catalogs_model(tiny_env: Path, photo_folder:
 def test_a_damaged_catalog_is_not_written_and_can_be_rebuilt(copied: Copied) -> None:
     lib, tiny_env = copied.lib, copied.lib.home
     photos = lib.lookup([str(copied.original), str(copied.copy)])
-    lib.mark_not_duplicates(photos)
+    lib.mark_not_duplicates(photos, tier="identical")
+    rules = KeeperRules(protect=(str(copied.folder),), formats=("png", "jpeg"))
+    lib.set_keeper_rules(rules)
     lib.close()
     path = tiny_env / "catalog.sqlite3"
     db = sqlite3.connect(path)
@@ -129,6 +131,8 @@ def test_a_damaged_catalog_is_not_written_and_can_be_rebuilt(copied: Copied) -> 
     index(lib)
     assert lib.status().files_indexed == 11 and lib.catalog.integrity_ok()
     assert lib.duplicates(1.0) == []  # the "not duplicates" mark survived
+    assert [m.tier for m in lib.not_duplicate_marks()] == ["identical"]  # with its tier
+    assert lib.keeper_rules() == rules
 
 
 # -- what the front ends need, through the facade only ------------------------------------------
@@ -248,3 +252,87 @@ def test_thumbnail_fits_the_side_and_says_why_a_file_cannot_be_shown(photo_folde
     (photo_folder / "notes.jpg").write_text("not a photo")
     with pytest.raises(ImageLoadError):
         thumbnail(str(photo_folder / "notes.jpg"), 64)
+
+
+def _identical(lib: Library, rules=None) -> list:
+    return [g for g in lib.duplicates(1.0, rules) if g.tier == "identical"]  # 1.0: no similar group takes them
+
+
+def test_keep_this_wins_over_the_rules_and_can_be_taken_back(copied: Copied) -> None:
+    from clipfind.records import KeeperRules
+
+    lib = copied.lib
+    original, copy = str(copied.original), str(copied.copy)
+    assert _identical(lib)[0].keeper.path == original  # "copy of it" carries a copy marker
+    copy_photo = lib.photo_by_path(copy)
+    lib.keep_this(copy_photo)
+    assert lib.keeper_rules().keep == (copy,)
+    assert _identical(lib)[0].keeper.path == copy
+    # Rules given for one run (the CLI's options) keep the user's choice too, and are not saved.
+    assert _identical(lib, KeeperRules(prefer_folders=(str(copied.folder),)))[0].keeper.path == copy
+    lib.keep_this(lib.photo_by_path(original))  # the latest choice moves the keeper back
+    assert lib.keeper_rules().keep == (original, copy) and _identical(lib)[0].keeper.path == original
+    lib.unkeep(lib.photo_by_path(original))
+    lib.unkeep(copy_photo)
+    assert lib.keeper_rules() == KeeperRules() and _identical(lib)[0].keeper.path == original
+
+
+def test_duplicates_are_cached_per_rules(copied: Copied, tmp_path: Path) -> None:
+    from clipfind.records import KeeperRules
+
+    lib = copied.lib
+    other = copied.folder / "other"
+    other.mkdir()
+    moved = other / copied.copy.name
+    shutil.move(copied.copy, moved)
+    index(lib, copied.folder)
+    plain = _identical(lib)[0].keeper.path
+    preferred = _identical(lib, KeeperRules(prefer_folders=(str(other),)))[0].keeper.path
+    assert plain == str(copied.original) and preferred == str(moved)
+    assert _identical(lib)[0].keeper.path == plain  # not the cached contents of the other rules
+
+
+def test_protected_members_are_flagged_never_suggested_and_refused(copied: Copied, trash_home: Path) -> None:
+    from clipfind.records import KeeperRules
+
+    lib = copied.lib
+    lib.set_keeper_rules(KeeperRules(protect=(str(copied.folder),)))
+    assert lib.keeper_rules().protect == (str(copied.folder),)
+    group = _identical(lib)[0]
+    assert all(m.protected for m in group.members) and group.suggested() == ()
+    report = lib.clean_up([group], group.others)
+    assert report.moved == [] and report.refused == [
+        (group.others[0], f"is in the protected folder {copied.folder}")]
+    assert copied.copy.exists() and copied.original.exists()
+
+
+def test_choices_survive_a_reopen_and_drop_with_a_trashed_photo(copied: Copied, trash_home: Path) -> None:
+    lib = copied.lib
+    lib.save_choices({str(copied.copy): True, str(copied.original): False})
+    lib.close()
+    copied.lib = lib = Library()
+    assert lib.choices() == {str(copied.copy): True, str(copied.original): False}
+    lib.trash([lib.photo_by_path(str(copied.copy))])
+    assert lib.choices() == {str(copied.original): False}
+    lib.clear_choices()
+    assert lib.choices() == {}
+
+
+def test_a_not_duplicates_mark_holds_in_its_tier_and_can_be_listed_and_removed(copied: Copied) -> None:
+    lib = copied.lib
+    pair = lib.lookup([str(copied.original), str(copied.copy)])
+    lib.mark_not_duplicates(pair, tier="same")
+    assert _identical(lib)  # a mark made in the same tier does not hide identical files
+    lib.mark_not_duplicates(pair, tier="identical")
+    assert not _identical(lib)
+    marks = lib.not_duplicate_marks()
+    assert [(m.tier, m.contents, sorted(p.path for p in m.photos)) for m in marks] == [
+        ("same", 1, sorted([str(copied.original), str(copied.copy)])),
+        ("identical", 1, sorted([str(copied.original), str(copied.copy)]))]
+    lib.remove_mark(marks[1].mark)
+    assert _identical(lib) and [m.mark for m in lib.not_duplicate_marks()] == [marks[0].mark]
+    with pytest.raises(ClipfindError, match="no \"not duplicates\" mark 99"):
+        lib.remove_mark(99)
+    lib.catalog.add_mark({pair[0].content_hash: 2})  # a mark made before tiers: every tier
+    assert not _identical(lib)
+    assert lib.not_duplicate_marks()[-1].tier is None

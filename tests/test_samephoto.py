@@ -12,21 +12,13 @@ from PIL import Image, ImageEnhance, ImageOps
 import clipfind.samephoto as samephoto
 from clipfind.fingerprint import SIDE, Capture, descriptors, match, read_capture, thumbnail
 from clipfind.samephoto import SameGroup, candidate_pairs, same_groups
-from tests.helpers import PHOTOS
+from tests.helpers import real_photo
 
 NAMES = ("kodak24/kodim05.png", "kodak24/kodim23.png", "pexels_interior/pexels-1571459.jpg")
 
 
 def _photo(name: str) -> Image.Image:
-    if not PHOTOS.is_dir():
-        pytest.skip(f"real test photos not found at {PHOTOS}")
-    path = PHOTOS / name
-    if not path.exists():
-        path = sorted((PHOTOS / "pexels_interior").glob("*.jpg"))[0]
-    with Image.open(path) as opened:
-        image = ImageOps.exif_transpose(opened).convert("RGB")
-    image.thumbnail((600, 600))
-    return image
+    return real_photo(name, 600)
 
 
 def _read(image: Image.Image, fmt: str = "JPEG", **options: object) -> tuple[npt.NDArray[np.uint8], Capture]:

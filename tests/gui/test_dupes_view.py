@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipfind.records import DupeGroup, DupeMember, PhotoInfo
+from clipfind.records import DupeGroup, DupeMember, KeeperRules, PhotoInfo
 from tests.gui.conftest import ARTIFACTS, indexed_home, place_vectors, shoot, wait_idle
 from tests.helpers import copy_photos, needs_shared_data
 
@@ -167,13 +167,20 @@ def test_not_duplicates_then_undo(make_window, china: Path, qtbot) -> None:
 
 
 class _Groups:
-    """A Library stand-in that only answers duplicates(): for what the core rarely produces on a test disk."""
+    """A Library stand-in that answers what a regroup asks (duplicates(), the saved choices and keeper rules):
+    for what the core rarely produces on a test disk."""
 
     def __init__(self, groups: list[DupeGroup]) -> None:
         self.groups = groups
 
     def duplicates(self, threshold: float) -> list[DupeGroup]:
         return self.groups
+
+    def choices(self) -> dict[str, bool]:
+        return {}
+
+    def keeper_rules(self) -> KeeperRules:
+        return KeeperRules()
 
 
 def _photo(i: int, name: str, size: int = 1000) -> PhotoInfo:
@@ -235,3 +242,106 @@ def test_a_big_group_wraps_and_keeps_its_actions_in_sight(qtbot) -> None:
     assert box.ignore.mapTo(box, box.ignore.rect().topLeft()).x() < 50  # the group's action at its start
     assert view.selected() == []  # a similar shot is never ticked by default
     shoot(view, "12-dupes-big-group-wraps", qtbot, 300)
+
+
+# -- issue 11, with the real Library: decisions stick, keeper rules, Keep this one, trash in place and undo ----
+@needs_shared_data
+def test_a_click_survives_a_restart(make_window, china: Path, qtbot) -> None:
+    from PySide6.QtCore import Qt
+
+    from gui.dupes_table import NAME, REMOVE
+
+    window, view = _view(make_window, qtbot)
+    _box(view, "kodim02 small.jpg").click()  # untick: saved in the catalog as it is made
+    wait_idle(window, qtbot)
+    window.close()
+    window.library.close()
+    window, view = _view(make_window, qtbot)  # a new session on the same catalog
+    assert view.choices[str(china / "kodim02 small.jpg")] is False
+    assert not _box(view, "kodim02 small.jpg").isChecked() and not _box(view, "kodim02 small copy.jpg").isChecked()
+    assert _selected_names(view) == {"kodim01 copy.png", "kodim02 copy.png"}
+    view.set_mode("table")  # the table draws the same selection
+    model = view.table_model
+    rows = {model.index(r, NAME).data(): model.index(r, REMOVE) for r in range(model.rowCount())
+            if model.member_at(model.index(r, NAME)) is not None}
+    assert rows["kodim02 small.jpg"].data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Unchecked
+    assert rows["kodim01 copy.png"].data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+    shoot(window, "16-dupes-table-real", qtbot, 300)
+
+
+@needs_shared_data
+def test_protected_folder_and_keep_this_one(make_window, china: Path, qtbot) -> None:
+    originals = china / "Originals"
+    originals.mkdir()
+    shutil.copy2(china / "kodim01.png", originals / "kodim01.png")
+    shutil.copy2(china / "kodim01.png", originals / "kodim01 b.png")
+    window, view = _view(make_window, qtbot)
+    window.start_indexing(None)
+    wait_idle(window, qtbot)
+    view.edit_keeper_rules()
+    qtbot.waitUntil(lambda: view.rules_dialog is not None and view.rules_dialog.isVisible(), timeout=5000)
+    view.rules_dialog.protect.add(str(originals))
+    view.rules_dialog.accept()
+    wait_idle(window, qtbot)
+    assert window.library.keeper_rules().protect == (str(originals),)
+    group = next(b for b in view.boxes if b.group.tier == "identical" and len(b.group.members) == 4)
+    assert group.group.keeper.path.startswith(str(originals))  # a protected folder keeps first
+    other = next(c for c in group.cards if c.photo.path.startswith(str(originals)) and c.photo != group.group.keeper)
+    assert other.boxes == {} and "protected folder" in _texts(other)
+    assert _selected_names(view) >= {"kodim01.png", "kodim01 copy.png"}
+    assert not any(p.path.startswith(str(originals)) for p in view.selected())
+    shoot(group, "15-dupes-protected-real", qtbot, 500)
+
+    same = next(b for b in view.boxes if b.group.tier == "same")
+    small = next(c for c in same.cards if c.photo.path.endswith("kodim02 small.jpg"))
+    small.keep_button.click()  # "Keep this one": the next grouping keeps it
+    wait_idle(window, qtbot)
+    same = next(b for b in view.boxes if b.group.tier == "same")
+    assert same.group.keeper.path == str(china / "kodim02 small.jpg")
+    assert str(china / "kodim02 small.jpg") in window.library.keeper_rules().keep
+
+
+@needs_shared_data
+def test_a_trash_updates_in_place_and_undo_puts_the_files_back(make_window, china: Path, qtbot, trash_home: Path,
+                                                               monkeypatch) -> None:
+    window, view = _view(make_window, qtbot)
+    monkeypatch.setattr("gui.dupes_view.confirm_cleanup", lambda *a, **k: True)
+    problems: list[list[str]] = []
+    monkeypatch.setattr("gui.dupes_view.show_problems", lambda parent, title, lines: problems.append(list(lines)))
+    _box(view, "kodim02 small.jpg").click()  # keep the small version and its copy
+    same_box = next(b for b in view.boxes if b.group.tier == "same")
+    before = len(view.groups)
+    view.trash_selected()
+    wait_idle(window, qtbot)
+    assert not (china / "kodim01 copy.png").exists() and not (china / "kodim02 copy.png").exists()
+    assert len(view.groups) == before - 1  # the identical pair is gone, the same group shrank in place
+    assert same_box in view.boxes and len(same_box.group.members) == 3
+    assert view.undo_row.isVisible() and "Moved 2 photos" in view.undo_label.text()
+    shoot(window, "19-dupes-real-after-trash", qtbot, 500)
+    view.undo_button.click()
+    wait_idle(window, qtbot)
+    assert (china / "kodim01 copy.png").exists() and (china / "kodim02 copy.png").exists()
+    assert not view.undo_row.isVisible()
+    assert len(view.groups) == before and "put 2 photos back" in window.statusBar().currentMessage()
+    shoot(window, "20-dupes-real-after-undo", qtbot, 500)
+
+
+@needs_shared_data
+def test_not_duplicates_is_per_tier_and_the_list_takes_it_back(make_window, china: Path, qtbot) -> None:
+    window, view = _view(make_window, qtbot)
+    same = next(g for g in view.groups if g.tier == "same")
+    view.mark_not_duplicates(same)
+    wait_idle(window, qtbot)
+    assert same.keeper.id not in {g.keeper.id for g in view.groups if g.tier == "same"}
+    [mark] = window.library.not_duplicate_marks()
+    assert mark.tier == "same"
+    view.show_marks()
+    dialog = view.marks_dialog
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=5000)
+    assert dialog.tree.topLevelItemCount() == 1 and dialog.tree.topLevelItem(0).text(0) == "Same photo, saved again"
+    shoot(dialog, "17-dupes-marks-dialog-real", qtbot, 800)
+    dialog.tree.topLevelItem(0).setSelected(True)
+    dialog.take_back.click()
+    wait_idle(window, qtbot)
+    assert window.library.not_duplicate_marks() == []
+    assert same.keeper.id in {g.keeper.id for g in view.groups if g.tier == "same"}

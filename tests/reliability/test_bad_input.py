@@ -95,7 +95,7 @@ BAD_ARGUMENTS = [
     (["forget", ""], "empty path"),
     (["trash", "--yes", ""], "empty path"),
     (["frobnicate"], "invalid choice"),
-    (["not-dupes"], "required"),
+    (["not-dupes"], "two or more photos"),
     (["not-dupes", "/not/in/the/catalog.jpg", "/nor/this.jpg"], "not in the catalog"),
     (["search", "x", "--model", "NoSuchModel", "--pretrained", "none"], "Unknown model 'NoSuchModel'"),
     (["trash", "--yes", "/not/in/the/catalog.jpg"], "not in the catalog"),
