@@ -21,7 +21,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from clipfind.records import (
-    DupeGroup, DupeMember, KeeperRules, NotDuplicatesMark, PhotoInfo, RestoreReport, TrashReport,
+    DupeGroup, DupeMember, KeeperRules, NotDuplicatesMark, PhotoInfo, RestoreReport, TrashBatch, TrashReport,
 )
 from gui.tasks import on_gui_thread
 from tests.gui.conftest import shoot
@@ -117,6 +117,10 @@ class FakeLibrary:
         self.trashed |= {p.id for p in photos}
         self.last = list(photos)
         return TrashReport(moved=list(photos))
+
+    def last_trash(self) -> TrashBatch | None:
+        self._called("last_trash")
+        return TrashBatch(0.0, tuple(self.last)) if getattr(self, "last", None) else None
 
     def undo_trash(self) -> RestoreReport:
         self._called("undo_trash")

@@ -182,6 +182,9 @@ class _Groups:
     def keeper_rules(self) -> KeeperRules:
         return KeeperRules()
 
+    def last_trash(self) -> None:
+        return None
+
 
 def _photo(i: int, name: str, size: int = 1000) -> PhotoInfo:
     return PhotoInfo(i, f"/pics/{name}", size, 0, f"hash{i}", 100, 100)
@@ -318,6 +321,11 @@ def test_a_trash_updates_in_place_and_undo_puts_the_files_back(make_window, chin
     assert same_box in view.boxes and len(same_box.group.members) == 3
     assert view.undo_row.isVisible() and "Moved 2 photos" in view.undo_label.text()
     shoot(window, "19-dupes-real-after-trash", qtbot, 500)
+    window.close()  # a restart: the undo is still offered, from the catalog
+    window, view = _view(make_window, qtbot)
+    assert view.undo_row.isVisible() and "The last clean-up" in view.undo_label.text()
+    assert "2 photos" in view.undo_label.text()
+    shoot(window, "19-dupes-real-undo-after-restart", qtbot, 500)
     view.undo_button.click()
     wait_idle(window, qtbot)
     assert (china / "kodim01 copy.png").exists() and (china / "kodim02 copy.png").exists()
