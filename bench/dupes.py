@@ -114,9 +114,36 @@ def regroup_ms(library: Library, threshold: float) -> tuple[float, float, int, i
     return common.percentile(slider, 50), common.percentile(grouping, 50), near, len(groups) - near
 
 
+def crop_cost(library: Library, home: Path, n: int) -> None:
+    """The same tier's cost with crops: the first Duplicates open checks the CLIP neighbours it may
+    (CROP_MAX_FITS), a fresh Library (an app restart) reads those checks back from the catalog."""
+    from bench.gui_latency import fingerprint_all
+    from clipfind.dupes import CROP_MAX_FITS, CROP_MIN_SIMILARITY
+
+    fingerprint_all(library.catalog, n)
+    with common.timer() as first:
+        groups = library.duplicates(0.95)
+    checked = library.catalog.crop_checks()
+    common.figure(f"Duplicates after fingerprints, crop checks included (first open, up to {CROP_MAX_FITS:,} checks)",
+                  first(), "s")
+    common.figure(f"  crop checks made (neighbours at cosine >= {CROP_MIN_SIMILARITY})", len(checked))
+    common.figure("  crops found", sum(1 for g in groups for m in g.members if "crop" in m.reasons))
+    fresh = Library(home, library.spec.name, "none")
+    try:
+        with common.timer() as again:
+            fresh.duplicates(0.95)
+        stored = len(fresh.catalog.crop_checks())
+    finally:
+        fresh.close()
+    common.figure("the same in a fresh Library (checks read back, the next ones made)", again(), "s")
+    common.figure("  crop checks stored after it", stored)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--photos", type=int, default=PHOTOS, help=f"how many (default {PHOTOS:,}, also with --full)")
+    p.add_argument("--crops", action="store_true", help="also: the same tier with its crop check, on fingerprints "
+                   "made from real photos (bench.gui_latency.fingerprint_all)")
     args = p.parse_args(argv)
     n = args.photos
     machine_note()
@@ -145,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             common.figure("saved graph load in a fresh Library", load() * 1000, "ms")
 
             results = {t: regroup_ms(library, t) for t in THRESHOLDS}
+            if args.crops:
+                crop_cost(library, home, n)
         finally:
             library.close()
     for t, (_, _, near, _) in results.items():

@@ -350,6 +350,74 @@ def crop_run(rows: Sequence[Row], thumbs: npt.NDArray[np.uint8], wrong: bool) ->
           f"({MIN_AREA}-{MAX_AREA}), and outside them {min(nearest)[0]:.2f} at area {min(nearest)[1]:.2f}")
 
 
+CLIP_STAND_IN = {"crop50": 0.86, "crop80": 0.9, "burst": 0.95, "hdr": 0.95}  # cosine to the original
+# (or, for HDR, to the other exposure); other transforms 0.97: a real model puts a photo's re-saved
+# copies closest, then its burst frames, then its crops, and other photos far off
+
+
+def clip_stand_in(rows: Sequence[Row], rng: np.random.Generator, dim: int = 64) -> npt.NDArray[np.float32]:
+    """Constructed CLIP vectors: each original's copies at the cosines above, everything else apart."""
+    def unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return v / np.linalg.norm(v)
+
+    bases: dict[str, npt.NDArray[np.float64]] = defaultdict(lambda: unit(rng.standard_normal(dim)))
+    out = np.empty((len(rows), dim), np.float32)
+    for i, (path, label, kind) in enumerate(rows):
+        stem = Path(path).stem
+        base = bases[stem.split("_")[0] if kind != "distractor" else label]
+        cos = 1.0 if kind in ("original", "distractor") else CLIP_STAND_IN.get(kind.rstrip("0123456789"), 0.97)
+        noise = unit(rng.standard_normal(dim) - base * (base @ rng.standard_normal(dim)))
+        out[i] = unit(cos * base + (1 - cos * cos) ** 0.5 * unit(noise - base * (base @ noise)))
+    return out
+
+
+def tier_run(rows: Sequence[Row], thumbs: npt.NDArray[np.uint8], captures: Sequence[Capture]) -> None:
+    """The same tier as the library builds it (clipfind.dupes.same_sets) with CLIP neighbours from
+    constructed vectors, so crops join it: recall per transform, every wrong pair, crops included."""
+    from clipfind.dupes import build_graph, contents_of, find_duplicates, same_sets
+    from clipfind.records import PhotoInfo
+
+    vectors = clip_stand_in(rows, np.random.default_rng(7))
+    ids = np.arange(1, len(rows) + 1, dtype=np.int64)
+    photos = [PhotoInfo(id=int(i), path=rows[i - 1][0], size=1000, mtime_ns=0, content_hash=f"h{i}",
+                        width=100, height=100, taken_at=None) for i in ids.tolist()]
+
+    def knn(q: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        sims = q @ vectors.T
+        top = np.argsort(-sims, axis=1)[:, :k]
+        return ids[top], np.take_along_axis(sims, top, axis=1)
+
+    t0 = time.perf_counter()
+    graph = build_graph(ids, vectors, knn, 24)
+    t1 = time.perf_counter()
+    cache: dict[tuple[str, str], str] = {}
+    sets = same_sets(contents_of(photos), ids, [t.tobytes() for t in thumbs], [c.to_text() for c in captures],
+                     graph=graph, crop_cache=cache)
+    t2 = time.perf_counter()
+    groups = find_duplicates(contents_of(photos), None, 0.95, same=sets)
+    score = Score(rows, [{m.photo.id - 1 for m in g.members} for g in groups])
+    predicted = [(i, j) for g in groups for i, j in itertools.combinations(sorted(m.photo.id - 1 for m in g.members), 2)]
+    wrong = [(i, j) for i, j in predicted if rows[i][1] != rows[j][1]]
+    ticked = [(p, g) for g in groups for p in g.suggested()  # a crop ticked against a picture it was cut from
+              if rows[p.id - 1][2] in CROPS and rows[g.keeper.id - 1][2] != rows[p.id - 1][2]]
+    print("\nsame tier with crops (clipfind.dupes.same_sets; CLIP neighbours from constructed vectors, "
+          f"cosines {CLIP_STAND_IN}, others 0.97)")
+    print(f"| {'transform':<16}| {'same: recall':>13} |")
+    print(f"|{'-' * 17}|{'-' * 15}|")
+    for kind in sorted(score.recall, key=lambda k: (k not in CROPS, k)):
+        print(f"| {kind:<16}| {score.recall[kind]:>13.3f} |")
+    print(f"| {'PRECISION':<16}| {1 - len(wrong) / max(len(predicted), 1):>13.4f} |")
+    print(f"| {'pairs predicted':<16}| {len(predicted):>13} |")
+    print(f"| {'burst pairs':<16}| {sum(1 for i, j in wrong if 'burst' in rows[i][2] + rows[j][2]):>13} |")
+    print(f"| {'HDR pairs':<16}| {sum(1 for i, j in wrong if 'hdr' in rows[i][2] + rows[j][2]):>13} |")
+    print(f"crops ticked for the trash against an uncropped picture: {len(ticked)} (none should be); crop pairs checked {len(cache):,} in "
+          f"{t2 - t1:.1f} s with the same-photo search (graph {t1 - t0:.1f} s)")
+    for i, j in wrong:
+        print("    wrong:", Path(rows[i][0]).name, Path(rows[j][0]).name)
+    for p, g in ticked:
+        print("    ticked crop:", Path(p.path).name, "keeper", Path(g.keeper.path).name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--originals", type=int, default=30, help="photos given transforms (default 30; 114 = all)")
@@ -392,6 +460,7 @@ def main() -> None:
     print(f"thumbnail(300x224 RGB): {thumbnail_cost():.3f} ms (target < 2 ms); {SIDE * SIDE} bytes a photo")
     if not args.no_crops:
         crop_run(rows, thumbs, args.wrong)
+        tier_run(rows, thumbs, captures)
     if args.scale:
         scale_run(thumbs, args.scale)
 

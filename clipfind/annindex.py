@@ -1,6 +1,7 @@
 """The vector index: HNSW (inner product on unit vectors) whose labels are catalog ids.
 
-The catalog is the source of truth; this file is a cache of it. A sidecar JSON records the
+The catalog is the source of truth; this file is a cache of its vectors (a photo recorded without
+the model has none, and stays out until a run with the model embeds it). A sidecar JSON records the
 catalog generation the index reflects and a checksum of the index file, so a stale index is
 brought up to date from the newer catalog rows, and a missing, truncated or bit-flipped one
 is rebuilt from the stored vectors instead of being fed to hnswlib.
@@ -195,7 +196,9 @@ def sync_index(index: VectorIndex, catalog: Catalog) -> int:
         if generation == index.generation:
             return 0
         ids, vectors = catalog.vectors(since_generation=index.generation)
-        current = catalog.ok_ids()
+        # The ids with a vector: a photo recorded again without the model (its file changed while
+        # the model could not be loaded) has no vector now, so its old one leaves the index.
+        current = catalog.embedded_ids()
     index.add(ids, vectors)
     dead = index.labels - current
     index.remove(list(dead))

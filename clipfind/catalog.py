@@ -1,5 +1,10 @@
 """The catalog: the only module that speaks SQL. One row per file, with its embedding.
 
+A photo recorded while the model could not be loaded (offline, before its weights are downloaded)
+is an ok row without a vector: `vector` and `vec_gen` are NULL. Its stat, content hash and
+fingerprint are there, so the identical and same tiers see it; every vector reader skips it, and
+the next index run with the model embeds it (`KnownFile.waiting`).
+
 Paths are stored as the OS's bytes (BLOB), so names that are not valid UTF-8 survive.
 Every write that changes vectors bumps a `generation` counter; each vector row records the
 generation it was written in, so a vector index saved at generation G can be brought up to
@@ -25,7 +30,7 @@ from clipfind.errors import CatalogError, ModelMismatchError
 from clipfind.fingerprint import Capture
 from clipfind.records import TIERS, Failure, Ids, KeeperRules, PhotoInfo, Tier, Vectors
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,7 +46,7 @@ CREATE TABLE IF NOT EXISTS files (
     taken_at TEXT,
     status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
     error TEXT,
-    vec_gen INTEGER,
+    vec_gen INTEGER,  -- NULL exactly where an ok row has no vector yet (it waits for the model)
     vector BLOB,
     indexed_at REAL NOT NULL,
     dev INTEGER,  -- st_dev, st_ino: two paths with the same pair are one file (links, bind mounts)
@@ -69,6 +74,11 @@ CREATE TABLE IF NOT EXISTS folder_problems (path BLOB PRIMARY KEY, error TEXT NO
 -- The user's ticks in the duplicate review (1: remove, 0: keep), only those they clicked, so a
 -- restart, a crash or a failed trash does not lose a review of hundreds of groups.
 CREATE TABLE IF NOT EXISTS choices (path BLOB PRIMARY KEY, ticked INTEGER NOT NULL);
+-- Crop checks made (clipfind.cropcheck.find_crops), by content: a pair costs about 2 ms, so each
+-- is made once, not again on every catalog change or app start. crop: the crop's hash, '' for none.
+CREATE TABLE IF NOT EXISTS crop_checks (
+    a TEXT NOT NULL, b TEXT NOT NULL, crop TEXT NOT NULL, PRIMARY KEY (a, b)
+) WITHOUT ROWID;
 -- The rows of the files the last clean-up moved to the trash, whole (vector, fingerprint, stat),
 -- so an undo puts a photo back in search and duplicates without the model.
 CREATE TABLE IF NOT EXISTS trashed (
@@ -105,6 +115,11 @@ _PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, taken_a
 _FILE_COLUMNS = ("id, path, size, mtime_ns, content_hash, width, height, taken_at, status, error, vec_gen, vector, "
                  "indexed_at, dev, ino, ctime_ns, thumb, capture")
 _RULES_KEY = "keeper_rules"
+# The rows that have been through the model, and those recorded without it (vec_gen is NULL exactly
+# where an ok row has no vector; the files_vec_gen index finds either kind without reading vectors).
+_OK = "status = 'ok'"
+_EMBEDDED = "status = 'ok' AND vec_gen IS NOT NULL"
+_WAITING = "status = 'ok' AND vec_gen IS NULL"
 
 
 def to_db(path: str) -> bytes:
@@ -138,17 +153,24 @@ class KnownFile:
     status: str
     ino: int | None = None
     ctime_ns: int | None = None
+    embedded: bool = True  # False for a photo recorded without the model: a run with it embeds it
+
+    @property
+    def waiting(self) -> bool:
+        """Recorded while the model could not be loaded: to embed, though unchanged on disk."""
+        return self.status == "ok" and not self.embedded
 
 
 @dataclass(frozen=True, slots=True)
 class StoredContent:
-    """An embedded file's id, pixel size, capture date and vector: what a copy of it can reuse."""
+    """A known file's id, pixel size, capture date and vector (None: it waits for the model): what a
+    copy of it can reuse."""
 
     id: int
     width: int | None
     height: int | None
     taken_at: str | None
-    vector: bytes
+    vector: bytes | None
     thumb: bytes | None = None
     capture: str | None = None
 
@@ -374,8 +396,9 @@ class Catalog:
         if not reembed:
             self.check_model(identity)
         with self.transaction():
-            # Forget ok rows entirely: the next index pass embeds them again with the new model.
-            self._db.execute("DELETE FROM files WHERE status = 'ok'")
+            # Forget embedded rows entirely: the next index pass embeds them again with the new model.
+            # Rows recorded without a model hold nothing of one: they stay, and wait for this one.
+            self._db.execute(f"DELETE FROM files WHERE {_EMBEDDED}")
             self._set_meta("model", identity)
             self._set_meta("model_name", name)
             self._set_meta("model_pretrained", pretrained or "none")
@@ -460,13 +483,13 @@ class Catalog:
 
     # -- files: reading -----------------------------------------------------------------
     def known_files(self, folder: str | None = None) -> dict[str, KnownFile]:
-        sql = "SELECT path, id, size, mtime_ns, status, ino, ctime_ns FROM files"
+        sql = "SELECT path, id, size, mtime_ns, status, ino, ctime_ns, status != 'ok' OR vec_gen IS NOT NULL FROM files"
         args: tuple = ()
         if folder is not None:
             prefix = folder_prefix(folder)
             sql += " WHERE substr(path, 1, ?) = ?"
             args = (len(prefix), prefix)
-        return {from_db(row[0]): KnownFile(*row[1:]) for row in self._db.execute(sql, args)}
+        return {from_db(row[0]): KnownFile(*row[1:7], bool(row[7])) for row in self._db.execute(sql, args)}
 
     def photos(self, ids: Iterable[int] | None = None) -> list[PhotoInfo]:
         """Successfully indexed photos (all, or those of `ids` that still exist)."""
@@ -485,13 +508,22 @@ class Catalog:
         return out
 
     def photo_by_path(self, path: str) -> tuple[PhotoInfo, Vectors] | None:
+        """The embedded photo at a path and its vector; None also for one that waits for the model
+        (a search by it encodes the file instead). :meth:`photo_at` finds either."""
         row = self._db.execute(
-            f"SELECT {_PHOTO_COLUMNS}, vector FROM files WHERE path = ? AND status = 'ok'",
+            f"SELECT {_PHOTO_COLUMNS}, vector FROM files WHERE path = ? AND {_EMBEDDED} AND vector IS NOT NULL",
             (to_db(os.path.abspath(path)),),
         ).fetchone()
         if row is None:
             return None
         return _photo(row), np.frombuffer(row[11], dtype=np.float32).copy()
+
+    def photo_at(self, path: str) -> PhotoInfo | None:
+        """The indexed photo at a path, with or without a vector (commands that take photo paths)."""
+        row = self._db.execute(
+            f"SELECT {_PHOTO_COLUMNS} FROM files WHERE path = ? AND status = 'ok'", (to_db(os.path.abspath(path)),)
+        ).fetchone()
+        return _photo(row) if row is not None else None
 
     def photos_with_hashes(self, hashes: Iterable[str]) -> list[PhotoInfo]:
         """The photos holding any of these contents (the ignore-list manager shows a mark's photos)."""
@@ -511,11 +543,13 @@ class Catalog:
         ).fetchone()
         return Failure(from_db(row[0]), row[1] or "") if row else None
 
-    def vector_by_hash(self, content_hash: str) -> StoredContent | None:
-        """What the catalog knows of an embedded file with this content, if any."""
+    def vector_by_hash(self, content_hash: str, *, embedded: bool = True) -> StoredContent | None:
+        """What the catalog knows of an embedded file with this content, if any; with embedded=False,
+        of any photo with it (an embedded one first), for a run without the model."""
+        where = _EMBEDDED if embedded else _OK
         row = self._db.execute(
             "SELECT id, width, height, taken_at, vector, thumb, capture FROM files "
-            "WHERE content_hash = ? AND status = 'ok' LIMIT 1",
+            f"WHERE content_hash = ? AND {where} ORDER BY vec_gen IS NULL LIMIT 1",
             (content_hash,),
         ).fetchone()
         return StoredContent(*row) if row else None
@@ -543,16 +577,36 @@ class Catalog:
             self._db.executemany("UPDATE files SET thumb = ?, capture = ? WHERE id = ?",
                                  [(t, c, i) for i, t, c in rows])
 
-    def ids_with_hash(self, content_hash: str) -> list[tuple[int, str]]:
+    def crop_checks(self) -> dict[tuple[str, str], str]:
+        """The crop checks made so far: (hash, hash) sorted -> the crop's hash, "" when neither is."""
+        try:
+            return {(a, b): crop for a, b, crop in self._db.execute("SELECT a, b, crop FROM crop_checks")}
+        except sqlite3.OperationalError:  # a read-only catalog of schema 4 or older: none made yet
+            return {}
+
+    def add_crop_checks(self, checks: Iterable[tuple[tuple[str, str], str]]) -> None:
+        """Keep these crop checks (a cache: not a new generation, nothing a group is read from)."""
+        rows = [(a, b, crop) for (a, b), crop in checks]
+        if rows:
+            try:
+                with self.transaction():
+                    self._db.executemany("INSERT OR REPLACE INTO crop_checks (a, b, crop) VALUES (?, ?, ?)", rows)
+            except sqlite3.OperationalError:  # a read-only home: checked again next time, nothing lost
+                pass
+
+    def ids_with_hash(self, content_hash: str, *, embedded: bool = False) -> list[tuple[int, str]]:
+        """(id, path) of the photos with this content; with embedded, only those with a vector."""
         rows = self._db.execute(
-            "SELECT id, path FROM files WHERE content_hash = ? AND status = 'ok'", (content_hash,)
+            f"SELECT id, path FROM files WHERE content_hash = ? AND {_EMBEDDED if embedded else _OK}",
+            (content_hash,),
         )
         return [(i, from_db(p)) for i, p in rows]
 
     def vectors(
         self, *, since_generation: int | None = None, ids: Sequence[int] | None = None
     ) -> tuple[Ids, Vectors]:
-        """(ids (n,), vectors (n, dim)) of ok rows, optionally only newer ones."""
+        """(ids (n,), vectors (n, dim)) of the rows with a vector (never one that waits for the model),
+        optionally only newer ones or only these ids."""
         dim = self.dim or 0
         if ids is not None:
             photos_ids: list[int] = []
@@ -562,12 +616,12 @@ class Catalog:
                 chunk = id_list[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for i, v in self._db.execute(
-                    f"SELECT id, vector FROM files WHERE status = 'ok' AND id IN ({marks})", chunk
+                    f"SELECT id, vector FROM files WHERE {_EMBEDDED} AND vector IS NOT NULL AND id IN ({marks})", chunk
                 ):
                     photos_ids.append(i)
                     blobs.append(v)
         else:
-            sql = "SELECT id, vector FROM files WHERE status = 'ok'"
+            sql = f"SELECT id, vector FROM files WHERE {_EMBEDDED} AND vector IS NOT NULL"
             args: tuple = ()
             if since_generation is not None:
                 sql += " AND vec_gen > ?"
@@ -603,6 +657,10 @@ class Catalog:
     def ok_ids(self) -> set[int]:
         return {r[0] for r in self._db.execute("SELECT id FROM files WHERE status = 'ok'")}
 
+    def embedded_ids(self) -> set[int]:
+        """The ids with a vector: exactly the labels the vector index should hold."""
+        return {r[0] for r in self._db.execute(f"SELECT id FROM files WHERE {_EMBEDDED}")}
+
     def failures(self) -> list[Failure]:
         rows = self._db.execute("SELECT path, error FROM files WHERE status = 'failed' ORDER BY path")
         return [Failure(from_db(p), e or "") for p, e in rows]
@@ -613,7 +671,11 @@ class Catalog:
     def has_vectors(self) -> bool:
         """Whether any photo is embedded; unlike count("ok") it stops at the first (a count
         scans the whole table: 10-35 ms at 100k photos, most of an image query)."""
-        return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM files WHERE status = 'ok')").fetchone()[0])
+        return bool(self._db.execute(f"SELECT EXISTS (SELECT 1 FROM files WHERE {_EMBEDDED})").fetchone()[0])
+
+    def waiting(self) -> int:
+        """How many photos were recorded without the model and wait for it (in duplicates, not in search)."""
+        return self._db.execute(f"SELECT count(*) FROM files WHERE {_WAITING}").fetchone()[0]
 
     # -- files: writing -----------------------------------------------------------------
     def put_photo(
@@ -625,18 +687,22 @@ class Catalog:
         width: int | None,
         height: int | None,
         taken_at: str | None,
-        vector: Vectors | bytes,
+        vector: Vectors | bytes | None,
         stamp: FileStamp = FileStamp(),
         *,
         thumb: bytes | None = None,
         capture: str | None = None,
     ) -> int:
-        """Insert or replace the row for `path`; a changed file keeps its id (its index label)."""
-        blob = vector if isinstance(vector, bytes) else np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        """Insert or replace the row for `path`; a changed file keeps its id (its index label).
+        vector None: recorded without the model (vec_gen NULL), it waits for the next run with it."""
+        if vector is None:
+            blob = None
+        else:
+            blob = vector if isinstance(vector, bytes) else np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         with self.transaction():
-            gen = self._bump_generation()
-            return self._upsert(path, size, mtime_ns, content_hash, width, height, taken_at, "ok", None, gen, blob,
-                                stamp, thumb, capture)
+            gen = self._bump_generation()  # also without a vector: the photos the duplicates read changed
+            return self._upsert(path, size, mtime_ns, content_hash, width, height, taken_at, "ok", None,
+                                gen if blob is not None else None, blob, stamp, thumb, capture)
 
     def put_failure(self, path: str, size: int, mtime_ns: int, content_hash: str | None, error: str,
                     stamp: FileStamp = FileStamp()) -> int:
@@ -647,7 +713,7 @@ class Catalog:
 
     def _upsert(self, path: str, size: int, mtime_ns: int, content_hash: str | None, width: int | None,
                 height: int | None, taken_at: str | None, status: str, error: str | None,
-                gen: int, blob: bytes | None, stamp: FileStamp, thumb: bytes | None, capture: str | None) -> int:
+                gen: int | None, blob: bytes | None, stamp: FileStamp, thumb: bytes | None, capture: str | None) -> int:
         raw = to_db(path)
         row = self._db.execute("SELECT id FROM files WHERE path = ?", (raw,)).fetchone()
         values = (size, mtime_ns, content_hash, width, height, taken_at, status, error, gen, blob, time.time(),
@@ -823,7 +889,9 @@ class Catalog:
                     f"INSERT OR IGNORE INTO files ({_FILE_COLUMNS}) SELECT {_FILE_COLUMNS} FROM trashed "
                     "WHERE path = ? ORDER BY batch DESC LIMIT 1 RETURNING id", (raw,)).fetchone()
                 if row is not None:
-                    self._db.execute("UPDATE files SET vec_gen = ?, dev = ?, ino = ?, ctime_ns = ? WHERE id = ?",
+                    # A row without a vector stays without one (vec_gen NULL: it waits for the model).
+                    self._db.execute("UPDATE files SET vec_gen = CASE WHEN vector IS NULL THEN NULL ELSE ? END, "
+                                     "dev = ?, ino = ?, ctime_ns = ? WHERE id = ?",
                                      (gen, stamp.dev, stamp.ino, stamp.ctime_ns, row[0]))
                     back.append(int(row[0]))
                 self._db.execute("DELETE FROM trashed WHERE path = ?", (raw,))

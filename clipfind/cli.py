@@ -344,10 +344,14 @@ def cmd_index(lib: Library, args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
+    # A model that could not be loaded (offline, before its download) is a notice, not a failure:
+    # the photos are recorded for the duplicates, and the notice says what waits for the model.
+    # The exit status stays 0, as the run did what it could and the next run finishes it.
     for notice in report.notices:
         _say(notice)
     summary = {k: getattr(report, k) for k in
                ("added", "updated", "moved", "copied", "removed", "failed", "unchanged", "cancelled")}
+    summary["waiting_for_model"] = lib.waiting_for_model()
     summary["seconds"] = round(report.seconds, 3)
     summary["images_per_second"] = round(report.rate, 2)
     if args.json:
@@ -382,6 +386,10 @@ def cmd_search(lib: Library, args: argparse.Namespace) -> int:
     if not hits:
         nothing_yet = lib.counts().photos == 0
         _say("nothing indexed yet: run `clipfind index FOLDER`" if nothing_yet else "no matching photos")
+    waiting = lib.waiting_for_model()
+    if waiting:  # some photos were indexed without the model (some were not: else search refused)
+        _say(f"{_count(waiting, 'photo')} not searched: indexed while the model could not be loaded; run "
+             f"`clipfind index` to add {'it' if waiting == 1 else 'them'}")
     return 0
 
 
@@ -407,6 +415,10 @@ def cmd_dupes(lib: Library, args: argparse.Namespace) -> int:
     saved = lib.keeper_rules()
     rules = _with_options(saved, args)
     groups = tier_view(lib.duplicates(args.threshold, None if rules == saved else rules), tier)
+    waiting = lib.waiting_for_model() if tier in ("all", "similar") else 0
+    if waiting:  # in identical files and same photos already; similar shots need their vectors
+        _say(f"similar shots leave out {_count(waiting, 'photo')} indexed while the model could not be loaded; "
+             "run `clipfind index` once it is available")
     listed = [_group_json(g) for g in groups]
     if not args.json:
         _print_groups(groups)
@@ -615,6 +627,9 @@ def cmd_status(lib: Library, args: argparse.Namespace) -> int:
     print(f"home:     {status.home}")
     print(f"model:    {status.model or '(none yet)'} / {status.pretrained or 'random weights' if status.model else ''}")
     print(f"indexed:  {_count(status.files_indexed, 'photo')}, {status.files_failed} unreadable")
+    if status.files_waiting:
+        print(f"waiting:  {_count(status.files_waiting, 'photo')} for the model (indexed while it could not be loaded): in "
+              "duplicates now, in search and similar shots once `clipfind index` runs with the model")
     for folder in status.folders:
         state = "" if folder.reachable else "  (not reachable)"
         print(f"folder:   {folder.path}  {_count(folder.files, 'file')}{state}")

@@ -26,14 +26,16 @@ Only crops of 30 % to 85 % of the area are confirmed: a frame a few percent off 
 what a burst's next frame looks like, and a whole frame is the same tier's to judge (with its
 stricter limits and the capture record). Turned or mirrored crops are not looked for.
 
-Thresholds come from bench/dupes_quality.py (crop section), measured on real photos. The
-grouping does not call this yet: its margin at 44 px is too thin for a tier that ticks photos
-for the trash (bench/README.md, "Crop check").
+Thresholds come from bench/dupes_quality.py (crop section), measured on real photos. Their
+margin at 44 px is thin (bench/README.md, "Crop check"), so a confirmed crop joins the same tier
+but is never ticked for the trash: the user decides (:meth:`clipfind.records.DupeGroup.suggested`).
+Which pairs are looked at is :mod:`clipfind.dupes`' choice (CLIP neighbours); :func:`find_crops`
+looks at each pair of contents once per cache, as a pair costs about 2 ms.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,7 @@ import numpy.typing as npt
 from clipfind.fingerprint import SIDE, Capture
 
 Thumbs = npt.NDArray[np.uint8]  # (n, SIDE, SIDE)
+CropCache = MutableMapping[tuple[str, str], str]  # (hash, hash) sorted -> the crop's hash; "" when neither is
 Floats = npt.NDArray[np.float32]
 
 MIN_SCALE = 0.45  # the smallest crop looked for, as a share of the side (about 20 % of the area)
@@ -266,3 +269,32 @@ def confirm_crops(thumbs: Thumbs, pairs: npt.NDArray[np.integer],
         keep = np.array([not captures[i].differs_from(captures[j]) for i, j in pairs], dtype=bool)
     out[keep] = [f.is_crop() for f in fit_crops(thumbs, pairs[keep])]
     return out
+
+
+def find_crops(thumbs: Thumbs, captures: Sequence[Capture], hashes: Sequence[str], pairs: npt.NDArray[np.integer],
+               cache: CropCache | None = None, budget: int | None = None) -> list[tuple[int, int]]:
+    """(larger, crop) for each candidate pair (m, 2) of rows whose one picture is a crop of the other,
+    in the pairs' order. ``hashes`` (content hashes, one per row) key ``cache``, so a pair of
+    contents is fitted once while the cache lives, whatever rows they have in a later call.
+    At most ``budget`` pairs are fitted (the first ones not in the cache): a caller that keeps the
+    cache goes on with the rest next time. Pairs whose capture records say two captures are not
+    fitted (see :func:`confirm_crops`)."""
+    cache = {} if cache is None else cache
+    left = len(pairs) if budget is None else budget
+    found = []
+    for i, j in np.asarray(pairs, np.int64).reshape(-1, 2).tolist():
+        key = (hashes[i], hashes[j]) if hashes[i] <= hashes[j] else (hashes[j], hashes[i])
+        crop = cache.get(key)
+        if crop is None:
+            if left <= 0:
+                continue
+            left -= 1
+            crop = ""
+            if not captures[i].differs_from(captures[j]):
+                fit = fit_crop(thumbs[i], thumbs[j])
+                if fit.is_crop():
+                    crop = hashes[j] if fit.crop_is_second else hashes[i]
+            cache[key] = crop
+        if crop and hashes[i] != hashes[j]:
+            found.append((i, j) if crop == hashes[j] else (j, i))
+    return found

@@ -13,7 +13,9 @@ Three tiers, shown in this order:
 * **same**: one capture saved again, from the pixel fingerprints and capture records that
   :mod:`clipfind.samephoto` groups (:func:`same_sets`, once per catalog state: they do not
   depend on the threshold). Each set is kept by its best keeper, takes the byte-identical
-  copies of its members, and drops a member marked "not duplicates" of the keeper. The similar
+  copies of its members, and drops a member marked "not duplicates" of the keeper. Where CLIP
+  neighbours are known, a photo that is a crop of a close neighbour (:mod:`clipfind.cropcheck`)
+  joins that neighbour's set with the reason "crop", never suggested for removal. The similar
   grouping below then sees each same group as one content, through its keeper.
 * **similar**: different contents whose CLIP cosine similarity is at least the threshold
   (0..1, inclusive: a similarity equal to the threshold counts; anything outside 0..1
@@ -97,7 +99,7 @@ from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import repeat
 from operator import attrgetter
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -116,6 +118,11 @@ from clipfind.records import (
     Vectors,
     folder_position,
 )
+
+if TYPE_CHECKING:
+    from clipfind.cropcheck import CropCache
+    from clipfind.fingerprint import Capture
+    from clipfind.samephoto import SameGroup
 
 __all__ = [
     "DupeGroup",
@@ -140,7 +147,12 @@ __all__ = [
 
 KnnFn = Callable[[Vectors, int], tuple[Ids, Scores]]  # (queries, k) -> (labels, similarities)
 VectorsFn = Callable[[list[int]], tuple[Ids, Vectors]]  # ids -> (the ids found, their stored vectors)
-IDENTICAL, CLIP = ("identical",), ("clip",)  # the reasons of a byte-identical copy, of a similar member
+IDENTICAL, CLIP, CROP = ("identical",), ("clip",), ("crop",)  # reasons: byte-identical copy, similar member, crop
+CROP_MIN_SIMILARITY = 0.85  # CLIP cosine from which a neighbour is checked as a crop; set by judgement, as
+# no pretrained weights can be measured here (bench/dupes_quality.py stands in constructed vectors)
+CROP_NEIGHBOURS = 3  # the closest neighbours of each photo checked: a crop is among its original's closest
+CROP_MAX_FITS = 5_000  # new pairs checked per call, most similar first (about 2 ms each, so ~10 s): a caller
+# that keeps its crop cache (Library keeps it in the catalog) goes on with the rest next time
 Ignored = Container[tuple[str, str]]  # "not duplicates" marks, asked by pair_key; falsy when there are none
 TierIgnored = Mapping[Tier, Ignored]  # the marks each tier asks; a tier left out ignores nothing
 DEFAULT_RULES = KeeperRules()
@@ -782,6 +794,7 @@ class SameSet:
 def same_sets(
     contents: Contents, ids: Ids, thumbs: Sequence[bytes], captures: Sequence[str | None],
     vectors: VectorsFn | None = None, rules: KeeperRules | None = None,
+    graph: NeighbourGraph | None = None, crop_cache: CropCache | None = None,
 ) -> list[SameSet]:
     """The same tier's sets from the catalog's fingerprints (ids, thumbnails, capture records):
     one fingerprint per content, as byte-identical copies have one picture.
@@ -790,6 +803,10 @@ def same_sets(
         vectors: the stored CLIP vectors of some ids, read once for every set (without it, every
             similarity is 1.0).
         rules: the keeper rules that order each set (None: those the contents were made with).
+        graph: CLIP neighbours, whose closest pairs are checked for crops (:func:`_with_crops`);
+            without it (no model) the tier holds no crops.
+        crop_cache: crop checks already made, by content (:func:`clipfind.cropcheck.find_crops`);
+            a caller that keeps it across catalog states checks each pair once.
     """
     from clipfind.fingerprint import SIDE, Capture
     from clipfind.samephoto import same_groups
@@ -802,7 +819,10 @@ def same_sets(
         return []
     stack = np.frombuffer(b"".join(thumbs[r] for r in rows), np.uint8).reshape(len(rows), SIDE, SIDE)
     stands_for = [contents.photos[contents.keeper_pos[content[r]]] for r in rows]
-    found = same_groups(stack, [Capture.from_text(captures[r]) for r in rows])
+    parsed = [Capture.from_text(captures[r]) for r in rows]
+    found = same_groups(stack, parsed)
+    if graph is not None:
+        found = _with_crops(found, contents, graph, content[rows], stack, parsed, stands_for, crop_cache)
     ordered = []
     for group in found:
         ordered.append(sorted((stands_for[i] for i in group.rows), key=lambda p: keeper_key(p, contents.rules)))
@@ -817,6 +837,59 @@ def same_sets(
         similarity = tuple(1.0 if head is None or p.id not in by_id else float(head @ by_id[p.id]) for p in photos)
         sets.append(SameSet(tuple(p.id for p in photos), tuple(reasons[p.id] for p in photos), similarity))
     return sets
+
+
+def _crop_candidates(graph: NeighbourGraph, contents: Contents, row_of_content: Ints, set_of_row: Ints) -> Ints:
+    """(m, 2) rows to check for a crop: each photo's closest CLIP neighbours at or above
+    CROP_MIN_SIMILARITY, not already in one set, the most similar first."""
+    content_index = _id_map(contents.ids, contents.content_of)
+    k = min(CROP_NEIGHBOURS, graph.neighbours.shape[1])
+    here = content_index(graph.ids)
+    there = content_index(graph.neighbours[:, :k])
+    a = np.repeat(np.where(here >= 0, row_of_content[np.maximum(here, 0)], -1), k)
+    b = np.where(there >= 0, row_of_content[np.maximum(there, 0)], -1).ravel()
+    sims = graph.similarities[:, :k].ravel()
+    keep = (a >= 0) & (b >= 0) & (a != b) & (sims >= np.float32(CROP_MIN_SIMILARITY))
+    a, b, sims = a[keep], b[keep], sims[keep]
+    apart = (set_of_row[a] < 0) | (set_of_row[a] != set_of_row[b])
+    lo, hi, sims = np.minimum(a, b)[apart], np.maximum(a, b)[apart], sims[apart]
+    order = np.lexsort((hi, lo, -sims))  # most similar first; one pair listed by both photos once
+    pairs = np.stack((lo[order], hi[order]), axis=1)
+    _, first = np.unique(pairs[:, 0] * (int(row_of_content.max()) + 1) + pairs[:, 1], return_index=True)
+    return pairs[np.sort(first)]
+
+
+def _with_crops(found: list[SameGroup], contents: Contents, graph: NeighbourGraph, content_of_row: Ints,
+                stack: npt.NDArray[np.uint8], captures: Sequence[Capture], stands_for: Sequence[PhotoInfo],
+                cache: CropCache | None) -> list[SameGroup]:
+    """The sets with confirmed crops added: a crop joins the set of the picture it was cut from (or
+    the two make a set), reason "crop", unless it is in a set already (a photo is in one group)."""
+    from clipfind.cropcheck import find_crops
+    from clipfind.samephoto import SameGroup
+
+    row_of_content = np.full(len(contents.photos), -1, dtype=np.int64)
+    row_of_content[content_of_row] = np.arange(content_of_row.size)
+    set_of_row = np.full(content_of_row.size, -1, dtype=np.int64)
+    for number, group in enumerate(found):
+        set_of_row[list(group.rows)] = number
+    pairs = _crop_candidates(graph, contents, row_of_content, set_of_row)
+    if not pairs.size:
+        return found
+    hashes = [p.content_hash for p in stands_for]
+    groups = [(list(g.rows), list(g.reasons)) for g in found]
+    placed = {row: number for number, (rows, _) in enumerate(groups) for row in rows}
+    for larger, crop in find_crops(stack, captures, hashes, pairs, cache, CROP_MAX_FITS):
+        if crop in placed:
+            continue
+        number = placed.get(larger)
+        if number is None:
+            number = len(groups)
+            groups.append(([larger], [CROP]))  # the picture cut from: "crop" is what ties it to the keeper
+            placed[larger] = number
+        groups[number][0].append(crop)
+        groups[number][1].append(CROP)
+        placed[crop] = number
+    return [SameGroup(tuple(rows), tuple(reasons)) for rows, reasons in groups]
 
 
 def _same(contents: Contents, sets: Sequence[SameSet], ignored: Ignored) -> list[DupeGroup]:

@@ -3,6 +3,12 @@
 Decoding runs in a thread pool ahead of the model, bounded so memory stays flat; the model
 thread writes each batch to the catalog in one transaction, so a kill loses at most the
 batch in flight and a restart skips every file already committed.
+
+When the model cannot be loaded (no weights offline: ModelLoadError), the run goes on without it:
+each new or changed photo is still read, hashed, decoded once and fingerprinted, and recorded
+without a vector, so the identical and same-photo tiers of the duplicates work before the model
+is downloaded. Such a run binds the catalog to no model; the next run with the model embeds those
+photos (they count as to do though unchanged on disk).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import numpy as np
 
 from clipfind.annindex import VectorIndex, open_index
 from clipfind.catalog import Catalog, FileStamp, KnownFile, StoredContent, folder_prefix, to_db
-from clipfind.errors import ClipfindError, ImageLoadError, StorageError, one_line
+from clipfind.embedding.spec import check_model_name
+from clipfind.errors import ClipfindError, ImageLoadError, ModelLoadError, StorageError, one_line
 from clipfind.fingerprint import thumbnail
 from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
 from clipfind.imageload import MAX_FILE_BYTES, LoadedImage, content_hash, load_image, read_photo
@@ -56,9 +63,10 @@ class _Prepared:
     taken_at: str | None = None
     thumb: bytes | None = None  # the pixel fingerprint (clipfind.fingerprint), from the decode already done
     capture: str | None = None
+    decoded: bool = False  # the pixels were decoded in this run (the model's batch fills with these)
     error: str | None = None
     transient: bool = False  # the error may go away without the file changing (permissions, I/O)
-    known_content: bool = False  # the catalog already has a vector for these bytes
+    known_content: bool = False  # the catalog already has these bytes (with a vector, where the model runs)
     # that content as stored, kept in case its row changes before commit
     stored: StoredContent | None = None
 
@@ -71,6 +79,16 @@ class _Plan:
     unchanged: int
     unreachable: list[str] = field(default_factory=list)  # roots that are not there (an unplugged drive)
     unlisted: dict[str, str] = field(default_factory=dict)  # folders that could not be listed, with why
+    # Paths in todo only because they were recorded without the model (unchanged on disk), and how
+    # many of them this run embedded.
+    waiting: set[str] = field(default_factory=set)
+    caught_up: int = 0
+
+    def without_waiting(self) -> _Plan:
+        """The plan of a run without the model: a photo that waits for it has nothing else to do."""
+        todo = [f for f in self.todo if f.path not in self.waiting]
+        return _Plan(todo, self.missing, self.known, self.unchanged + len(self.waiting), self.unreachable,
+                     self.unlisted)
 
 
 class Indexer:
@@ -134,6 +152,9 @@ class Indexer:
         report: IndexReport,
     ) -> None:
         roots = self._roots(catalog, folders)
+        # A name no model config knows is a mistake to refuse, not weights missing offline: the
+        # run without the model below is for weights that cannot be obtained now.
+        check_model_name(self.spec.name)
         if not reembed:
             catalog.check_model(self.spec.identity)  # before any slow work
 
@@ -146,13 +167,21 @@ class Indexer:
         model: ImageEncoder | None = None
         if reembed:
             _refuse_partial_reembed(plan)
-            model = self._load_model()
+            model = self._load_model()  # re-embedding is asked of the model: without it, nothing to do
             _bind(catalog, model, reembed=True)
             plan = self._plan(catalog, roots, IndexReport(), control)  # every photo is new now
-        report.unchanged = plan.unchanged
+        unloaded: str | None = None  # why the model could not be loaded, when it could not
         if plan.todo and model is None:
-            model = self._load_model()
-            _bind(catalog, model)
+            try:
+                model = self._load_model()
+            except ModelLoadError as exc:
+                # No weights here (offline, before the download): record the photos without
+                # vectors, for the duplicates that need no model; a later run embeds them.
+                unloaded = str(exc)
+                plan = plan.without_waiting()
+            else:
+                _bind(catalog, model)
+        report.unchanged = plan.unchanged
         if control.cancelled:  # the model took a while to load: a Ctrl+C meanwhile stops here
             report.cancelled = True
             return
@@ -160,6 +189,23 @@ class Indexer:
             # Only now: a run refused for a bad model leaves the catalog as it was.
             for root in roots:
                 catalog.add_folder(root)
+        self._update(catalog, model, plan, emit, control, report)
+        if unloaded is not None:
+            report.notices.append(_without_model_notice(unloaded, catalog.waiting()))
+        elif plan.caught_up:
+            report.notices.append(f"{_photos(plan.caught_up)} recorded while the model could not be loaded "
+                                  "went through it: search and similar shots find them now")
+
+    def _update(
+        self,
+        catalog: Catalog,
+        model: ImageEncoder | None,
+        plan: _Plan,
+        emit: ProgressFn,
+        control: Control,
+        report: IndexReport,
+    ) -> None:
+        """Record the plan's photos (through the model where there is one) and drop the missing ones."""
         if not plan.todo and not plan.missing:
             self._fingerprint_older(catalog, emit, control, report)
             emit(Progress("done", 0, 0, 0, 0.0, 0.0, None))
@@ -169,10 +215,11 @@ class Indexer:
         if notice:
             report.notices.append(notice)
         try:
-            if plan.todo and model is not None:
+            if plan.todo:
                 self._embed_all(catalog, index, model, plan, emit, control, report)
-                report.notices.extend(model.notices)
-                model.notices.clear()
+                if model is not None:
+                    report.notices.extend(model.notices)
+                    model.notices.clear()
             if not control.cancelled and plan.missing:
                 removed = catalog.remove_paths(plan.missing)
                 index.remove(removed)
@@ -216,25 +263,34 @@ class Indexer:
             if control.cancelled:
                 return _Plan([], {}, known, 0, unreachable, unlisted)
         seen = {f.path for f in scanned}
-        todo = [f for f in scanned if _changed(known.get(f.path), f)]
+        todo: list[ScannedFile] = []
+        waiting: set[str] = set()
+        for f in scanned:
+            old = known.get(f.path)
+            if _changed(old, f):
+                todo.append(f)
+            elif old is not None and old.waiting:  # recorded without the model: embedded now if it loads
+                todo.append(f)
+                waiting.add(f.path)
         # A folder that cannot be listed is not an empty one: what is known under it stays.
         hidden = tuple(folder_prefix(f) for f in unlisted)
         missing = {p: k for p, k in known.items() if p not in seen and not to_db(p).startswith(hidden)}
         for folder, why in unlisted.items():
             report.notices.append(f"{why}: {folder}")
         catalog.set_folder_problems(unlisted, reachable)
-        return _Plan(todo, missing, known, len(scanned) - len(todo), unreachable, unlisted)
+        return _Plan(todo, missing, known, len(scanned) - len(todo), unreachable, unlisted, waiting)
 
     def _embed_all(
         self,
         catalog: Catalog,
         index: VectorIndex,
-        model: ImageEncoder,
+        model: ImageEncoder | None,
         plan: _Plan,
         emit: ProgressFn,
         control: Control,
         report: IndexReport,
     ) -> None:
+        """Read, decode and record every photo of the plan, in batches; model None: without vectors."""
         total = len(plan.todo)
         started = time.monotonic()
         last_save = started
@@ -265,7 +321,7 @@ class Indexer:
                     if not in_flight:
                         break
                     batch.append(in_flight.popleft().result())
-                    images = sum(1 for p in batch if p.tensor is not None)
+                    images = sum(1 for p in batch if p.decoded)
                     if images >= self.batch_size or len(batch) >= 4 * self.batch_size or not in_flight:
                         flush()
                         control.wait_if_paused()
@@ -279,8 +335,9 @@ class Indexer:
                 for fut in in_flight:
                     fut.cancel()
 
-    def _prepare(self, file: ScannedFile, model: ImageEncoder) -> _Prepared:
-        """Runs in a worker thread: read once, hash, and decode only content the catalog lacks."""
+    def _prepare(self, file: ScannedFile, model: ImageEncoder | None) -> _Prepared:
+        """Runs in a worker thread: read once, hash, and decode only content the catalog lacks (without
+        the model: content it lacks entirely; with it: content it has no vector for)."""
         item = _Prepared(file)
         try:
             if file.skip is not None:
@@ -289,13 +346,16 @@ class Indexer:
                 raise ImageLoadError(f"file too large ({file.size // 2**20} MiB)")
             data = read_photo(file.path)
             item.content_hash = content_hash(data)
-            item.stored = self._reader().vector_by_hash(item.content_hash)
+            item.stored = self._reader().vector_by_hash(item.content_hash, embedded=model is not None)
             if item.stored is not None:
                 item.known_content = True
                 return item
             # Never decoded smaller than the fingerprint wants: its confirmation is tuned on that size.
-            loaded = load_image(data, min_side=max(model.image_size, FINGERPRINT_SIDE), name=file.path)
-            item.tensor = model.preprocess(loaded.image)
+            side = FINGERPRINT_SIDE if model is None else max(model.image_size, FINGERPRINT_SIDE)
+            loaded = load_image(data, min_side=side, name=file.path)
+            if model is not None:
+                item.tensor = model.preprocess(loaded.image)
+            item.decoded = True
             item.width, item.height, item.taken_at = loaded.width, loaded.height, loaded.taken_at
             item.thumb, item.capture = _fingerprint(loaded)
         except ImageLoadError as exc:
@@ -344,13 +404,13 @@ class Indexer:
         self,
         catalog: Catalog,
         index: VectorIndex,
-        model: ImageEncoder,
+        model: ImageEncoder | None,
         batch: list[_Prepared],
         plan: _Plan,
         report: IndexReport,
     ) -> None:
         images = [(p, p.tensor) for p in batch if p.tensor is not None]
-        vectors = model.encode_images(np.stack([np.asarray(t) for _, t in images])) if images else None
+        vectors = model.encode_images(np.stack([np.asarray(t) for _, t in images])) if images and model else None
         vector_of = {id(p): vectors[i] for i, (p, _) in enumerate(images)} if vectors is not None else {}
         report.encoded += len(images)
         new_ids: list[int] = []
@@ -365,37 +425,38 @@ class Indexer:
                     catalog.put_failure(f.path, f.size, mtime_ns, p.content_hash, p.error, _stamp(f))
                     report.failed += 1
                 elif p.known_content:
-                    new_ids.extend(self._reuse(catalog, p, plan, report, dropped))
+                    new_ids.extend(self._reuse(catalog, p, plan, report, dropped, embedded=model is not None))
                 else:
-                    existed = f.path in plan.known
                     new_ids.append(
                         catalog.put_photo(f.path, f.size, f.mtime_ns, p.content_hash or "", p.width,
-                                          p.height, p.taken_at, vector_of[id(p)], _stamp(f),
+                                          p.height, p.taken_at, vector_of.get(id(p)), _stamp(f),
                                           thumb=p.thumb, capture=p.capture)
                     )
-                    if existed:
-                        report.updated += 1
-                    else:
-                        report.added += 1
+                    _count_written(f.path, plan, report)
         # The catalog is committed first: an index that lags is caught up from it on open.
         if new_ids:
             ids, vecs = catalog.vectors(ids=new_ids)
             index.add(ids, vecs)
+            # Recorded without a vector (no model in this run): an old vector of that row leaves.
+            index.remove(sorted(set(new_ids) - set(ids.tolist())))
         failed_ids = [plan.known[p.file.path].id for p in batch if p.error is not None and p.file.path in plan.known]
         index.remove(failed_ids + dropped)
         index.generation = catalog.generation
 
     def _reuse(
-        self, catalog: Catalog, p: _Prepared, plan: _Plan, report: IndexReport, dropped: list[int]
+        self, catalog: Catalog, p: _Prepared, plan: _Plan, report: IndexReport, dropped: list[int],
+        *, embedded: bool = True,
     ) -> list[int]:
         """Same bytes as a file the catalog knows: a move keeps its row, a copy reuses its vector.
 
         A move onto a path the catalog knew (`mv a.jpg b.jpg` over an existing b.jpg) drops b's
-        row; its id goes to `dropped`, to leave the index too.
+        row; its id goes to `dropped`, to leave the index too. embedded: the model runs, so only a
+        row with a vector is reused (one that waits for the model is embedded instead); without
+        it, any row, its vector or lack of one included.
         """
         f = p.file
         assert p.content_hash is not None
-        for file_id, old_path in catalog.ids_with_hash(p.content_hash):
+        for file_id, old_path in catalog.ids_with_hash(p.content_hash, embedded=embedded):
             if old_path in plan.missing:
                 replaced = catalog.move(file_id, f.path, f.size, f.mtime_ns, _stamp(f))
                 if replaced is not None:
@@ -405,10 +466,12 @@ class Indexer:
                 return []
         # The only copy may have changed since the worker looked (a.jpg copied to b.jpg, then a.jpg
         # edited, both in one batch): the vector the worker saw still describes these bytes.
-        stored = catalog.vector_by_hash(p.content_hash) or p.stored
+        stored = catalog.vector_by_hash(p.content_hash, embedded=embedded) or p.stored
         if stored is None:
             return []
-        if f.path in plan.known:
+        if f.path in plan.waiting and stored.vector is not None:
+            plan.caught_up += 1  # it waited for the model; a copy of it went through it
+        elif f.path in plan.known:
             report.updated += 1  # touched, or changed back to content we have seen
         else:
             report.copied += 1
@@ -462,6 +525,29 @@ def _fingerprint(loaded: LoadedImage) -> tuple[bytes, str | None]:
 
 def _stamp(f: ScannedFile) -> FileStamp:
     return FileStamp(f.dev, f.ino, f.ctime_ns)
+
+
+def _count_written(path: str, plan: _Plan, report: IndexReport) -> None:
+    """A photo decoded and written: new, changed, or one that waited for the model and now has a vector."""
+    if path in plan.waiting:
+        plan.caught_up += 1
+    elif path in plan.known:
+        report.updated += 1
+    else:
+        report.added += 1
+
+
+def _photos(n: int) -> str:
+    return f"{n} photo" if n == 1 else f"{n} photos"
+
+
+def _without_model_notice(why: str, waiting: int) -> str:
+    """What a run without the model tells the user, once: what works now, what waits, what to do."""
+    waits = "is recorded without it and waits" if waiting == 1 else "are recorded without it and wait"
+    return (f"the model could not be loaded: {why.rstrip('.')}. {_photos(waiting)} {waits} for the model. "
+            "Duplicates work now "
+            "(identical files, and the same photo saved again); search and similar shots need the model: "
+            "run `clipfind index` again once it is available.")
 
 
 def _refuse_partial_reembed(plan: _Plan) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import sqlite3
 import threading
@@ -363,6 +364,11 @@ class Library:
             reembed: embed every photo again with this library's model, replacing the vectors
                 of the catalog's model.
 
+        When the model cannot be loaded (no weights offline: ModelLoadError) the run goes on
+        without it: the photos are recorded with their fingerprints but no vectors, so the identical
+        and same-photo duplicates work; a notice in the report says so, and :meth:`waiting_for_model`
+        counts them until a run with the model embeds them. ``reembed`` still needs the model.
+
         Raises LockedError when another indexer holds the home, ModelMismatchError when the
         catalog holds another model's vectors (and not ``reembed``), StorageError when the home
         cannot be written.
@@ -382,11 +388,15 @@ class Library:
             k: how many hits at most.
             filters: which photos may be returned (folder, dates, least score).
 
-        Returns nothing when nothing is indexed yet. Raises ClipfindError for a query photo that
-        cannot be read, ModelMismatchError when this library's model is not the catalog's.
+        Returns nothing when nothing is indexed yet; photos that wait for the model are not searched.
+        Raises ClipfindError for a query photo that cannot be read, or when every indexed photo waits
+        for the model; ModelMismatchError when this library's model is not the catalog's.
         """
         self.catalog.check_model(self.spec.identity)
         if not self.catalog.has_vectors():
+            waiting = self.catalog.waiting()
+            if waiting:
+                raise ClipfindError(_no_vectors_yet(waiting))
             return []
         if self._searcher is None:
             self._searcher = Searcher(self.catalog, self.index(), self._encode_texts, self._encode_image)
@@ -442,8 +452,11 @@ class Library:
         crowd out real neighbours."""
         with self.catalog.snapshot():  # one state of the catalog while an indexer commits
             generation = self.catalog.generation
-            ids, vectors = self.catalog.vectors()
-            hashes = [p.content_hash for p in self.catalog.photos()]  # same rows, same id order
+            ids, vectors = self.catalog.vectors()  # the photos with a vector, by id
+            hash_of = {p.id: p.content_hash for p in self.catalog.photos()}
+        hashes = [hash_of[i] for i in ids.tolist()]
+        if not hashes:
+            return generation, ids, vectors
         _, first = np.unique(np.asarray(hashes), return_index=True)
         keep = np.sort(first)
         return generation, ids[keep], vectors[keep]
@@ -476,8 +489,13 @@ class Library:
             with self.catalog.snapshot():
                 state = (self.catalog.generation, self.catalog.fingerprinted, rules)
                 contents = contents_of(self._reachable(self.catalog.photos()), rules=rules)
+                checks = self.catalog.crop_checks()
+                known = len(checks)
                 same = same_sets(contents, *self.catalog.fingerprints(),
-                                 vectors=lambda ids: self.catalog.vectors(ids=ids), rules=rules)
+                                 vectors=lambda ids: self.catalog.vectors(ids=ids), rules=rules,
+                                 graph=graph, crop_cache=checks)
+            if len(checks) > known:  # new checks come last in a dict: keep them for the next state
+                self.catalog.add_crop_checks(itertools.islice(checks.items(), known, None))
             self._contents = state, contents, same
         _, contents, same = self._contents
         return find_duplicates(contents, graph, threshold, self.catalog.ignored_pairs(), same, rules=rules)
@@ -563,9 +581,10 @@ class Library:
 
         Args:
             photos: the photos to move, as the catalog gave them (each must still be that file).
+                One in a folder the keeper rules protect stays, with the reason.
         """
         self._check_intact()
-        report = move_to_trash(self.catalog, photos)
+        report = move_to_trash(self.catalog, photos, protect=self.keeper_rules().protect)
         self._forget_in_index(report)
         return report
 
@@ -631,9 +650,9 @@ class Library:
         for path in paths:
             if not path:
                 raise ClipfindError("an empty path was given (an unset variable?)")
-            found = self.catalog.photo_by_path(path)
+            found = self.catalog.photo_at(path)
             if found is not None:
-                photos.append(found[0])
+                photos.append(found)
                 continue
             failure = self.catalog.failure_by_path(path)
             if failure is not None:
@@ -649,8 +668,7 @@ class Library:
         Args:
             path: a photo file, relative or absolute.
         """
-        found = self.catalog.photo_by_path(path) if path else None
-        return found[0] if found is not None else None
+        return self.catalog.photo_at(path) if path else None
 
     def photos(self, ids: Sequence[int]) -> list[PhotoInfo]:
         """Those of these photos still in the catalog, in the given order: results shown a while
@@ -754,6 +772,12 @@ class Library:
         be listed first, then unreadable files, each with its reason."""
         return self.catalog.folder_problems() + self.catalog.failures()
 
+    def waiting_for_model(self) -> int:
+        """How many photos were indexed while the model could not be loaded: they are in the duplicates
+        (identical files, the same photo) but not in search nor similar shots until an index run
+        with the model embeds them."""
+        return self.catalog.waiting()
+
     def counts(self) -> Counts:
         """Photos, unreadable files and folders: cheap enough for a status bar after every change
         (:meth:`status` also counts per folder)."""
@@ -775,7 +799,16 @@ class Library:
             files_failed=counts.failed,
             folders=folders,
             failures=tuple(self.failures()),
+            files_waiting=self.waiting_for_model(),
         )
+
+
+def _no_vectors_yet(waiting: int) -> str:
+    """Why a search finds nothing to search in: every photo was indexed without the model."""
+    photos = "the photo indexed so far waits" if waiting == 1 else f"all {waiting} photos indexed so far wait"
+    return (f"search needs the model, and {photos} for it (it could not be loaded when "
+            "they were indexed): run `clipfind index` once the model is available; duplicates (identical files, "
+            "the same photo saved again) work already")
 
 
 def _load_graph(path: Path, generation: int, model: str) -> NeighbourGraph | None:

@@ -140,7 +140,7 @@ TIER_NAMES: dict[str, str] = {  # what the front ends call them
 # Why a member is in its group: "identical" (same bytes), "fingerprint" (the pixels agree),
 # "turned" / "mirrored" (in another orientation), "exif-capture" (same camera and capture time),
 # "clip" (the model finds them alike).
-REASONS = ("identical", "fingerprint", "turned", "mirrored", "exif-capture", "clip")
+REASONS = ("identical", "fingerprint", "turned", "mirrored", "exif-capture", "crop", "clip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +187,9 @@ class DupeGroup:
     def suggested(self, include_similar: bool = False) -> tuple[PhotoInfo, ...]:
         """The default selection for removal: never the keeper nor a protected member; in the identical
         and same tiers every other member; in the similar tier only the copies of a member (a similar
-        shot is not a duplicate, so the user picks), unless asked for all."""
-        members = [m for m in self.members[1:] if not m.protected]
+        shot is not a duplicate, so the user picks), unless asked for all. Never a crop (or the
+        picture it was cut from): a framing the user made, and the crop check's margin is thin."""
+        members = [m for m in self.members[1:] if not m.protected and "crop" not in m.reasons]
         if include_similar or self.tier != "similar":
             return tuple(m.photo for m in members)
         return tuple(m.photo for m in members if m.copy_of is not None)
@@ -396,6 +397,7 @@ class Status:
     files_failed: int
     folders: tuple[FolderStatus, ...]
     failures: tuple[Failure, ...]
+    files_waiting: int = 0  # indexed while the model could not be loaded: in duplicates, not in search
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,17 +134,23 @@ def _gone(catalog: Catalog, photo: PhotoInfo, report: TrashReport) -> None:
         pass  # the next index pass drops it
 
 
-def move_to_trash(catalog: Catalog, photos: Sequence[PhotoInfo], send: SendFn = _send) -> TrashReport:
+def move_to_trash(catalog: Catalog, photos: Sequence[PhotoInfo], send: SendFn = _send, *,
+                  protect: Sequence[str] = ()) -> TrashReport:
     """Trash exactly `photos`, one at a time, forgetting each in the catalog as soon as it moved.
 
     A file whose size, modification time or content differs from what was grouped is refused:
     the user decided about the photo they saw, not about whatever is at that path now. If the
     system trash cannot take a file, it stays where it is; there is no fallback to deleting.
+    Nothing moves out of a folder of ``protect`` (the keeper rules'), whoever asks.
     """
     report = TrashReport()
     batch = _Batch(catalog)
     finish_interrupted(catalog)
     for photo in photos:
+        folder = _protected_by(photo.path, protect)
+        if folder is not None:
+            report.refused.append((photo, f"is in the protected folder {folder}"))
+            continue
         try:
             reason = _same_content(photo)
         except FileNotFoundError:

@@ -39,6 +39,8 @@ def member_badge(group: DupeGroup, member: DupeMember) -> str:
     """Why a non-keeper is in its group, and for a similar shot how far apart in time."""
     if member.copy_of is not None:
         return "identical copy" if member.reasons == ("identical",) else "same photo"
+    if "crop" in member.reasons:
+        return "crop: you decide"
     if group.tier == "same":
         turned = [r for r in member.reasons if r in ("turned", "mirrored")]
         return "same photo" + (f" ({', '.join(turned)})" if turned else "")

@@ -5,36 +5,44 @@ and nothing else: the boxes on screen (cards and table alike) are drawn from it,
 it, so a card that is redrawn, paged in or regrouped cannot turn into a choice the user did not make.
 Clicks are saved in the catalog as they happen (Library.save_choices) and read back with the groups,
 so they survive a restart, a crash or a failed clean-up.
+
+Cards are sized to the window (bigger on a wide screen, rows filled to the edge) or to the size the user
+picks; a resize rescales the cards in place. One card at a time has the keyboard focus ring: arrows, Home/End
+and PageUp/PageDown move it, Space ticks, Enter compares, K keeps.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QFocusEvent, QImage, QKeyEvent, QKeySequence, QPainter, QPaintEvent, QPalette, QPen, QPixmap, QShortcut,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
-    QButtonGroup, QCheckBox, QFrame, QHBoxLayout, QLabel, QMenu, QProgressBar, QPushButton, QScrollArea, QSlider,
-    QStackedWidget, QVBoxLayout, QWidget,
+    QAbstractButton, QButtonGroup, QCheckBox, QFrame, QHBoxLayout, QLabel, QMenu, QProgressBar,
+    QPushButton, QScrollArea, QSlider, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from clipfind.errors import ClipfindError
 from clipfind.records import TIER_NAMES, human_bytes
 
-from .compare_view import CompareDialog
+from .compare_view import CompareDialog, highlight_brush
 from .dialogs import confirm_cleanup, describe, photos_text, show_problems
 from .dupes_table import DupesTable, DupesTableModel, lacks_note, member_badge, member_notes, without
 from .flow_layout import FlowLayout
 from .icons import icon
 from .keeper_rules_dialog import KeeperRulesDialog
 from .marks_dialog import MarksDialog
-from .results_model import ThumbnailCache
+from .results_model import ThumbnailCache, cached_or_requested, centred
 from .tasks import TaskRunner
+from .workers import ThumbnailLoader
 
 if TYPE_CHECKING:
     from clipfind.library import Library
@@ -51,7 +59,14 @@ if TYPE_CHECKING:
 PAGE = 12  # groups built per page (a screen shows 3 or 4): widgets only for what the user can reach
 BUILD_SLICE_S = 0.015  # groups are built for this long per event-loop turn, so the window keeps answering
 REAPED_PER_TURN = 4  # old groups destroyed per event-loop turn
-THUMB = 150
+THUMB = 150  # the thumbnail side before the window's width is known
+THUMB_MIN, THUMB_MAX = 100, 400  # the size slider's range
+THUMB_STEP = 25  # one Ctrl+plus / Ctrl+minus / Ctrl+wheel notch
+CARD_EXTRA = 70  # a card is this much wider than its thumbnail: room for the badge, the box and the buttons
+SHARP_SIDE = 400  # thumbnails bigger than the shared cache's are decoded again at this side (off the GUI thread)
+SHARP_KEPT = 150  # ... and this many kept (640 KB each)
+RESIZE_REST_MS = 60  # the cards are rescaled once a window resize rests this long
+SIZE_KEY = "dupes/thumb_size"  # QSettings key of the size the user chose; absent: follow the window
 LISTED = 12  # groups spelled out in the trash confirmation; the rest are under "Show Details"
 
 
@@ -71,7 +86,8 @@ def threshold_hint(value: float) -> str:
 TIER_HINTS = {
     "identical": "Byte for byte the same file: the copies are ticked for removal.",
     "same": "One picture saved again (resized, re-compressed, another format, turned, grey), found from the "
-            "pixels and the camera's record, without the model: the copies are ticked for removal.",
+            "pixels and the camera's record, without the model: the copies are ticked for removal; crops "
+            "(found where the model is there) are not: you decide.",
     "similar": "Different shots that look alike (a burst, the next frame): nothing is ticked, you pick.",
 }
 
@@ -132,7 +148,59 @@ def report_problems(report: TrashReport) -> list[str]:
             + report.notices)
 
 
-def _small(text: str, color: str = "#868e96") -> QLabel:
+def auto_side(width: int) -> int:
+    """The thumbnail side a row this wide asks for until the user picks one: a tenth of the width, so a
+    2,560 px screen shows bigger photos than a laptop, not just more of them."""
+    return max(140, min(300, width // 10))
+
+
+def fitted_side(width: int, target: int, gap: int) -> int:
+    """The side nearest ``target`` (never under it, but for a row too narrow for one card) at which whole
+    cards fill a row ``width`` wide: no dead gutter at the right of the window."""
+    columns = max(1, (width + gap) // (target + CARD_EXTRA + gap))
+    side = (width - (columns - 1) * gap) // columns - CARD_EXTRA
+    return max(THUMB_MIN, min(side, target * 3 // 2))
+
+
+def _square(pixmap: QPixmap) -> QPixmap:
+    """A pixmap on a square transparent canvas, as the caches make them: the card scales it without distortion."""
+    if pixmap.width() == pixmap.height() or pixmap.isNull():
+        return pixmap
+    return centred(pixmap, max(pixmap.width(), pixmap.height()))
+
+
+class SharpThumbnails(QObject):
+    """Thumbnails decoded at SHARP_SIDE for cards bigger than the shared cache's, through the same loader
+    (a thread pool: never decoded on the GUI thread); only the last SHARP_KEPT are kept, as each is 640 KB."""
+
+    ready = Signal(str, QPixmap)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.loader = ThumbnailLoader(SHARP_SIDE, self)
+        self.loader.ready.connect(self._store)
+        self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
+        self._unreadable: set[str] = set()  # not asked for again: the shared cache already says "unreadable"
+
+    def get(self, path: str) -> QPixmap | None:
+        """The sharp thumbnail if decoded; else asks for it (``ready`` follows) and returns None."""
+        return None if path in self._unreadable else cached_or_requested(self._pixmaps, self.loader, path)
+
+    def _store(self, path: str, image: QImage) -> None:
+        if image.isNull():
+            self._unreadable.add(path)  # the shared cache's placeholder says so
+            return
+        pixmap = _square(QPixmap.fromImage(image))
+        self._pixmaps[path] = pixmap
+        while len(self._pixmaps) > SHARP_KEPT:
+            self._pixmaps.popitem(last=False)
+        self.ready.emit(path, pixmap)
+
+
+SECONDARY = "palette(placeholder-text)"  # grey text of the palette: legible on a light or a dark theme
+
+
+def _small(text: str, color: str = SECONDARY) -> QLabel:
     label = QLabel(text)
     label.setStyleSheet(f"color: {color}; font-size: 10px;")
     label.setWordWrap(True)
@@ -161,19 +229,26 @@ class _Card(QFrame):
     keep_this = Signal(object)  # photo
     unkeep = Signal(object)  # photo: the keeper the user chose, given back to the rules
     compare = Signal(object)  # photo
+    focused = Signal(object)  # this card: it took the keyboard focus (a click on it, or Tab)
+    key = Signal(object, object)  # (this card, QKeyEvent): accepted by the view when it is one of its keys
 
     def __init__(self, group: DupeGroup, member: DupeMember, copies: Sequence[DupeMember],
-                 chosen: bool = False) -> None:
+                 chosen: bool = False, side: int = THUMB) -> None:
         super().__init__()
         self.photo = member.photo
         self.boxes: dict[int, QCheckBox] = {}  # photo id -> remove box, for this photo and its copies
         self.copy_rows: dict[int, QWidget] = {}  # photo id -> the row of a copy riding on this card
+        self.current = False  # draws the focus ring: the card the keys act on
+        self.side = side
         keeper = member.photo.id == group.keeper.id
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setFixedWidth(THUMB + 70)
+        # a click anywhere on the card (its buttons too, which take Tab focus only) makes it the current card
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setFixedWidth(side + CARD_EXTRA)
         self.thumb = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
-        self.thumb.setFixedSize(THUMB, THUMB)
-        self.thumb.setStyleSheet("background: #e9ecef;")
+        self.thumb.setFixedSize(side, side)
+        self.thumb.setScaledContents(True)  # square pixmaps, scaled when painted: a resize costs no rescaling here
+        self.thumb.setStyleSheet("background: palette(alternate-base);")
         top = QHBoxLayout()
         if keeper:
             badge = QLabel("KEEP")
@@ -181,7 +256,7 @@ class _Card(QFrame):
             badge.setToolTip("The photo this group keeps; it cannot be removed here")
         else:
             badge = QLabel(member_badge(group, member))
-            badge.setStyleSheet("color: #495057;")
+            badge.setStyleSheet(f"color: {SECONDARY};")
         top.addWidget(badge)
         top.addStretch(1)
         if not keeper:
@@ -209,13 +284,47 @@ class _Card(QFrame):
         name.setToolTip(member.photo.path)
         name.setWordWrap(True)
         info = QLabel(describe(member.photo).replace(" · ", "\n"))
-        info.setStyleSheet("color: #495057; font-size: 11px;")
+        info.setStyleSheet(f"color: {SECONDARY}; font-size: 11px;")
         for widget in (name, info, _small(os.path.dirname(member.photo.path)), *_notes(member, keeper, chosen)):
             layout.addWidget(widget)
         for copy in copies:
             row = self._copy_row(copy)
             self.copy_rows[copy.photo.id] = row
             layout.addWidget(row)
+        for button in self.findChildren(QAbstractButton):
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+
+    def set_side(self, side: int) -> None:
+        """Rescale in place (a window resize, the size slider): the card and its pixmap stay."""
+        if side != self.side:
+            self.side = side
+            self.setFixedWidth(side + CARD_EXTRA)
+            self.thumb.setFixedSize(side, side)
+
+    def set_current(self, current: bool) -> None:
+        if current != self.current:
+            self.current = current
+            self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
+        """The focus ring, in the palette's highlight colour (a dark theme's too), inside the card's margins."""
+        super().paintEvent(event)
+        if self.current:
+            painter = QPainter(self)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(QPen(self.palette().color(QPalette.ColorRole.Highlight), 3))
+            painter.drawRoundedRect(self.rect().adjusted(2, 2, -2, -2), 4, 4)
+            painter.end()
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802
+        super().focusInEvent(event)
+        self.focused.emit(self)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        event.ignore()
+        self.key.emit(self, event)
+        if not event.isAccepted():
+            super().keyPressEvent(event)
 
     def _box(self, member: DupeMember) -> QWidget:
         """The remove box; a protected photo gets a label instead: nothing can tick it."""
@@ -233,16 +342,17 @@ class _Card(QFrame):
 
     def _copy_row(self, copy: DupeMember) -> QWidget:
         row = QFrame()
-        row.setStyleSheet("QFrame { border-top: 1px dashed #ced4da; }")
+        row.setStyleSheet("QFrame { border-top: 1px dashed palette(mid); }")
         header = QHBoxLayout()
         header.addWidget(QLabel("<b>+ identical copy</b>" if copy.reasons == ("identical",) else
+                                "<b>+ a crop of it: you decide</b>" if "crop" in copy.reasons else
                                 "<b>+ same photo, saved again</b>"))
         header.addStretch(1)
         header.addWidget(self._box(copy))
         layout = QVBoxLayout(row)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addLayout(header)
-        for label in (_small(copy.photo.path, "#495057"), *_notes(copy)):
+        for label in (_small(copy.photo.path), *_notes(copy)):
             label.setStyleSheet(label.styleSheet() + " border: none;")
             layout.addWidget(label)
         return row
@@ -260,8 +370,11 @@ class _Card(QFrame):
             box.setChecked(photo_id in selected)
 
     def set_thumbnail(self, pixmap: QPixmap) -> None:
-        self.thumb.setPixmap(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation))
+        """Show ``pixmap`` unless a sharper one is shown already (a late small decode never blurs a big card)."""
+        shown = self.thumb.pixmap()
+        if not shown.isNull() and shown.width() > pixmap.width():
+            return
+        self.thumb.setPixmap(_square(pixmap))
 
 
 def _group_title(group: DupeGroup) -> str:
@@ -282,7 +395,8 @@ class _GroupBox(QFrame):
         self.group = group
         self.keep_paths = keep_paths
         self.setFrameShape(QFrame.Shape.Box)
-        self.setStyleSheet("_GroupBox { border: 1px solid #dee2e6; border-radius: 6px; }")
+        self.setStyleSheet("_GroupBox { border: 1px solid palette(mid); border-radius: 6px; }")
+        self.side = THUMB  # the side its next cards get (the view's)
         self.title = QLabel(_group_title(group))
         ignore = QPushButton("Not duplicates")
         ignore.setToolTip("Never show these photos as duplicates of each other again (in this tier)")
@@ -300,7 +414,7 @@ class _GroupBox(QFrame):
         header.addWidget(select)
         header.addWidget(self.title)
         header.addStretch(1)
-        self.row = FlowLayout()  # cards wrap: a big burst is as wide as the window, not 13,000 px
+        self.row = FlowLayout(justify=True)  # cards wrap: a big burst is as wide as the window, not 13,000 px
         self.cards: list[_Card] = []
         # In a same or similar group a copy rides on the card of the picture it copies; in an
         # identical group every copy has its own card, since the keeper is their only original.
@@ -321,7 +435,7 @@ class _GroupBox(QFrame):
         dozens of shots) is built over several event-loop turns. Returns whether every card is there."""
         while self._pending:
             member, copies = self._pending.pop()
-            card = _Card(self.group, member, copies, member.photo.path in self.keep_paths)
+            card = _Card(self.group, member, copies, member.photo.path in self.keep_paths, self.side)
             card.clicked.connect(lambda photo, ticked: self.clicked.emit(self.group, photo, ticked))
             card.keep_this.connect(lambda photo: self.keep_this.emit(self.group, photo))
             card.unkeep.connect(self.unkeep)
@@ -439,13 +553,30 @@ class DupeSelection:
         return photos
 
 
+def _saved_side(settings: QSettings | None) -> int | None:
+    """The thumbnail size the user picked in an earlier session, if any and sane."""
+    if settings is None:
+        return None
+    try:
+        side = int(settings.value(SIZE_KEY, 0) or 0)
+    except (TypeError, ValueError):
+        return None
+    return max(THUMB_MIN, min(THUMB_MAX, side)) if side else None
+
+
+NAV_KEYS = {Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Home, Qt.Key.Key_End,
+            Qt.Key.Key_PageUp, Qt.Key.Key_PageDown}
+ACTION_KEYS = {Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_K}
+
+
 class DupesView(QWidget):
     status = Signal(str)
     photos_trashed = Signal()
     photos_restored = Signal()
 
     def __init__(self, library: Library, cache: ThumbnailCache, threshold: float = 0.95,
-                 tasks: TaskRunner | None = None) -> None:
+                 tasks: TaskRunner | None = None, settings: QSettings | None = None) -> None:
+        """``settings``: where the thumbnail size the user picks is remembered (none: for this session)."""
         super().__init__()
         self.library = library
         self.cache = cache
@@ -475,6 +606,18 @@ class DupesView(QWidget):
         self.compare_dialog: CompareDialog | None = None
         self.marks_dialog: MarksDialog | None = None
         self.rules_dialog: KeeperRulesDialog | None = None
+        self.settings = settings
+        self.chosen_side = _saved_side(settings)  # the size the user picked; None: follow the window's width
+        self.side = THUMB  # the side of every card now
+        self.sharp = SharpThumbnails(self)  # decodes for cards bigger than the shared cache's thumbnails
+        self.sharp.ready.connect(self._sharp_ready)
+        self.current: _Card | None = None  # the card with the focus ring, that the keys act on
+        self._want: tuple[int | None, int, bool] | None = None  # (photo, place, focus): the current card to find
+        # again when the cards are rebuilt (a regroup): that photo's card, else the one at that place in the list
+        # while a window is being resized the cards keep their size (the justified rows take up the width) and are
+        # rescaled once it rests: rescaling 170 cards costs 50 ms, too much for every step of a drag (or of the
+        # size slider, or of a wheel)
+        self._refit = QTimer(self, singleShot=True, interval=RESIZE_REST_MS, timeout=self._fit_cards)
 
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(800, 1000)
@@ -484,7 +627,7 @@ class DupesView(QWidget):
         self.value = QLabel()
         self.value.setMinimumWidth(48)
         self.hint = QLabel()
-        self.hint.setStyleSheet("color: #495057;")
+        self.hint.setStyleSheet(f"color: {SECONDARY};")
         self._debounce = QTimer(self, singleShot=True, interval=120)
         self._debounce.timeout.connect(self.regroup)
         self.slider.valueChanged.connect(self._slider_moved)
@@ -518,12 +661,26 @@ class DupesView(QWidget):
         self.marks_button = QPushButton("Not duplicates list…")
         self.marks_button.setToolTip("Review the photos you marked as not duplicates, and take marks back")
         self.marks_button.clicked.connect(self.show_marks)
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(THUMB_MIN, THUMB_MAX)
+        self.size_slider.setSingleStep(10)
+        self.size_slider.setPageStep(50)
+        self.size_slider.setFixedWidth(140)
+        self.size_slider.setValue(self.chosen_side or THUMB)
+        self.size_slider.setToolTip("Photo size: Ctrl+plus and Ctrl+minus, or Ctrl+wheel over the photos; "
+                                    "Ctrl+0 fits the size to the window again")
+        self.size_slider.valueChanged.connect(self._size_picked)
+        self.size_label = QLabel("Size")
+        self.size_label.setToolTip(self.size_slider.toolTip())
         tools = QHBoxLayout()
         tools.setSpacing(4)
         tools.addWidget(self.cards_button)
         tools.addWidget(self.table_button)
         tools.addSpacing(12)
         tools.addWidget(self.mark_button)
+        tools.addSpacing(12)
+        tools.addWidget(self.size_label)
+        tools.addWidget(self.size_slider)
         tools.addStretch(1)
         tools.addWidget(self.rules_button)
         tools.addWidget(self.marks_button)
@@ -545,8 +702,8 @@ class DupesView(QWidget):
         self.undo_button = QPushButton("Undo")
         self.undo_button.clicked.connect(self.undo)
         self.undo_row = QWidget()
-        self.undo_row.setStyleSheet("QWidget#undo { background: #e7f5ff; border-radius: 4px; }")
         self.undo_row.setObjectName("undo")
+        self._paint_undo_row()
         undo = QHBoxLayout(self.undo_row)
         undo.setContentsMargins(6, 3, 6, 3)
         undo.addWidget(self.undo_label, 1)
@@ -566,6 +723,10 @@ class DupesView(QWidget):
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.body)
+        # always there: a scroll bar that came and went would change the width, the card size, the height...
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        self.scroll.viewport().installEventFilter(self)  # its resizes fit the cards; Ctrl+wheel sizes them
+        self.scroll.installEventFilter(self)  # arrow keys on the list itself move between cards
         self.more = QPushButton("Show more groups", self.body)
         self.more.clicked.connect(self._show_page)
         self.more.hide()
@@ -598,6 +759,10 @@ class DupesView(QWidget):
                                                                                   else "table"),
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.table_button.setToolTip(self.table_button.toolTip() + " (Ctrl+T switches)")
+        for keys, step in ((QKeySequence.StandardKey.ZoomIn, THUMB_STEP), (QKeySequence("Ctrl+="), THUMB_STEP),
+                           (QKeySequence.StandardKey.ZoomOut, -THUMB_STEP), (QKeySequence("Ctrl+0"), 0)):
+            QShortcut(keys, self, activated=lambda step=step: self.zoom(step),
+                      context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
     @property
     def threshold(self) -> float:
@@ -613,6 +778,8 @@ class DupesView(QWidget):
 
     def _mode_changed(self) -> None:
         self.stack.setCurrentWidget(self.table if self.mode == "table" else self.scroll)
+        self.size_slider.setEnabled(self.mode == "cards")
+        self.size_label.setEnabled(self.mode == "cards")
         self._fill_table()
 
     def _fill_table(self) -> None:
@@ -620,6 +787,272 @@ class DupesView(QWidget):
         if self._table_stale and self.mode == "table":
             self._table_stale = False
             self.table_model.set_groups(self.groups, self._selected_ids, self.keep_paths)
+
+    # -- card size ------------------------------------------------------------------------------
+    def _row_width(self) -> int:
+        """The width a group's row of cards gets: the list's, less the margins around a group's cards."""
+        width = self.scroll.viewport().width()
+        margins = self.body_layout.contentsMargins()
+        width -= margins.left() + margins.right()
+        if self.boxes:
+            box = self.boxes[0]
+            frame, inner = box.contentsMargins(), box.layout().contentsMargins()
+            width -= frame.left() + frame.right() + inner.left() + inner.right()
+        else:
+            width -= 24
+        return width
+
+    def _fit_cards(self) -> None:
+        """Size the cards for the list's width and the size asked for (the user's, or the width's own),
+        in place: a resize only rescales, it never rebuilds a card."""
+        width = self._row_width()
+        target = self.chosen_side or auto_side(width)
+        if self.chosen_side is None and self.size_slider.value() != target:
+            self.size_slider.blockSignals(True)  # shows the size the window chose: not a pick of the user's
+            self.size_slider.setValue(target)
+            self.size_slider.blockSignals(False)
+        side = fitted_side(width, target, self.boxes[0].row.spacing() if self.boxes else 8)
+        if side == self.side:
+            return
+        self.side = side
+        for box in self.boxes:
+            box.side = side
+            for card in box.cards:
+                card.set_side(side)
+        if self._wants_sharp():
+            for box in self.boxes:
+                for card in box.cards:
+                    self._sharpen(card)
+
+    def _refit_soon(self) -> None:
+        """Rescale the cards once a resize, a slider drag or a spin of the wheel rests (each step of one costs
+        50 ms at 170 cards); with no cards yet, at once."""
+        if self.boxes:
+            self._refit.start()
+        else:
+            self._fit_cards()
+
+    def _wants_sharp(self) -> bool:
+        """Whether cards are bigger (in device pixels) than the shared cache's thumbnails."""
+        return self.side * self.devicePixelRatioF() > self.cache.placeholder.width()
+
+    def _sharpen(self, card: _Card) -> None:
+        if card.thumb.pixmap().width() >= SHARP_SIDE:
+            return  # sharp already
+        pixmap = self.sharp.get(card.photo.path)
+        if pixmap is not None:
+            card.set_thumbnail(pixmap)
+
+    def _sharp_ready(self, path: str, pixmap: QPixmap) -> None:
+        for card in self._cards_by_path.get(path, ()):
+            card.set_thumbnail(pixmap)
+
+    def _size_picked(self, side: int) -> None:
+        """The user moved the size slider (or zoomed): remembered, and the cards follow."""
+        self.chosen_side = side
+        if self.settings is not None:
+            self.settings.setValue(SIZE_KEY, side)
+        self._refit_soon()
+
+    def zoom(self, step: int) -> None:
+        """Bigger or smaller cards by ``step`` px; 0: follow the window's width again (and forget the pick)."""
+        if step == 0:
+            self.chosen_side = None
+            if self.settings is not None:
+                self.settings.remove(SIZE_KEY)
+            self._refit_soon()
+            return
+        self.size_slider.setValue(max(THUMB_MIN, min(THUMB_MAX, self.size_slider.value() + step)))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        """The list's resizes fit the cards, Ctrl+wheel over it zooms, and its arrow keys reach the cards."""
+        if watched is self.scroll.viewport():
+            if event.type() == QEvent.Type.Resize:
+                self._refit_soon()
+            elif (event.type() == QEvent.Type.Wheel and isinstance(event, QWheelEvent)
+                  and event.modifiers() & Qt.KeyboardModifier.ControlModifier):
+                notches = event.angleDelta().y() / 120
+                if notches:
+                    self.zoom(round(notches * THUMB_STEP) or (THUMB_STEP if notches > 0 else -THUMB_STEP))
+                return True
+        elif (watched is self.scroll and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent)
+              and event.key() in NAV_KEYS | ACTION_KEYS
+              and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            cards = self._cards()
+            if cards:
+                if self.current is None:
+                    self.set_current(self._first_visible(cards))
+                else:
+                    self._card_key(self.current, event)
+                return True
+        return super().eventFilter(watched, event)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "undo_row"):
+            self._paint_undo_row()  # a theme switched: the undo row follows it
+            for box in self.boxes:  # and the cards: a widget with a style sheet keeps its old palette until
+                box.setStyleSheet(box.styleSheet())  # polished again
+        super().changeEvent(event)
+
+    def _paint_undo_row(self) -> None:
+        """The undo row's background: the palette's highlight, faded (as the compare view's), light or dark."""
+        colour = highlight_brush(self.palette()).color()
+        self.undo_row.setStyleSheet(f"QWidget#undo {{ background: rgba({colour.red()}, {colour.green()}, "
+                                    f"{colour.blue()}, {colour.alpha()}); border-radius: 4px; }}")
+
+    # -- the current card: keyboard navigation -------------------------------------------------
+    def _cards(self) -> list[_Card]:
+        """Every card on screen, in reading order: group by group."""
+        return [card for box in self.boxes for card in box.cards]
+
+    def _box_of(self, card: _Card) -> _GroupBox | None:
+        return next((box for box in self.boxes if card in box.cards), None)
+
+    def _first_visible(self, cards: list[_Card]) -> _Card:
+        top = self.scroll.verticalScrollBar().value()
+        return next((c for c in cards if c.mapTo(self.body, QPoint(0, 0)).y() + c.height() > top), cards[0])
+
+    def set_current(self, card: _Card | None, focus: bool = True, scroll: bool = True) -> None:
+        """Move the focus ring (and the keyboard focus) to ``card``, scrolled into view."""
+        if self.current is not None and self.current is not card:
+            self.current.set_current(False)
+        self.current = card
+        if card is None:
+            return
+        card.set_current(True)
+        if focus:
+            self._focus(card)
+        if scroll:
+            self._reveal(card)
+
+    def _focus(self, card: _Card, tries: int = 20) -> None:
+        """The keyboard focus to ``card``; a card just built is shown a few event-loop turns later (a hidden
+        widget takes no focus), so until then this waits, as long as the card is still the current one."""
+        if self.current is not card or card.hasFocus():
+            return
+        if card.isVisible():
+            card.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif tries:
+            QTimer.singleShot(0, lambda: self._focus(card, tries - 1))
+
+    def _reveal(self, card: _Card) -> None:
+        """Scroll ``card`` into view; on a group's first row, the group's title and actions too (the top of
+        the list for the first card)."""
+        bar, height = self.scroll.verticalScrollBar(), self.scroll.viewport().height()
+        box = self._box_of(card)
+        if box is None or not box.cards or card.y() != box.cards[0].y():
+            self.scroll.ensureWidgetVisible(card, 0, 12)
+            return
+        top = 0 if box is self.boxes[0] else box.mapTo(self.body, QPoint(0, 0)).y() - 12
+        bottom = card.mapTo(self.body, QPoint(0, card.height())).y() + 12
+        if bottom - top > height:
+            self.scroll.ensureWidgetVisible(card, 0, 12)
+        elif top < bar.value():
+            bar.setValue(top)
+        elif bottom > bar.value() + height:
+            bar.setValue(bottom - height)
+
+    def _card_focused(self, card: _Card) -> None:
+        """A click on a card (or Tab to it) makes it the current card."""
+        self.set_current(card, focus=False, scroll=False)
+
+    def _card_key(self, card: _Card, event: QKeyEvent) -> None:
+        """The card keys: arrows, Home/End, PageUp/PageDown move; Space ticks, Enter compares, K keeps."""
+        key = event.key()
+        if event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier or key not in NAV_KEYS | ACTION_KEYS:
+            return  # not ours (Ctrl+plus and the other shortcuts, Tab): left to Qt
+        event.accept()
+        self.set_current(card, focus=False, scroll=False)
+        if key in NAV_KEYS:
+            self._move(card, key)
+            return
+        box = self._box_of(card)
+        if box is None:
+            return
+        group, photo = box.group, card.photo
+        if key == Qt.Key.Key_Space:
+            if photo.id not in card.boxes:
+                self.status.emit(f"{_name(photo)} is {'the keeper' if photo.id == group.keeper.id else 'protected'}"
+                                 ": it cannot be ticked for removal")
+                return
+            self._card_clicked(group, photo, photo.id not in self._selected_ids)
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.compare(group, photo)
+        elif photo.id == group.keeper.id:
+            self.status.emit(f"{_name(photo)} is already the photo this group keeps")
+        else:
+            self.keep_this(group, photo)
+
+    def _move(self, card: _Card, key: int) -> None:
+        """Left/Right: the previous/next card (on into the next group); Up/Down: the row above/below (the
+        previous/next group after a group's last row), at the nearest column; PageUp/PageDown: a screen up or
+        down; Home/End: the first/last card. Past the last card shown, the next page of groups comes."""
+        cards = self._cards()
+        at = cards.index(card) if card in cards else 0
+        if key in (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End):
+            to = {Qt.Key.Key_Left: at - 1, Qt.Key.Key_Right: at + 1, Qt.Key.Key_Home: 0,
+                  Qt.Key.Key_End: len(cards) - 1}[key]
+            if to >= len(cards):
+                self._more(len(cards))
+                return
+            self.set_current(cards[max(0, to)])
+            return
+        places = {c: c.mapTo(self.body, QPoint(0, 0)) for c in cards}
+        here = places[card]
+        centre = here.x() + card.width() // 2
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            rows = sorted({p.y() for p in places.values()})
+            above = [y for y in rows if y < here.y()]
+            below = [y for y in rows if y > here.y()]
+            if key == Qt.Key.Key_Down and not below:
+                self._more(len(cards))
+                return
+            row = (above[-1] if above else None) if key == Qt.Key.Key_Up else below[0]
+        else:
+            page = self.scroll.viewport().height()
+            rows = sorted({p.y() for p in places.values()})
+            if key == Qt.Key.Key_PageDown:
+                below = [y for y in rows if here.y() < y <= here.y() + page] or [y for y in rows if y > here.y()][:1]
+                if not below:
+                    self._more(len(cards))
+                    return
+                row = below[-1]
+            else:
+                above = [y for y in rows if here.y() - page <= y < here.y()] or [y for y in rows if y < here.y()][-1:]
+                row = above[0] if above else None
+        if row is None:
+            return
+        self.set_current(min((c for c in cards if places[c].y() == row),
+                             key=lambda c: abs(places[c].x() + c.width() // 2 - centre)))
+
+    def _more(self, place: int) -> None:
+        """Past the last card shown: the next page of groups, its first card current once built."""
+        if self.shown < len(self.groups) and not self.building:
+            self._want = (None, place, True)
+            self._show_page()
+
+    def _remember_current(self) -> None:
+        """Before the cards are rebuilt: what to make current again, and whether it had the keyboard focus."""
+        card = self.current
+        if card is None:
+            return
+        cards = self._cards()
+        self._want = (card.photo.id, cards.index(card) if card in cards else 0, self.window().focusWidget() is card)
+        self.current = None
+
+    def _find_wanted(self, card: _Card | None = None) -> None:
+        """A card was built (``card``) or the page is complete (None): make the wanted card current."""
+        if self._want is None:
+            return
+        photo, place, focus = self._want
+        if card is not None:
+            if card.photo.id == photo:
+                self._want = None
+                self.set_current(card, focus=focus, scroll=False)
+            return
+        cards, self._want = self._cards(), None
+        if cards:
+            self.set_current(cards[min(place, len(cards) - 1)], focus=focus, scroll=photo is None)
 
     def _slider_moved(self, value: int, regroup: bool = True) -> None:
         self.value.setText(f"{value / 1000:.3f}")
@@ -698,6 +1131,7 @@ class DupesView(QWidget):
     def _retire_widgets(self) -> None:
         """Take the old page off screen now and destroy it a few widgets per event-loop turn: a page is
         hundreds of widgets, too many to free in one go without a visible stall."""
+        self._remember_current()
         self.boxes.clear()
         self._cards_by_path.clear()
         self._tier_labels.clear()
@@ -750,10 +1184,11 @@ class DupesView(QWidget):
         if self.building:
             QTimer.singleShot(0, lambda: self._build_page(page))
             return
+        self._find_wanted()
         if not self.groups:
             empty = QLabel("No duplicates at this similarity. Move the slider left to look wider.")
             empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            empty.setStyleSheet("color: #6c757d; font-size: 15px; padding: 40px;")
+            empty.setStyleSheet(f"color: {SECONDARY}; font-size: 15px; padding: 40px;")
             self.body_layout.addWidget(empty)
         if self.shown < len(self.groups):
             self.body_layout.addWidget(self.more)
@@ -776,19 +1211,26 @@ class DupesView(QWidget):
         box.compare.connect(self.compare)
         self.boxes.append(box)
         self.body_layout.addWidget(box)
+        self._fit_cards()  # the first group tells the margins around the cards
+        box.side = self.side
         return box
 
     def _card_added(self, card: _Card) -> None:
         card.show_selection(self._selected_ids)
         self._cards_by_path.setdefault(card.photo.path, []).append(card)
+        card.focused.connect(self._card_focused)
+        card.key.connect(self._card_key)
         pixmap = self.cache.get(card.photo.path)
         if pixmap is not None:
             card.set_thumbnail(pixmap)
+        if self._wants_sharp():
+            self._sharpen(card)
+        self._find_wanted(card)
 
     def _tier_text(self, tier: str) -> str:
         count = self._tiers[tier]
         return (f"<h3>{TIER_NAMES[tier]} · {count} group{'s' if count != 1 else ''}</h3>"
-                f"<span style='color:#495057'>{TIER_HINTS[tier]}</span>")
+                f"<span>{TIER_HINTS[tier]}</span>")
 
     def _tier_title(self, tier: str) -> QLabel:
         label = QLabel(self._tier_text(tier))
@@ -1046,6 +1488,8 @@ class DupesView(QWidget):
             self.selection.set_groups([g for g in (without(g, gone) for g in self.groups) if g is not None])
             self._update_summary()
             return
+        current, before = self.current, self._cards()
+        focus = current is not None and self.window().focusWidget() is current
         groups: list[DupeGroup] = []
         boxes: list[_GroupBox] = []
         shown = 0
@@ -1076,3 +1520,9 @@ class DupesView(QWidget):
             self.table_model.remove_photos(gone)
         self._update_summary()
         self._redraw_selection()
+        after = self._cards()
+        if current is not None and current not in after:  # its card left (or its group did): the next that stays
+            kept = set(after)
+            place = sum(1 for c in before[:before.index(current)] if c in kept) if current in before else 0
+            self.current = None
+            self.set_current(after[min(place, len(after) - 1)] if after else None, focus=focus)

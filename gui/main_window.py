@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QProgressBar, QPushButton, QTabWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
-from clipfind.errors import ClipfindError
+from clipfind.errors import ClipfindError, ModelLoadError, ModelMismatchError
 from clipfind.library import Library
 
 from .dialogs import ErrorsDialog, FoldersDialog
@@ -49,6 +49,11 @@ class MainWindow(QMainWindow):
         size = settings.value("window/size")
         self.resize(size if isinstance(size, QSize) else QSize(1200, 800))
         self.model_ready = False
+        # The weights cannot be had (offline, no checkpoint): photos are still indexed, without vectors,
+        # so duplicates work; a pass once the model loads embeds them (_embed_later).
+        self.model_missing = False
+        self._embed_later = False
+        self._pass_without_model = False
         self.indexer: IndexWorker | None = None
         self.known_folders: list[str] = []
         self._queued: list[str] | None = None  # indexing asked for while it could not start: [] means every folder
@@ -69,7 +74,7 @@ class MainWindow(QMainWindow):
         self.cache = ThumbnailCache(ThumbnailLoader(200, self))
         self.search = SearchView(library, self.cache, self.tasks)
         threshold = float(settings.value("dupes/threshold", 0.95))
-        self.dupes = DupesView(library, self.cache, threshold, self.tasks)
+        self.dupes = DupesView(library, self.cache, threshold, self.tasks, settings=settings)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.search, icon("search"), "Search")
         self.tabs.addTab(self.dupes, icon("duplicates"), "Duplicates")
@@ -240,24 +245,31 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self) -> None:
         gc.freeze()  # the model's objects live as long as the app: keep them out of collections
-        self.model_ready = True
+        self.model_ready, self.model_missing = True, False
         self.download.hide()
         self.banner_box.hide()
         self.statusBar().showMessage("Ready", 3000)
+        if self._embed_later and self._queued is None:
+            self._queued = []  # photos indexed without the model: this pass embeds them
+        self._embed_later = False
         if self._queued is not None and self.indexer is None:
             self.start_indexing(self._queued or None)
 
     def _model_failed(self, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, ClipfindError) else f"could not load the model: {exc}"
         self.download.hide()
+        self.model_missing = isinstance(exc, ModelLoadError)
         self.banner.setText(
-            f"<b>The model could not be loaded.</b> {message}<br>Search needs the model. You can still review "
-            "identical-file duplicates. To work offline, choose a downloaded open_clip checkpoint file "
+            f"<b>The model could not be loaded.</b> {message}<br>Search and similar shots need the model. "
+            "Duplicates work without it: identical files and the same photo saved again, and new photos are "
+            "indexed for them now. To work offline, choose a downloaded open_clip checkpoint file "
             "(e.g. open_clip_model.safetensors) for this model."
         )
         self.banner_box.show()
         self.statusBar().showMessage("Model not available")
-        if self._queued is not None:
+        if self._queued is not None and self.model_missing and self.indexer is None:
+            self.start_indexing(self._queued or None)
+        elif self._queued is not None:
             self.progress_text.setText("Indexing needs the model")
 
     def choose_checkpoint(self) -> None:
@@ -373,12 +385,13 @@ class MainWindow(QMainWindow):
             self._queued = list(dict.fromkeys((self._queued or []) + folders))
 
     def start_indexing(self, folders: list[str] | None) -> None:
-        if not self.model_ready or self.indexer is not None or self._to_forget:
+        if not (self.model_ready or self.model_missing) or self.indexer is not None or self._to_forget:
             self._queue_indexing(folders)
-            if not self.model_ready:
+            if not (self.model_ready or self.model_missing):
                 self.progress_text.setText("Indexing starts once the model is loaded")
             return
         self._queued = None
+        self._pass_without_model = not self.model_ready
         if folders:  # new folders, and a catch-up of the known ones in the same pass
             folders = list(dict.fromkeys(self.known_folders + folders))
         worker = IndexWorker(folders, self.index_batch_size, self)
@@ -420,11 +433,22 @@ class MainWindow(QMainWindow):
             self.progress_text.setText("Indexing stopped")
         if report.failed:
             self.progress_text.setText(self.progress_text.text() + f" · {report.failed} unreadable")
+        if self._pass_without_model and (report.added or report.updated):
+            self.progress_text.setText(self.progress_text.text() + " · search waits for the model")
+            if self.model_ready:  # it loaded meanwhile: embed what this pass recorded without it
+                self._queue_indexing(None)
+            else:
+                self._embed_later = True
         self.refresh_folders()
         self._collection_changed()
         self._indexer_done()
 
     def _index_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, ModelMismatchError) and not self.model_ready:
+            # a catalog made with other weights: without them nothing can be added; the banner says why
+            self.progress_text.setText("Indexing needs the model")
+            self._indexer_done()
+            return
         self.progress_text.setText("Indexing stopped")
         message = str(exc) if isinstance(exc, ClipfindError) else f"indexing stopped: {exc}"
         self.refresh_folders()

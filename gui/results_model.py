@@ -18,6 +18,16 @@ HitRole = Qt.ItemDataRole.UserRole + 1  # the SearchHit itself
 CACHE_SIZE = 2000
 
 
+def cached_or_requested(pixmaps: OrderedDict[str, QPixmap], loader: ThumbnailLoader, path: str) -> QPixmap | None:
+    """The decoded thumbnail, marked as just used; else None and asked of the loader (its ready follows)."""
+    pixmap = pixmaps.get(path)
+    if pixmap is None:
+        loader.request(path)
+        return None
+    pixmaps.move_to_end(path)
+    return pixmap
+
+
 class ThumbnailCache:
     """Decoded thumbnails by path, least recently used dropped first."""
 
@@ -30,12 +40,7 @@ class ThumbnailCache:
         loader.ready.connect(self._store)
 
     def get(self, path: str) -> QPixmap | None:
-        pixmap = self._pixmaps.get(path)
-        if pixmap is None:
-            self.loader.request(path)
-            return None
-        self._pixmaps.move_to_end(path)
-        return pixmap
+        return cached_or_requested(self._pixmaps, self.loader, path)
 
     def _store(self, path: str, image: QImage) -> None:
         if image.isNull():
@@ -44,7 +49,7 @@ class ThumbnailCache:
             painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, "unreadable")
             painter.end()
         else:
-            pixmap = _centred(QPixmap.fromImage(image), self.placeholder.width())
+            pixmap = centred(QPixmap.fromImage(image), self.placeholder.width())
         self._pixmaps[path] = pixmap
         while len(self._pixmaps) > CACHE_SIZE:
             self._pixmaps.popitem(last=False)
@@ -91,7 +96,7 @@ class ResultsModel(QAbstractListModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
-def _centred(pixmap: QPixmap, side: int) -> QPixmap:
+def centred(pixmap: QPixmap, side: int) -> QPixmap:
     """On a square transparent canvas, so captions line up whatever the photo's shape."""
     canvas = QPixmap(side, side)
     canvas.fill(QColor(0, 0, 0, 0))

@@ -259,7 +259,23 @@ def test_version_3_catalog_keeps_its_marks_for_every_tier(tmp_path: Path) -> Non
     finally:
         cat.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+
+
+def test_crop_checks_are_kept_and_a_version_4_catalog_gains_their_table(tmp_path: Path) -> None:
+    path = tmp_path / "v4.sqlite3"
+    Catalog(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE crop_checks")
+        db.execute("PRAGMA user_version = 4")
+    cat = Catalog(path)
+    try:
+        assert cat.crop_checks() == {}
+        cat.add_crop_checks([(("a", "b"), "b"), (("a", "c"), "")])
+        cat.add_crop_checks([(("a", "c"), "")])  # again: no error, no second row
+        assert cat.crop_checks() == {("a", "b"): "b", ("a", "c"): ""}
+    finally:
+        cat.close()
 
 
 def test_photos_carry_camera_and_gps_from_the_capture_record(catalog: Catalog) -> None:
@@ -332,3 +348,49 @@ def test_trashed_rows_keep_the_last_batch_whole(catalog: Catalog) -> None:
     assert [p.path for p in catalog.trashed()[1]] == ["/p/c.jpg"]
     catalog.drop_trashed(["/p/c.jpg"])
     assert catalog.trashed() is None
+
+
+# -- photos recorded without the model (issue 11) --------------------------------------------
+def test_a_photo_without_a_vector_waits_and_every_vector_reader_skips_it(catalog: Catalog) -> None:
+    from clipfind.annindex import VectorIndex, sync_index
+
+    a = catalog.put_photo("/p/a.jpg", 1, 1, "h1", 1, 1, None, vec(1, 0, 0, 0), thumb=b"t1")
+    index = VectorIndex(4, catalog.generation)
+    index.add(*catalog.vectors())
+    b = catalog.put_photo("/p/b.jpg", 1, 1, "h2", 1, 1, None, None, thumb=b"t2")
+    assert catalog.waiting() == 1 and catalog.count("ok") == 2
+    assert catalog.vectors()[0].tolist() == [a] and catalog.vectors(ids=[a, b])[0].tolist() == [a]
+    assert catalog.embedded_ids() == {a} and catalog.ok_ids() == {a, b}
+    assert catalog.fingerprints()[0].tolist() == [a, b]  # the same tier sees it
+    known = catalog.known_files()
+    assert not known["/p/a.jpg"].waiting and known["/p/b.jpg"].waiting
+    assert catalog.photo_by_path("/p/b.jpg") is None and catalog.photo_at("/p/b.jpg").id == b
+    assert catalog.vector_by_hash("h2") is None and catalog.vector_by_hash("h2", embedded=False).vector is None
+    assert catalog.ids_with_hash("h2") == [(b, "/p/b.jpg")] and catalog.ids_with_hash("h2", embedded=True) == []
+    # a's file changed while the model could not be loaded: its old vector leaves the index.
+    catalog.put_photo("/p/a.jpg", 2, 2, "h3", 1, 1, None, None)
+    assert not catalog.has_vectors() and catalog.waiting() == 2
+    sync_index(index, catalog)
+    assert index.labels == set()
+
+
+def test_binding_a_model_keeps_the_photos_that_wait_for_one(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.sqlite3")
+    try:
+        b = cat.put_photo("/p/b.jpg", 1, 1, "h2", 1, 1, None, None, thumb=b"t2")
+        cat.bind_model("m/none", 4, "m", None)  # the first run with the model
+        assert cat.photo_at("/p/b.jpg").id == b and cat.waiting() == 1
+        cat.put_photo("/p/a.jpg", 1, 1, "h1", 1, 1, None, vec(1, 0, 0, 0))
+        cat.bind_model("other/none", 4, "other", None, reembed=True)  # embedded rows go, waiting ones stay
+        assert cat.photo_at("/p/a.jpg") is None and cat.photo_at("/p/b.jpg").id == b
+        cat.check_model("third/none")  # only waiting photos: no vectors of another model to mix with
+    finally:
+        cat.close()
+
+
+def test_a_photo_put_back_from_the_trash_still_waits(catalog: Catalog) -> None:
+    catalog.put_photo("/p/b.jpg", 1, 1, "h2", 1, 1, None, None, thumb=b"t2")
+    catalog.forget_trashed("/p/b.jpg", catalog.next_trash_batch(), 1.0)
+    assert catalog.count("ok") == 0
+    assert catalog.put_back_trashed([("/p/b.jpg", FileStamp(1, 2, 3))])
+    assert catalog.waiting() == 1 and catalog.vectors()[0].size == 0

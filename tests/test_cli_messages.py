@@ -3,7 +3,9 @@ meant, a word where something is silently changed, and nothing where nothing is 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -181,3 +183,55 @@ def test_corrupt_exif_names_the_photo(tiny_env: Path, tmp_path: Path, capsys: py
     assert run.code == 0, run.err
     exif = [line for line in run.lines if "EXIF" in line]
     assert exif and all(f"{folder / 'bad exif.jpg'}: " in line for line in exif), run.err
+
+
+# -- indexing before the model is downloaded (issue 11) -------------------------------------
+def test_index_without_the_model_says_what_works_and_what_waits(tiny_env: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline with no weights in the cache: the photos are recorded for the duplicates, one notice
+    says why, what works and what to do, and the exit status is 0 (the run did what it could; the
+    next one finishes it). Search refuses with the same advice; a run with the model embeds them."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("CLIPFIND_MODEL", "ViT-B-32")
+    monkeypatch.delenv("CLIPFIND_PRETRAINED")
+    folder = tmp_path / "p"
+    copy_photos(folder, 2)
+    shutil.copy2(folder / "kodim01.png", folder / "kodim01 copy.png")
+    (folder / "empty.jpg").write_bytes(b"")
+
+    run = cli(capsys, "index", str(folder))
+    assert run.code == 0, run.err
+    [notice] = run.lines
+    assert notice.startswith("clipfind: the model could not be loaded: Could not download the weights for "
+                             "ViT-B-32 "), notice
+    assert "offline mode is on" in notice
+    assert ("3 photos are recorded without it and wait for the model. Duplicates work now (identical files, and the "
+            "same photo saved again); search and similar shots need the model: run `clipfind index` again once it "
+            "is available.") in notice
+    assert run.out.startswith("3 added, 0 updated") and "1 unreadable" in run.out
+    again = cli(capsys, "index", "--json")  # each run without the model says it again, once
+    assert again.code == 0 and json.loads(again.out)["waiting_for_model"] == 3
+    assert len(again.lines) == 1 and "could not be loaded" in again.lines[0]
+
+    status = cli(capsys, "status")
+    assert "indexed:  3 photos, 1 unreadable\nwaiting:  3 photos for the model" in status.out
+    assert json.loads(cli(capsys, "status", "--json").out)["files_waiting"] == 3
+    dupes = cli(capsys, "dupes", "--json")
+    assert [(g["tier"], sorted(os.path.basename(m["path"]) for m in g["members"])) for g in json.loads(dupes.out)] \
+        == [("identical", ["kodim01 copy.png", "kodim01.png"])]
+    assert dupes.lines == ["clipfind: similar shots leave out 3 photos indexed while the model could not be loaded; "
+                           "run `clipfind index` once it is available"]
+    refused(cli(capsys, "search", "a red door"), "search needs the model, and all 3 photos indexed so far wait for it")
+
+    monkeypatch.setenv("CLIPFIND_MODEL", "clipfind-tiny")  # the model is there now
+    monkeypatch.setenv("CLIPFIND_PRETRAINED", "none")
+    run = cli(capsys, "index")
+    assert run.code == 0 and any("3 photos recorded while the model could not be loaded went through it" in line
+                                 for line in run.lines), run.err
+    assert "waiting:" not in cli(capsys, "status").out
+    search = cli(capsys, "search", "a red door", "--json")
+    assert search.code == 0 and len(json.loads(search.out)) == 3 and search.lines == [], search.err

@@ -79,6 +79,10 @@ def test_a_protected_folder_is_never_emptied_by_dupes_trash(tiny_env: Path, pics
     run = cli(capsys, "dupes", "--threshold", "1.0", "--trash", "--yes")
     assert run.code == 0 and "nothing to move" in run.err, run.err
     assert (pics / "backup" / "kodim01.png").exists() and (pics / "kodim01.png").exists()
+    # named on the command line, a photo of a protected folder stays too, with why and a non-zero code
+    run = cli(capsys, "trash", "--yes", str(pics / "backup" / "kodim01.png"), str(pics / "kodim02.png"))
+    assert run.code == 1 and f"is in the protected folder {pics}" in run.err, run.err
+    assert (pics / "backup" / "kodim01.png").exists() and (pics / "kodim02.png").exists()
 
 
 def test_trash_undo_puts_the_last_batch_back(tiny_env: Path, pics: Path, trash_home: Path,

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageOps
 
-from clipfind.cropcheck import MIN_CORRELATION, confirm_crops, fit_crop, fit_crops
+from clipfind.cropcheck import MIN_CORRELATION, confirm_crops, find_crops, fit_crop, fit_crops
 from clipfind.fingerprint import SIDE, Capture, thumbnail
 from tests.helpers import FORMATS, PHOTOS, real_photo
 
@@ -177,7 +177,38 @@ def test_capture_records_that_differ_settle_a_zoomed_shot(photos: list[Image.Ima
     assert not confirm_crops(stack, pairs, [wide, Capture("Canon EOS", "2024:05:01 10:00:03", "40")]).any()
 
 
+def test_find_crops_names_the_crop_and_fits_each_pair_of_contents_once(photos: list[Image.Image],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import clipfind.cropcheck as cropcheck
+
+    image = photos[0]
+    stack = np.stack([_thumb(_crop(image, 0.5)), _thumb(image, 95), _thumb(photos[1], 95)])
+    hashes, plain = ["c", "o", "x"], [Capture()] * 3
+    cache: dict[tuple[str, str], str] = {}
+    assert find_crops(stack, plain, hashes, np.array([[0, 1], [1, 2]]), cache) == [(1, 0)]  # (larger, crop)
+    assert cache == {("c", "o"): "c", ("o", "x"): ""}
+    fitted = []
+    monkeypatch.setattr(cropcheck, "fit_crop", lambda a, b: fitted.append(1))
+    # the same contents in other rows, asked the other way round: answered from the cache
+    assert find_crops(stack[[1, 0]], plain, ["o", "c"], np.array([[1, 0]]), cache) == [(0, 1)]
+    assert not fitted
+    # two capture records that say two captures are not fitted at all
+    taken = [Capture("Cam", "2024:05:01 10:00:00"), Capture("Cam", "2024:05:01 10:00:04"), Capture()]
+    assert find_crops(stack, taken, hashes, np.array([[0, 1]])) == [] and not fitted
+
+
 def test_flat_pictures_and_empty_input() -> None:
     flat = np.full((2, SIDE, SIDE), 128, np.uint8)
     assert not confirm_crops(flat, np.array([[0, 1]])).any()
     assert confirm_crops(flat, np.zeros((0, 2), np.int64)).shape == (0,)
+
+
+def test_find_crops_fits_no_more_than_its_budget_and_goes_on_next_time(photos: list[Image.Image]) -> None:
+    image = photos[0]
+    stack = np.stack([_thumb(image, 95), _thumb(_crop(image, 0.5)), _thumb(_crop(image, 0.7))])
+    pairs, hashes, plain = np.array([[0, 1], [0, 2], [1, 2]]), ["o", "c5", "c7"], [Capture()] * 3
+    cache: dict[tuple[str, str], str] = {}
+    assert find_crops(stack, plain, hashes, pairs, cache, budget=1) == [(0, 1)]
+    assert len(cache) == 1
+    assert find_crops(stack, plain, hashes, pairs, cache, budget=1) == [(0, 1), (0, 2)]
+    assert len(cache) == 2

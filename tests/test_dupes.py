@@ -888,3 +888,57 @@ def test_same_sets_come_from_fingerprints_one_per_content(tmp_path) -> None:
     assert by_first[1].ids == (1, 3) and "mirrored" in by_first[1].reasons[1]
     assert by_first[1].similarity == pytest.approx((1.0, 0.6))
     assert by_first[4].ids == (4, 5) and "turned" in by_first[4].reasons[1]
+
+
+def _crop_world(share: float = 0.5) -> tuple[list[PhotoInfo], np.ndarray, list[bytes]]:
+    """1: a photo; 2: a crop of it (`share` of the area); 3: another photo; 4: photo 1 saved smaller."""
+    from clipfind.fingerprint import thumbnail
+    from tests.helpers import real_photo
+
+    original = real_photo("kodak24/kodim05.png", 600)
+    w, h = original.size
+    cw, ch = int(w * share ** 0.5), int(h * share ** 0.5)
+    crop = original.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+    pictures = {1: original, 2: crop, 3: real_photo("kodak24/kodim23.png", 600), 4: original.resize((w // 2, h // 2))}
+    photos = [photo(1, "/p/a.jpg", size=9000, width=w, height=h), photo(2, "/p/a crop.jpg", width=cw, height=ch),
+              photo(3, "/p/b.jpg"), photo(4, "/p/a small.jpg", size=800, width=w // 2, height=h // 2)]
+    ids = np.array(sorted(pictures), np.int64)
+    return photos, ids, [thumbnail(pictures[i]).tobytes() for i in ids.tolist()]
+
+
+def test_a_crop_joins_its_photos_same_group_through_clip_neighbours_and_is_never_ticked() -> None:
+    from clipfind.dupes import contents_of
+
+    photos, ids, thumbs = _crop_world()
+    contents = contents_of(photos)
+    neighbours = graph(both_ways({(1, 2): 0.9, (1, 3): 0.93, (2, 4): 0.9}))
+    sets = same_sets(contents, ids, thumbs, [None] * 4, graph=neighbours)
+    [found] = sets
+    assert found.ids[0] == 1 and dict(zip(found.ids[1:], found.reasons[1:])) == {4: ("fingerprint",), 2: ("crop",)}
+    [group] = find_duplicates(contents, None, 0.95, same=sets)
+    crop = next(m for m in group.members if m.photo.id == 2)
+    assert group.tier == "same" and crop.reasons == ("crop",)
+    assert [p.id for p in group.suggested()] == [4]  # the re-saved copy; the crop is the user's call
+    assert [p.id for p in group.suggested(include_similar=True)] == [4]
+    # without CLIP neighbours (no model) the tier holds no crop; below the gate, none is looked at
+    assert [s.ids for s in same_sets(contents, ids, thumbs, [None] * 4)] == [(1, 4)]
+    low = graph(both_ways({(1, 2): 0.8}))
+    assert [s.ids for s in same_sets(contents, ids, thumbs, [None] * 4, graph=low)] == [(1, 4)]
+    # marked "not duplicates" in the same tier, the crop leaves the group
+    marked = find_duplicates(contents, None, 0.95, {"same": frozenset({pair_key("h1", "h2")})}, same=sets)
+    assert ids_of(marked) == [[1, 4]]
+
+
+def test_a_crop_of_a_photo_in_no_group_makes_a_group_of_two_with_nothing_ticked() -> None:
+    from clipfind.dupes import contents_of
+
+    photos, ids, thumbs = _crop_world(0.7)
+    keep = [0, 1, 2]  # no re-saved copy
+    contents = contents_of(photos[:3])
+    cache: dict[tuple[str, str], str] = {}
+    neighbours = graph(both_ways({(1, 2): 0.88, (2, 3): 0.9}))
+    sets = same_sets(contents, ids[keep], [thumbs[i] for i in keep], [None] * 3, graph=neighbours, crop_cache=cache)
+    assert [(s.ids, s.reasons) for s in sets] == [((1, 2), (("crop",), ("crop",)))]
+    assert cache == {("h1", "h2"): "h2", ("h2", "h3"): ""}  # each pair looked at once, by content
+    [group] = find_duplicates(contents, None, 0.95, same=sets)
+    assert group.tier == "same" and group.suggested() == ()

@@ -336,3 +336,40 @@ def test_a_not_duplicates_mark_holds_in_its_tier_and_can_be_listed_and_removed(c
     lib.catalog.add_mark({pair[0].content_hash: 2})  # a mark made before tiers: every tier
     assert not _identical(lib)
     assert lib.not_duplicate_marks()[-1].tier is None
+
+
+def test_crops_join_the_same_tier_and_each_pair_is_checked_once_across_restarts(
+        tiny_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random weights give no meaningful cosines, so every CLIP neighbour is let through the gate;
+    the crop check itself is the real one."""
+    import clipfind.cropcheck as cropcheck
+    import clipfind.dupes as dupes
+    from tests.helpers import real_photo
+
+    monkeypatch.setattr(dupes, "CROP_MIN_SIMILARITY", -1.0)
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    original = real_photo("kodak24/kodim05.png", 768)
+    w, h = original.size
+    original.save(folder / "original.jpg", quality=95)
+    original.crop((w // 5, h // 5, w - w // 5, h - h // 5)).save(folder / "cropped.jpg", quality=90)
+    real_photo("kodak24/kodim23.png", 768).save(folder / "other.jpg", quality=95)
+    lib = Library()
+    try:
+        index(lib, folder)
+        [group] = [g for g in lib.duplicates(0.999) if g.tier == "same"]
+        assert [Path(m.photo.path).name for m in group.members] == ["original.jpg", "cropped.jpg"]
+        assert group.members[1].reasons == ("crop",) and group.suggested() == ()
+        checked = lib.catalog.crop_checks()
+        assert len(checked) >= 2 and sorted(v for v in checked.values() if v) == [group.members[1].photo.content_hash]
+    finally:
+        lib.close()
+    fitted: list[int] = []
+    real_fit = cropcheck.fit_crop
+    monkeypatch.setattr(cropcheck, "fit_crop", lambda a, b: fitted.append(1) or real_fit(a, b))
+    again = Library()
+    try:
+        [group] = [g for g in again.duplicates(0.999) if g.tier == "same"]
+        assert group.members[1].reasons == ("crop",) and not fitted  # read back from the catalog
+    finally:
+        again.close()

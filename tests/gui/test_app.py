@@ -267,6 +267,54 @@ def test_model_unavailable_shows_what_to_do_and_duplicates_still_work(make_windo
     shoot(window, "09-model-unavailable", qtbot, 1000)
 
 
+def test_without_the_model_new_photos_are_indexed_for_duplicates_and_embedded_once_it_loads(
+        make_window, tmp_path: Path, qtbot) -> None:
+    folder = _dupes_folder(tmp_path)
+    missing = tmp_path / "nowhere" / "open_clip_model.safetensors"
+    window = make_window([str(folder)], Library(tmp_path / "home", "clipfind-tiny", str(missing)))
+    qtbot.waitUntil(lambda: window.banner_box.isVisible(), timeout=WAIT)
+    wait_idle(window, qtbot)
+    assert window.model_missing and not window.model_ready
+    assert "search waits for the model" in window.progress_text.text()
+    assert "identical files and the same photo" in window.banner.text()
+    window.tabs.setCurrentWidget(window.dupes)
+    window.dupes.regroup()
+    wait_idle(window, qtbot)
+    assert {g.tier for g in window.dupes.groups} == {"identical", "same"}
+    shoot(window, "09b-duplicates-without-the-model", qtbot, 1000)
+    # the weights turn up: the photos recorded without them are embedded, and search finds them
+    window.use_checkpoint("none")
+    qtbot.waitUntil(lambda: window.model_ready, timeout=WAIT)
+    wait_idle(window, qtbot)
+    assert window.library.waiting_for_model() == 0 and window.library.counts().photos == 9
+
+
+def test_a_crop_is_shown_in_the_same_tier_and_left_unticked(make_window, tmp_path: Path, qtbot, monkeypatch) -> None:
+    import clipfind.dupes as dupes
+
+    monkeypatch.setattr(dupes, "CROP_MIN_SIMILARITY", -1.0)  # random weights: every neighbour is a candidate
+    folder = _dupes_folder(tmp_path)
+    with Image.open(folder / "kodim05.png") as im:
+        w, h = im.size
+        im.convert("RGB").crop((w // 5, h // 5, w - w // 5, h - h // 5)).save(folder / "kodim05 cropped.jpg",
+                                                                            quality=90)
+    indexed_home(tmp_path / "home", folder)
+    window = make_window()
+    view = window.dupes
+    window.tabs.setCurrentWidget(view)
+    view.slider.setValue(1000)
+    view.regroup()
+    wait_idle(window, qtbot)
+    [cropped] = [g for g in view.groups if g.keeper.path == str(folder / "kodim05.png")]
+    assert cropped.tier == "same" and [m.reasons for m in cropped.members[1:]] == [("crop",)]
+    crop_photo = cropped.members[1].photo
+    assert crop_photo not in view.selected()
+    box = next(b for b in view.boxes if b.group.keeper.id == cropped.keeper.id)
+    card = next(c for c in box.cards if c.photo.id == crop_photo.id)
+    assert not card.boxes[crop_photo.id].isChecked()
+    shoot(box, "08-duplicates-same-tier-crop", qtbot, 500)
+
+
 def test_command_line_of_the_app() -> None:
     from gui.app import build_parser
 
