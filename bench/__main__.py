@@ -17,7 +17,7 @@ import time
 
 from bench.common import ROOT
 
-BENCHMARKS = ("indexing", "inference", "query", "ann", "dupes", "dupes_quality", "startup")
+BENCHMARKS = ("indexing", "inference", "query", "ann", "dupes", "dupes_quality", "startup", "watch")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -562,9 +562,12 @@ class Catalog:
         return np.fromiter((r[0] for r in rows), np.int64, len(rows)), [r[1] for r in rows], [r[2] for r in rows]
 
     def unfingerprinted(self) -> list[tuple[int, str, str]]:
-        """(id, path, content hash) of the photos embedded before fingerprints existed: an index run
-        fingerprints them from the files, without embedding them again."""
-        rows = self._db.execute("SELECT id, path, content_hash FROM files WHERE status = 'ok' AND thumb IS NULL")
+        """(id, path, content hash) of the photos embedded before fingerprints existed, or whose capture
+        record predates GPS (three tab-separated fields: schema 3): an index run fingerprints them
+        from the files, without embedding them again."""
+        rows = self._db.execute(
+            "SELECT id, path, content_hash FROM files WHERE status = 'ok' AND (thumb IS NULL OR "
+            "(capture IS NOT NULL AND length(capture) - length(replace(capture, char(9), '')) = 2))")
         return [(i, from_db(p), h) for i, p, h in rows]
 
     def set_fingerprints(self, rows: Sequence[tuple[int, bytes, str | None]]) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -22,6 +23,7 @@ from clipfind.errors import ClipfindError, one_line
 from clipfind.library import (
     PRECISIONS,
     Library,
+    WatchNotice,
     __version__,
     build_query,
     check_model_name,
@@ -97,7 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "the \"not duplicates\" marks that can still be read")
     p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="decoding threads")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (with --watch: one JSON line per batch)")
+    p.add_argument("--watch", action="store_true",
+                   help="after indexing, keep watching the folders and index what changes in them, in batches, "
+                   "until Ctrl+C (one watcher per home: not while the app watches it)")
+    p.add_argument("--poll", action="store_true",
+                   help="with --watch: look for changes every second instead of waiting for the system's events "
+                   "(network drives whose events do not arrive; such drives are polled anyway where recognised)")
 
     p = command("search", "search by text and/or by photo")
     p.add_argument("text", nargs="*", help="what to look for; add ^WEIGHT to weigh a phrase, e.g. beach^2")
@@ -310,6 +318,61 @@ CANCELLED = "cancelled, run again to continue"
 
 
 def cmd_index(lib: Library, args: argparse.Namespace) -> int:
+    if args.poll and not args.watch:
+        raise ClipfindError("--poll goes with --watch")
+    if args.watch:
+        return _index_and_watch(lib, args)
+    return _index_once(lib, args)
+
+
+def _index_and_watch(lib: Library, args: argparse.Namespace) -> int:
+    """`index --watch`: take the watch lock and start watching first, then index (changes during that
+    run wait for it), then apply each batch of changes until SIGINT or SIGTERM; both exit with 0."""
+    if args.reembed:
+        raise ClipfindError("--reembed is a one-off: run it without --watch first")
+    for folder in args.folders:
+        path = os.path.abspath(os.path.expanduser(folder))
+        if not os.path.isdir(path):
+            raise ClipfindError(f"not a folder: {path}" if os.path.exists(path) else f"folder not found: {path}")
+
+    def show(notice: WatchNotice) -> None:
+        if args.json:
+            r = notice.report
+            keys = ("added", "updated", "moved", "copied", "removed", "failed")
+            counts = {k: getattr(r, k) for k in keys} if r else {}
+            print(json.dumps({"event": notice.kind, "folders": list(notice.folders), **counts,
+                              **({"message": notice.message} if notice.message else {})}), flush=True)
+        elif notice.kind == "batch":
+            print(notice.line(), flush=True)
+        else:
+            _say(notice.line())
+
+    stop = threading.Event()
+    watcher = lib.watch(args.folders or None, show, polling=True if args.poll else None, paused=True)
+    try:
+        code = _index_once(lib, args)
+        if code != 0:
+            return code
+        previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            modes = watcher.modes()
+            how = ", ".join(sorted({m for m in modes.values()}))
+            _say(f"watching {_count(len(modes), 'folder')} ({how}); Ctrl+C to stop")
+            watcher.resume()
+            while not stop.wait(0.5):  # a timed wait: signal handlers run in between
+                pass
+            watcher.stop()  # a batch in flight stops after its step and saves what it committed
+            _say("stopped watching")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+    finally:
+        watcher.stop()
+
+
+def _index_once(lib: Library, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     for folder in args.folders:

@@ -348,18 +348,23 @@ def build_graph(
     ask = min(k + 1, n)
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        labels, sims = knn(vectors[start:stop], ask)
-        labels = np.asarray(labels).astype(np.int64, copy=False)
-        sims = np.asarray(sims, dtype=np.float32)
-        drop = (labels == ids[start:stop, None]) | (labels < 0)
-        sims = np.where(drop, np.float32(-np.inf), sims)
-        labels = np.where(drop, np.int64(-1), labels)
-        # Rows sorted by similarity desc, ties by id; dropped slots (-inf) sort last.
-        order = np.lexsort((labels, -sims), axis=-1)[:, :k]
-        width = order.shape[1]
-        neighbours[start:stop, :width] = np.take_along_axis(labels, order, axis=1)
-        similarities[start:stop, :width] = np.take_along_axis(sims, order, axis=1)
+        rows, row_sims, _ = graph_rows(ids[start:stop], *knn(vectors[start:stop], ask), k)
+        neighbours[start:stop, : rows.shape[1]] = rows
+        similarities[start:stop, : rows.shape[1]] = row_sims
     return NeighbourGraph(ids=ids, neighbours=neighbours, similarities=similarities)
+
+
+def graph_rows(ids: Ids, labels: npt.ArrayLike, sims: npt.ArrayLike, k: int) -> tuple[Ids, Scores, tuple[Ids, Scores]]:
+    """One batch of knn answers for these photos as graph rows (at most k columns): each photo's own
+    id and missing labels (-1) dropped, sorted by similarity desc, ties by id, dropped slots last;
+    and the whole answers with those slots cleared (-1 / -inf)."""
+    labels = np.asarray(labels).astype(np.int64, copy=False)
+    sims = np.asarray(sims, dtype=np.float32)
+    drop = (labels == ids[:, None]) | (labels < 0)
+    sims = np.where(drop, np.float32(-np.inf), sims)
+    labels = np.where(drop, np.int64(-1), labels)
+    order = np.lexsort((labels, -sims), axis=-1)[:, :k]
+    return np.take_along_axis(labels, order, axis=1), np.take_along_axis(sims, order, axis=1), (labels, sims)
 
 
 @dataclass(frozen=True, slots=True)

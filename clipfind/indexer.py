@@ -368,8 +368,9 @@ class Indexer:
         return item
 
     def _fingerprint_older(self, catalog: Catalog, emit: ProgressFn, control: Control, report: IndexReport) -> None:
-        """Fingerprint the photos embedded before fingerprints existed (schema 2), from their files:
-        a decode each, no model. A file changed since is left for the next run to index again."""
+        """Fingerprint the photos embedded before fingerprints existed (schema 2), or whose capture
+        record lacks GPS (schema 3), from their files: a decode each, no model. A file changed since
+        is left for the next run to index again."""
         todo = catalog.unfingerprinted()
         if not todo or control.cancelled:
             return

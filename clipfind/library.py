@@ -39,6 +39,7 @@ from clipfind.annindex import (
 from clipfind.catalog import Catalog, FileStamp
 from clipfind.dupes import (
     Contents,
+    KnnFn,
     NeighbourGraph,
     SameSet,
     build_graph,
@@ -77,6 +78,7 @@ from clipfind.records import (
 from clipfind.restore import restore_files
 from clipfind.search import EXACT_LIMIT, Searcher, build_query
 from clipfind.trash import clean_up, finish_interrupted, move_to_trash
+from clipfind.watch import Watcher, WatchNotice
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -91,6 +93,8 @@ __all__ = [
     "PHOTO_EXTENSIONS",
     "PRECISIONS",
     "Library",
+    "WatchNotice",
+    "Watcher",
     "__version__",
     "build_query",
     "check_model_name",
@@ -101,6 +105,8 @@ __all__ = [
 ]
 
 NEIGHBOURS_K = 24  # per photo; a burst of more near-identical shots than this is split
+GRAPH_UPDATE_MAX_SHARE = 0.05  # a change that asks the index more than this share of a rebuild: rebuild
+GRAPH_REVERSE_K = 256  # above EXACT_LIMIT, where a fresh photo's own neighbours are looked for the rows it enters
 
 
 def resolve_spec(catalog: Catalog, name: str | None, pretrained: str | None) -> ModelSpec:
@@ -380,6 +386,44 @@ class Library:
             list(folders) if folders is not None else None, progress=progress, control=control, reembed=reembed
         )
 
+    def watch(
+        self,
+        folders: Sequence[str] | None = None,
+        on_change: Callable[[WatchNotice], None] | None = None,
+        *,
+        apply: Callable[[list[str], Control], IndexReport | None] | None = None,
+        polling: bool | None = None,
+        paused: bool = False,
+    ) -> Watcher:
+        """Watch photo folders and apply what changes in them (new, changed, moved, deleted photos) in
+        batches, through the same indexer as :meth:`index_folders`, on a thread of the watcher's own.
+
+        Changes made while nobody watched are not looked for: run :meth:`index_folders` first (the
+        CLI starts paused, indexes, then resumes, so nothing falls between the two).
+
+        Args:
+            folders: the folders to watch (default: the indexed folders).
+            on_change: called on the watcher's thread with each :class:`WatchNotice` (a batch
+                applied, a folder unreachable or back, a batch that failed).
+            apply: what to do with the folders that changed (default: index them here); the app
+                queues an index pass on its own indexing lane instead, and returns None.
+            polling: True: poll every folder (a network share); None: where events cannot be had.
+            paused: take the lock and watch, but apply nothing until ``Watcher.resume()``.
+
+        Returns the started :class:`Watcher`; ``stop()`` it. Raises LockedError when another
+        process (the app, `clipfind index --watch`) watches this home, ClipfindError when there is
+        no folder to watch.
+        """
+        roots = ([os.path.abspath(os.path.expanduser(f)) for f in folders] if folders is not None
+                 else self.catalog.folders())
+        if not roots:
+            raise ClipfindError("no folders to watch yet: run `clipfind index FOLDER`")
+
+        def index(changed: list[str], control: Control) -> IndexReport:
+            return self.index_folders(changed, control=control)
+
+        return Watcher(self.home, roots, apply or index, on_change, polling=polling, paused=paused).start()
+
     def search(self, query: Query, k: int = 20, filters: Filters = Filters()) -> list[SearchHit]:
         """The photos closest to a query, best first; the first text search opens the text tower.
 
@@ -426,26 +470,52 @@ class Library:
     def neighbour_graph(self) -> NeighbourGraph | None:
         """Each photo's nearest neighbours, so that regrouping at another threshold is cheap.
 
-        Built once per catalog generation (tens of seconds at 100k photos) and cached on disk;
-        None when nothing is indexed.
+        Cached on disk with the catalog generation it matches. After a change the saved graph is
+        brought up to date (clipfind.neighbours: only the rows that can have changed are asked
+        again, a second or two at 100k photos) where the change is small; otherwise, or when in
+        doubt (another model, a generation that went back, a damaged file), it is built again
+        (tens of seconds at 100k photos). None when nothing is embedded.
         """
         generation = self.catalog.generation
         if self._graph is not None and self._graph_generation == generation:
             return self._graph
         if not self.catalog.has_vectors():
             return None
-        path = self.home / NEIGHBOURS_FILE
-        graph = _load_graph(path, generation, self.catalog.model_identity or "")
-        if graph is None:
+        path, model = self.home / NEIGHBOURS_FILE, self.catalog.model_identity or ""
+        saved = ((self._graph, self._graph_generation) if self._graph is not None
+                 and self._graph_generation is not None else _load_graph(path, model))
+        if saved is not None and saved[1] == generation:
+            self._graph, self._graph_generation = saved
+            return saved[0]
+        with self.catalog.snapshot():  # one state of the catalog while an indexer commits
             generation, ids, vectors = self._one_vector_per_content()
-            if len(ids) <= EXACT_LIMIT:
-                graph = build_graph(ids, vectors, lambda q, k: exact_search(ids, vectors, q, k), NEIGHBOURS_K)
-            else:
-                index = self.index()
-                graph = build_graph(ids, vectors, index.search, NEIGHBOURS_K)
-            _save_graph(path, graph, generation, self.catalog.model_identity or "")
+            # The rows whose vector was written since the saved graph: vec_gen is the change log.
+            changed = (self.catalog.vectors(since_generation=saved[1])[0]
+                       if saved is not None and saved[1] < generation else None)
+        knn = self._graph_knn(ids, vectors)
+        graph = None
+        if saved is not None and changed is not None and _worth_updating(saved[0], ids, changed):
+            from clipfind.neighbours import update_graph
+
+            graph = update_graph(saved[0], ids, vectors, changed, knn,
+                                 reverse_k=None if len(ids) <= EXACT_LIMIT else GRAPH_REVERSE_K)
+        if graph is None:
+            graph = build_graph(ids, vectors, knn, NEIGHBOURS_K)
+        _save_graph(path, graph, generation, model)
         self._graph, self._graph_generation = graph, generation
         return graph
+
+    def _graph_knn(self, ids: Ids, vectors: Vectors) -> KnnFn:
+        """Exact search over the graph's rows for a small library; else the index, kept to those rows
+        (it also holds byte-identical copies, and photos written since the rows were read)."""
+        if len(ids) <= EXACT_LIMIT:
+            return lambda q, k: exact_search(ids, vectors, q, k)
+        from clipfind.annindex import sync_index
+        from clipfind.neighbours import rows_only
+
+        index = self.index()
+        sync_index(index, self.catalog)  # a watcher's or another process's index run may have written since
+        return rows_only(index.search, ids)
 
     def _one_vector_per_content(self) -> tuple[int, Ids, Vectors]:
         """(generation, ids, vectors): byte-identical copies share one graph row, so they cannot
@@ -811,14 +881,26 @@ def _no_vectors_yet(waiting: int) -> str:
             "the same photo saved again) work already")
 
 
-def _load_graph(path: Path, generation: int, model: str) -> NeighbourGraph | None:
+def _load_graph(path: Path, model: str) -> tuple[NeighbourGraph, int] | None:
+    """The saved graph and the catalog generation it matches, whatever that is (an older one is
+    brought up to date); None for another model's or a file missing or damaged."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            if int(data["generation"]) != generation or str(data["model"]) != model:
+            if str(data["model"]) != model:
                 return None
-            return NeighbourGraph(data["ids"], data["neighbours"], data["similarities"])
+            return NeighbourGraph(data["ids"], data["neighbours"], data["similarities"]), int(data["generation"])
     except Exception:  # missing, or damaged in any way (BadZipFile, EOFError, ...): it is a cache, rebuild
         return None
+
+
+def _worth_updating(old: NeighbourGraph, ids: Ids, changed: Ids) -> bool:
+    """Whether updating costs less than a share of a rebuild: fresh rows are asked once each, and each
+    row that goes away takes about k lists with it that may need asking again."""
+    if old.neighbours.shape[1] != NEIGHBOURS_K or (old.ids.size > 1 and not np.all(np.diff(old.ids) > 0)):
+        return False
+    fresh = np.setdiff1d(ids, old.ids).size + np.intersect1d(np.intersect1d(changed, ids), old.ids).size
+    gone = np.setdiff1d(old.ids, ids).size
+    return fresh + NEIGHBOURS_K * gone <= GRAPH_UPDATE_MAX_SHARE * max(ids.size, 1)
 
 
 def _save_graph(path: Path, graph: NeighbourGraph, generation: int, model: str) -> None:

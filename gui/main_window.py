@@ -8,11 +8,22 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
-    QProgressBar, QPushButton, QTabWidget, QToolButton, QVBoxLayout, QWidget,
+    QAbstractSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
-from clipfind.errors import ClipfindError, ModelLoadError, ModelMismatchError
+from clipfind.errors import ClipfindError, LockedError, ModelLoadError, ModelMismatchError
 from clipfind.library import Library
 
 from .dialogs import ErrorsDialog, FoldersDialog
@@ -21,7 +32,7 @@ from .icons import icon
 from .results_model import ThumbnailCache
 from .search_view import SearchView, holds_photo
 from .tasks import Relay, TaskRunner
-from .workers import IndexWorker, ThumbnailLoader
+from .workers import FolderWatch, IndexWorker, ThumbnailLoader
 
 if TYPE_CHECKING:
     from clipfind.records import Counts, Failure, IndexReport, Progress
@@ -59,8 +70,17 @@ class MainWindow(QMainWindow):
         self._queued: list[str] | None = None  # indexing asked for while it could not start: [] means every folder
         self._to_forget: list[str] = []  # folders to remove once the indexer has let go of the writer lock
         self._resume_indexing = False
+        self._watch_pass = False  # the pass running was started by the folder watcher
         self.tasks = TaskRunner(self, "clipfind-library")
         self.indexing = TaskRunner(self, "clipfind-indexing")
+        # The library's folders are watched while the window is open: each settled batch of changes
+        # queues an index pass here (one writer, on the indexing lane).
+        self.watch = FolderWatch(self)
+        self._watch_refused = False
+        self.watch.changed.connect(self._watched_changed)
+        self.watch.notice.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        self.watch.watching.connect(self._watching)
+        self.watch.refused.connect(self._watch_refused_by)
 
         # Python's cyclic GC may run in whichever thread allocates: in a worker it would destroy
         # Qt objects owned by the GUI thread and crash. Collect here, on the GUI thread, instead;
@@ -155,10 +175,12 @@ class MainWindow(QMainWindow):
         self.pause_button.toggled.connect(self.set_paused)
         self.pause_button.hide()
         self.counts = QLabel()
+        self.watch_state = QLabel()
         status = self.statusBar()
         status.addPermanentWidget(self.progress_text)
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.pause_button)
+        status.addPermanentWidget(self.watch_state)
         status.addPermanentWidget(self.counts)
 
     def _welcome_page(self) -> QWidget:
@@ -303,6 +325,7 @@ class MainWindow(QMainWindow):
         def known(folders: list[str]) -> None:
             self.known_folders = folders
             self.search.set_folders(folders)
+            self._watch_folders(folders)
             if then is not None:
                 then(folders)
 
@@ -404,6 +427,35 @@ class MainWindow(QMainWindow):
         self.pause_button.setChecked(False)
         self.progress_text.setText("Looking for photos…")
 
+    # -- watched folders -----------------------------------------------------------------------
+    def _watch_folders(self, folders: list[str]) -> None:
+        """Watch the library's folders (started once, on the library lane; later lists go to the watcher)."""
+        if self.watch.active:
+            self.watch.set_folders(folders)
+        elif folders and not self._watch_refused and self.watch.task is None:
+            self.watch.start(self.tasks, self.library, folders)
+
+    def _watching(self, folders: list[str]) -> None:
+        self.watch_state.setText(f"Watching {len(folders)} folder{'s' if len(folders) != 1 else ''}")
+        self.watch_state.setToolTip("New, changed, moved and deleted photos are indexed as they appear:\n"
+                                    + "\n".join(folders))
+        self.watch.set_folders(self.known_folders or folders)  # folders added while it started
+
+    def _watch_refused_by(self, why: str) -> None:
+        self._watch_refused = True
+        self.watch_state.setText("Not watching folders")
+        self.watch_state.setToolTip(why)
+        self.statusBar().showMessage("Not watching folders: another clipfind watches this library "
+                                     "(the app or `clipfind index --watch`)", 30_000)
+
+    def _watched_changed(self, folders: list[str]) -> None:
+        """Photos settled in a watched folder: an index pass of the library (queued behind one that runs)."""
+        self.statusBar().showMessage("Photos changed in a watched folder: updating…", 5000)
+        idle = self.indexer is None
+        self.start_indexing(None)
+        if idle and self.indexer is not None:
+            self._watch_pass = True
+
     def _index_progress(self, p: Progress) -> None:
         if p.phase == "indexing":
             if self.progress.maximum() == 0:  # first batch: the new folders are in the catalog now
@@ -427,8 +479,18 @@ class MainWindow(QMainWindow):
 
     def _index_finished(self, report: IndexReport) -> None:
         changed = report.added + report.updated + report.copied + report.removed + report.moved
+        watch_pass, self._watch_pass = self._watch_pass, False
+        if watch_pass and not changed and not report.failed and not report.cancelled:
+            # nothing new after all (the app's own trash or undo moved files): nothing on screen is stale
+            self.progress_text.setText("Up to date")
+            self._indexer_done()
+            return
         self.progress_text.setText(
             f"Up to date · {report.added} new, {report.removed} removed" if changed else "Up to date")
+        if watch_pass and changed:
+            self.statusBar().showMessage(f"Watched folders: {report.added + report.copied} new, "
+                                         f"{report.updated} changed, {report.removed} removed, "
+                                         f"{report.moved} moved", 10_000)
         if getattr(report, "cancelled", False):
             self.progress_text.setText("Indexing stopped")
         if report.failed:
@@ -444,6 +506,11 @@ class MainWindow(QMainWindow):
         self._indexer_done()
 
     def _index_failed(self, exc: BaseException) -> None:
+        watch_pass, self._watch_pass = self._watch_pass, False
+        if watch_pass and isinstance(exc, LockedError):  # `clipfind index` runs now: it sees the same changes
+            self.progress_text.setText("Another indexer is running")
+            self._indexer_done()
+            return
         if isinstance(exc, ModelMismatchError) and not self.model_ready:
             # a catalog made with other weights: without them nothing can be added; the banner says why
             self.progress_text.setText("Indexing needs the model")
@@ -515,6 +582,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/size", self.size())
         self.settings.setValue("dupes/threshold", self.dupes.threshold)
         self.hide()  # gone for the user at once; the call in flight may still take a moment to end
+        self.watch.stop()  # no new passes; the home's watch lock is free for the CLI
         if self.indexer is not None:
             self.indexer.control.cancel()
         self.indexing.shutdown()

@@ -6,12 +6,14 @@ thumbnails decode in a small thread pool of their own (they read files, never th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QSize, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
-from clipfind.library import Library, thumbnail
+from clipfind.errors import LockedError
+from clipfind.library import Library, Watcher, WatchNotice, thumbnail
 from clipfind.records import Control, IndexReport
 
 from .tasks import Relay, Task, TaskRunner
@@ -41,6 +43,86 @@ class IndexWorker(QObject):
             lambda: library.index_folders(folders, progress=report, control=control, batch_size=batch_size),
             done, failed)
         return self.task
+
+
+class FolderWatch(QObject):
+    """Watches the library's folders while the window is open (Library.watch).
+
+    The watcher's thread decides when a batch of changes has settled; it does not index. It tells the
+    GUI thread which folders changed (``changed``), and the window queues an index pass on its indexing
+    lane, the same pass the user starts, so the catalog has one writer and the GUI thread only draws.
+    ``notice`` carries a status-bar line (a folder unreachable or back); ``refused`` says why the app
+    does not watch (another process watches this home).
+    """
+
+    changed = Signal(object)  # list[str]: the folders whose changes settled
+    notice = Signal(object)  # str: a line for the status bar
+    watching = Signal(object)  # list[str]: the folders watched, once the watcher runs
+    refused = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._changed = Relay(self)
+        self._changed.value.connect(self.changed)
+        self._notice = Relay(self)
+        self._notice.value.connect(self.notice)
+        self._guard = threading.Lock()
+        self._watcher: Watcher | None = None
+        self._closed = False
+        self.task: Task | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._watcher is not None
+
+    def start(self, runner: TaskRunner, library: Library, folders: list[str]) -> None:
+        """Start watching on the runner's lane: scheduling a large tree walks its folders (one inotify watch
+        each), which is no work for the GUI thread."""
+        changed, notice = self._changed.emit, self._notice.emit
+
+        def apply(roots: list[str], control: Control) -> None:
+            changed(roots)  # indexed by the window's next pass, on its indexing lane
+
+        def begin() -> list[str]:
+            watcher = library.watch(folders, lambda n: notice(_notice_text(n)), apply=apply)
+            with self._guard:
+                if self._closed:  # the window closed while it started
+                    watcher.stop()
+                    return []
+                self._watcher = watcher
+            return watcher.folders
+
+        def failed(exc: BaseException) -> None:
+            self.task = None
+            if isinstance(exc, LockedError):
+                self.refused.emit(str(exc))
+            else:
+                self.refused.emit(f"cannot watch the folders: {exc}")
+
+        def started(watched: list[str]) -> None:
+            self.task = None
+            if watched:
+                self.watching.emit(watched)
+
+        self.task = runner.submit(begin, started, failed)
+
+    def set_folders(self, folders: list[str]) -> None:
+        """The library's folders changed: watch these (the watcher's thread schedules them)."""
+        with self._guard:
+            if self._watcher is not None:
+                self._watcher.set_folders(folders)
+
+    def stop(self) -> None:
+        """Stop watching and let go of the home's watch lock (on close)."""
+        with self._guard:
+            self._closed = True
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+
+def _notice_text(notice: WatchNotice) -> str:
+    return notice.line()[0].upper() + notice.line()[1:]
 
 
 class _ThumbnailSignals(QObject):

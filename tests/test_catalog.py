@@ -200,7 +200,7 @@ def test_version_2_catalog_gains_fingerprints_without_a_new_generation(tmp_path:
         assert cat.unfingerprinted() == [(first, "/p/a.jpg", "ha")]
         assert len(cat.fingerprints()[0]) == 0
         generation, counted = cat.generation, cat.fingerprinted
-        cat.set_fingerprints([(first, bytes(range(256)) * 4, "Canon\t2020:01:02 03:04:05\t12")])
+        cat.set_fingerprints([(first, bytes(range(256)) * 4, "Canon\t2020:01:02 03:04:05\t12\t")])
         ids, thumbs, captures = cat.fingerprints()
         assert ids.tolist() == [first] and thumbs == [bytes(range(256)) * 4] and captures[0].startswith("Canon")
         assert cat.unfingerprinted() == []

@@ -14,7 +14,7 @@ from clipfind.errors import ClipfindError, LockedError, ModelMismatchError
 from clipfind.home import WriterLock
 from clipfind.indexer import Control, Indexer, Progress
 from clipfind.library import Library
-from tests.helpers import FORMATS, copy_photos, index, needs_shared_data
+from tests.helpers import FORMATS, copy_photos, index, needs_shared_data, real_photo
 
 pytestmark = needs_shared_data
 
@@ -250,6 +250,26 @@ def test_photos_are_fingerprinted_in_the_decode_step(lib: Library, photo_folder:
     ids, thumbs, _ = lib.catalog.fingerprints()
     assert sorted(ids.tolist()) == sorted(p.id for p in lib.catalog.photos())
     assert {len(t) for t in thumbs} == {SIDE * SIDE} and len(set(thumbs)) == 10  # ten different pictures
+
+
+def test_capture_records_written_before_gps_gain_it_on_the_next_run(lib: Library, tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "trip"
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x0110] = "Phone"
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 0.0)}
+    real_photo("kodak24/kodim05.png", 300).save(folder / "placed.jpg", exif=exif)
+    index(lib, folder)
+    [placed] = lib.catalog.photos()
+    assert placed.gps and placed.camera == "Phone"
+    with lib.catalog.transaction():  # as schema 3 wrote it: camera, date, sub-second, no GPS field
+        lib.catalog._db.execute("UPDATE files SET capture = 'Phone' || char(9) || char(9)")
+    assert not lib.catalog.photos()[0].gps and len(lib.catalog.unfingerprinted()) == 1
+    report = index(lib, folder)
+    assert (report.encoded, report.fingerprinted) == (0, 1)
+    assert lib.catalog.photos()[0].gps and lib.catalog.unfingerprinted() == []
 
 
 def test_an_older_catalog_gains_fingerprints_without_embedding_again(lib: Library, photo_folder: Path) -> None:

@@ -373,3 +373,45 @@ def test_crops_join_the_same_tier_and_each_pair_is_checked_once_across_restarts(
         assert group.members[1].reasons == ("crop",) and not fitted  # read back from the catalog
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("search", ["exact", "index"])
+def test_the_neighbour_graph_is_brought_up_to_date_not_rebuilt_after_a_small_change(
+        tiny_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, search: str) -> None:
+    import numpy as np
+
+    import clipfind.library as library_module
+    from clipfind.home import NEIGHBOURS_FILE
+    from tests.helpers import copy_photos
+
+    if search == "index":  # the HNSW path of large libraries (24 photos: it finds every neighbour)
+        monkeypatch.setattr(library_module, "EXACT_LIMIT", 4)
+    folder = tmp_path / "many"
+    copy_photos(folder, 24, "kodak24")
+    (folder / "later").mkdir()
+    moved_in = sorted(folder.glob("*.png"))[-1]
+    lib = Library()
+    try:
+        index(lib, folder)
+        lib.neighbour_graph()
+        builds: list[int] = []
+        real_build = library_module.build_graph
+        monkeypatch.setattr(library_module, "build_graph", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+        monkeypatch.setattr(library_module, "GRAPH_UPDATE_MAX_SHARE", 10.0)  # 24 photos: any change is "small"
+        shutil.move(moved_in, folder / "later" / "elsewhere.png")  # the same bytes: a move keeps its row
+        copy_photos(folder / "new", 1, "skimage_data")
+        (sorted(folder.glob("*.png"))[0]).unlink()
+        index(lib, folder)
+        updated = lib.neighbour_graph()
+        assert not builds and updated is not None
+    finally:
+        lib.close()
+    (lib.home / NEIGHBOURS_FILE).unlink()
+    fresh = Library()
+    try:
+        rebuilt = fresh.neighbour_graph()
+        assert builds == [1] and rebuilt is not None
+        assert np.array_equal(rebuilt.ids, updated.ids) and np.array_equal(rebuilt.neighbours, updated.neighbours)
+        np.testing.assert_allclose(rebuilt.similarities, updated.similarities, atol=1e-6)
+    finally:
+        fresh.close()

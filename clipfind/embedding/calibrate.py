@@ -13,12 +13,19 @@ later runs start at once. `precision="fp32"` forces the plain path.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
+import gc
 import logging
+import os
+import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,6 +38,7 @@ from clipfind.home import atomic_write
 FIDELITY = 0.999  # minimum cosine to the fp32 vector, for every photo of the calibration batch
 MIN_SPEEDUP = 1.1  # below this a faster mode is noise, not worth any change to the vectors
 CALIBRATION_MIN_IMAGES = 8
+EXTERNAL_THRESHOLD = 1024  # onnx.save_model's size_threshold: smaller tensors stay in the graph file
 # ONNX Runtime needs no torch in the indexing process (about 1 GB less memory, seconds less start-up),
 # so it is preferred to a torch mode that is faster by less than this.
 ONNX_PREFERENCE = 1.1
@@ -74,18 +82,36 @@ def build_tower(mode: str, visual: torch.nn.Module, device: torch.device, onnx_p
     if mode == "fp32":
         return visual
     if mode == "bf16":
-        half = copy.deepcopy(visual).to(torch.bfloat16)
+        half = _copy_structure(visual, lambda t: t.to(torch.bfloat16)).to(torch.bfloat16)
         return lambda x: half(x.to(torch.bfloat16)).float()
     if mode == "int8":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice for eager quantisation
-            quantised = torch.ao.quantization.quantize_dynamic(copy.deepcopy(visual), {torch.nn.Linear}, torch.qint8)
+            quantised = torch.ao.quantization.quantize_dynamic(
+                _copy_structure(visual, lambda t: t), {torch.nn.Linear}, torch.qint8, inplace=True
+            )
         return quantised
     if mode in ONNX_MODES:
         if onnx_path is None:
             raise ValueError("the onnx modes need a file to export to")
         return _onnx_tower(visual, onnx_path, quantised=mode == "onnx-int8")
     raise ValueError(f"unknown precision {mode!r}; use one of {', '.join(PRECISIONS)}")
+
+
+def _copy_structure(visual: torch.nn.Module, convert: Callable[[torch.Tensor], torch.Tensor]) -> torch.nn.Module:
+    """A copy of `visual` whose floating-point weights are `convert`ed straight from the original's:
+    no full fp32 copy of the weights on the way (a deepcopy then a cast or a quantisation held one,
+    ~350 MB for ViT-B-32). With `convert` the identity the copy shares the original's tensors, which
+    suits what replaces the modules that hold them (quantize_dynamic in place) and never writes them."""
+    memo: dict[int, object] = {}
+    for module in visual.modules():
+        for param in module._parameters.values():
+            if param is not None and id(param) not in memo and param.is_floating_point():
+                memo[id(param)] = torch.nn.Parameter(convert(param.detach()), requires_grad=param.requires_grad)
+        for buffer in module._buffers.values():
+            if buffer is not None and id(buffer) not in memo and buffer.is_floating_point():
+                memo[id(buffer)] = convert(buffer)
+    return copy.deepcopy(visual, memo)
 
 
 def _onnx_tower(visual: torch.nn.Module, path: Path, *, quantised: bool) -> Tower:
@@ -114,18 +140,100 @@ def quantise(source: Path, target: Path) -> None:
     """ONNX Runtime's dynamic int8 quantisation of the transformer's matrix products only, per
     output channel and with 7-bit range (CPUs without VNNI can overflow with the full 8 bits):
     on random ViT-B-32 weights this kept a cosine of 0.9996 to fp32 where the full 8 bits or all
-    operators went down to 0.987. The calibration checks it again on the real weights."""
+    operators went down to 0.987. The calibration checks it again on the real weights.
+
+    Its copies of the weights are kept down to one (see _one_copy_of_the_weights): ViT-B-32's quantisation
+    peaked at +1.15 GB, +0.59 GB now, for the same file."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     root.addFilter(_no_preprocessing_advice)
     try:
-        with warnings.catch_warnings(), atomic_write(target) as tmp:
+        with warnings.catch_warnings(), atomic_write(target) as tmp, _one_copy_of_the_weights():
             warnings.simplefilter("ignore")
             quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                              op_types_to_quantize=["MatMul"])
     finally:
         root.removeFilter(_no_preprocessing_advice)
+
+
+_QUANTISE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_copy_of_the_weights() -> Iterator[None]:
+    """While quantising, onnxruntime's shape inference works on the model without its weights.
+
+    quantize_dynamic loads the model, and its quantizer then reloads it through a temporary file
+    with shapes inferred (`save_and_reload_model_with_shape_infer`): a deep copy and a reload
+    beside the first, three copies of the weights at once. Here the shapes are inferred on a copy
+    without the large weights (shapes never depend on their values), and the model first loaded
+    is given what the reload holds besides them: the same model, with one copy of the weights.
+    Where onnxruntime has no such function (another version), it quantises as it always does."""
+    import onnxruntime.quantization.onnx_quantizer as quantizer
+
+    with _QUANTISE_LOCK:  # the function is replaced for the whole process: one quantisation at a time
+        real = getattr(quantizer, "save_and_reload_model_with_shape_infer", None)
+        if real is None:
+            yield
+            return
+
+        def reload(model: Any) -> Any:
+            reloaded = real(_without_weights(model))
+            if [t.name for t in reloaded.graph.initializer] != [t.name for t in model.graph.initializer]:
+                return real(model)  # not the model with inferred shapes only: the plain way
+            import onnx
+
+            rest = onnx.ModelProto()
+            rest.CopyFrom(reloaded)
+            rest.graph.ClearField("initializer")
+            for field, _ in model.ListFields():
+                if field.name != "graph":
+                    model.ClearField(field.name)
+            for field, _ in model.graph.ListFields():
+                if field.name != "initializer":
+                    model.graph.ClearField(field.name)
+            model.MergeFrom(rest)
+            return model
+
+        quantizer.save_and_reload_model_with_shape_infer = reload
+        try:
+            yield
+        finally:
+            quantizer.save_and_reload_model_with_shape_infer = real
+
+
+_TENSOR_DATA = {"raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data"}
+
+
+def _without_weights(model: Any) -> Any:
+    """A copy of `model` whose tensors of EXTERNAL_THRESHOLD bytes or more keep their name, type and
+    dims but not their data (small ones, such as the shapes a Reshape reads, are copied whole)."""
+    import onnx
+
+    clone = onnx.ModelProto()
+    _copy_fields(model, clone, {"graph"})
+    _copy_fields(model.graph, clone.graph, {"initializer"})
+    for tensor in model.graph.initializer:
+        copy_ = clone.graph.initializer.add()
+        if tensor.ByteSize() < EXTERNAL_THRESHOLD:
+            copy_.CopyFrom(tensor)
+        else:
+            _copy_fields(tensor, copy_, _TENSOR_DATA)
+    return clone
+
+
+def _copy_fields(source: Any, target: Any, skip: set[str]) -> None:
+    for field, value in source.ListFields():
+        if field.name in skip:
+            continue
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        if repeated:
+            getattr(target, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
 
 
 def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
@@ -145,12 +253,18 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, inpu
     The weights go in a file beside the graph (`path` + ".data"), which ONNX Runtime maps into
     memory instead of parsing: opening ViT-B-32's text tower went from 0.9 s to 0.3 s, most of a
     cold text search. The weights file is put in place before the graph that names it.
+
+    The weights are written to that file one tensor at a time, straight from torch: the exporter
+    is handed no weights to embed (see _WeightsApart), so it never builds the graph with them
+    (twice: as a protobuf and as the bytes of one) and onnx never loads them back to move them
+    out. Exporting ViT-B-32's image tower peaked at +780 MB that way, +375 MB now (the transposed
+    weights that the exporter's constant folding makes); the files are the same, byte for byte.
     """
     import onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = path.with_name(path.name + ".data")
-    with atomic_write(weights, path) as (_, graph_tmp):
+    with atomic_write(weights, path) as (weights_tmp, graph_tmp), _WeightsApart() as apart:
         # With gradients on, as when training: in no-grad mode torch's attention takes a fused fast
         # path that the ONNX exporter cannot translate.
         with warnings.catch_warnings(), torch.enable_grad():
@@ -159,11 +273,85 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, inpu
                 module, (example,), str(graph_tmp), input_names=[input_name], output_names=["features"],
                 dynamic_axes={input_name: {0: "n"}, "features": {0: "n"}}, opset_version=ONNX_OPSET, dynamo=False,
             )
-        # Saved again under the same temp name with the weights apart: they land beside it under
-        # the final name, which is the name the graph records.
         model = onnx.load(str(graph_tmp))
+        apart.add_initializers(model, weights_tmp, weights.name)
+        # Saved again under the same temp name with the weights apart: they land beside it under
+        # the final name, which is the name the graph records. (Had the exporter embedded any,
+        # onnx moves those out here.)
         onnx.save_model(model, str(graph_tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=weights.name, size_threshold=1024)
+                        location=weights.name, size_threshold=EXTERNAL_THRESHOLD)
+
+
+_EXPORT_LOCK = threading.Lock()
+
+
+class _WeightsApart:
+    """While exporting, keep the weights out of the exporter's graph and write them apart.
+
+    torch's TorchScript exporter gives the graph's weights (after constant folding) to its C++
+    encoder, which embeds them, through `torch._C._jit_pass_onnx_deduplicate_initializers`. Here
+    that pass hands the encoder none (they stay graph inputs, without data) and keeps them; then
+    add_initializers turns those inputs back into initializers, in the order and with the external
+    data layout that onnx.save_model gives embedded ones (each tensor of EXTERNAL_THRESHOLD bytes or
+    more appended to the weights file, the smaller ones kept inline), so the files do not change.
+    Where torch has no such pass (another version), the exporter embeds the weights as before.
+    """
+
+    _PASS = "_jit_pass_onnx_deduplicate_initializers"
+
+    def __init__(self) -> None:
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def __enter__(self) -> _WeightsApart:
+        _EXPORT_LOCK.acquire()  # the pass is patched for the whole process: one export at a time
+        self._real = getattr(torch._C, self._PASS, None)
+        if self._real is not None:
+            real = self._real
+
+            def keep(graph: object, params: dict[str, torch.Tensor], training: bool) -> dict[str, torch.Tensor]:
+                self.weights.update(real(graph, params, training))
+                return {}
+
+            setattr(torch._C, self._PASS, keep)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._real is not None:
+                setattr(torch._C, self._PASS, self._real)
+            self.weights.clear()
+        finally:
+            _EXPORT_LOCK.release()
+
+    def add_initializers(self, model: Any, weights_file: Path, location: str) -> None:
+        import onnx
+
+        if not self.weights:
+            return
+        inputs = [i for i in model.graph.input if i.name not in self.weights]
+        order = [i.name for i in model.graph.input if i.name in self.weights]
+        order += [name for name in self.weights if name not in set(order)]
+        del model.graph.input[:]
+        model.graph.input.extend(inputs)
+        fd = os.open(weights_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+        with os.fdopen(fd, "wb") as f:
+            for name in order:
+                array = self.weights.pop(name).detach().contiguous().cpu().numpy()
+                tensor = onnx.TensorProto()
+                tensor.name = name
+                tensor.data_type = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
+                tensor.dims.extend(array.shape)
+                data = array.tobytes()
+                if sys.getsizeof(data) >= EXTERNAL_THRESHOLD:  # onnx's own test, on the same bytes object
+                    tensor.data_location = onnx.TensorProto.EXTERNAL
+                    for key, value in (("location", location), ("offset", f.tell()), ("length", len(data))):
+                        entry = tensor.external_data.add()
+                        entry.key, entry.value = key, str(value)
+                    f.write(data)
+                else:
+                    tensor.raw_data = data
+                model.graph.initializer.append(tensor)
+                del array, data
 
 
 class TextTower(torch.nn.Module):
@@ -189,13 +377,14 @@ def calibrate(
     """Time each mode on `batch` (real photos) and check its vectors against fp32's.
 
     Returns the choice, fp32's features for `batch` (so the batch is not encoded again) and the
-    chosen tower. Only the best tower so far is kept while measuring, so that memory holds at
-    most two extra copies of the weights.
+    chosen tower. One mode at a time: each tower is freed once measured and the chosen one is built
+    again at the end (the same weights give the same tower), so that memory holds at most one extra
+    tower at any time, and the memory of each is given back before the next (the first run on a
+    machine peaked at 3 GB for ViT-B-32 while it kept the best so far).
     """
     choice = Choice("fp32")
     choice.rates["fp32"], reference = time_tower(visual, batch)
     choice.cosines["fp32"] = 1.0
-    best: Tower = visual
     for mode in modes or supported_modes(device):
         if mode == "fp32":
             continue
@@ -205,13 +394,33 @@ def calibrate(
         except Exception as exc:  # an exporter or kernel missing on this machine: that mode is out
             choice.errors[mode] = f"{type(exc).__name__}: {one_line(exc)}"
             continue
+        finally:
+            tower = None
+            release_memory()
         choice.rates[mode] = rate
         choice.cosines[mode] = min_cosine(reference, features)
         good_enough = choice.cosines[mode] >= FIDELITY and rate >= MIN_SPEEDUP * choice.rates["fp32"]
         if good_enough and _better(mode, rate, choice.mode, choice.rates[choice.mode]):
-            choice.mode, best = mode, tower
-        del tower
+            choice.mode = mode
+    best: Tower = visual
+    if choice.mode != "fp32":
+        try:
+            best = build_tower(choice.mode, visual, device, onnx_path)
+        except Exception as exc:  # built a moment ago; if it cannot be now (a disk gone), fp32 it is
+            choice.errors[choice.mode] = f"{type(exc).__name__}: {one_line(exc)}"
+            choice.mode = "fp32"
     return choice, reference, best
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system now: a tower just dropped leaves hundreds of MB in the
+    C allocator's free lists, which glibc keeps (and counts in the process's memory) unless asked."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): nothing to trim
+            pass
 
 
 def _better(mode: str, rate: float, than: str, than_rate: float) -> bool:

@@ -1,0 +1,241 @@
+"""Scale: what a library of 100k photos (1M with --full) costs to keep current and to use.
+
+Incremental neighbour graph (clipfind/neighbours.py, issue 12 part 2). A real clipfind home
+(`bench.query.fake_library`) holds N synthetic photos made as `bench.dupes.photos_with_duplicates`
+makes them (clustered unit vectors, dim 512, 10% near-duplicates, 1% byte-identical copies); its
+HNSW index is built and saved before the clock runs. The graph rows are the Library's, one per
+content (`Library._one_vector_per_content`), and the knn is the Library's index restricted to those
+rows (`clipfind.neighbours.rows_only`: the index also holds the copies). Measured in one run, on
+the same index:
+
+* the full rebuild (`build_graph`, what `Library.neighbour_graph` does today on every catalog
+  change) against `update_graph` after adding ADDED photos (half of them near-duplicates of
+  photos already there, so they enter other photos' lists) and then after removing REMOVED;
+  each update starts from the rebuilt graph of the state before it. HNSW is approximate and a
+  query can answer differently once the index changed, so the share of rows that differ from the
+  rebuild is reported, not asserted (rows count as differing where a neighbour differs or a
+  similarity by more than 1e-5: the update's own numpy scores and hnswlib's distances may round
+  the last bits differently). Two ways to update: every row's vector in memory (the new photos
+  scored exactly against every row; it needs the full read measured first) and, as the wiring
+  proposes above EXACT_LIMIT, vectors fetched from the index for the rows asked again only, the
+  rows a new photo enters looked for among its REVERSE_K nearest (`reverse_k`);
+* the rest of the proposed `Library.neighbour_graph` path: reading the rows (every vector, or the
+  ids and content hashes alone), loading and saving the graph file;
+* the same at EXACT_LIMIT photos with the Library's exact search, where the update must equal the
+  rebuild: the same neighbours with the same similarities, up to float32 rounding (exact_search's
+  matrix product rounds the last bit differently as the library's size changes, so two full builds
+  of one unchanged row differ that much too, and neighbours within that rounding may swap places).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+
+from bench import common
+from bench.dupes import NEAR_COSINE, perturb, photos_with_duplicates
+from bench.query import DIM, fake_library, machine_note
+from clipfind.annindex import exact_search
+from clipfind.dupes import KnnFn, NeighbourGraph, build_graph
+from clipfind.library import NEIGHBOURS_K, _load_graph, _save_graph
+from clipfind.neighbours import rows_only, update_graph
+from clipfind.search import EXACT_LIMIT
+
+PHOTOS, FULL_PHOTOS = 100_000, 1_000_000
+ADDED, REMOVED = 100, 100
+UPDATE_TARGET_S = 2.0  # issue 12: after adding 100 photos at 100k, Duplicates ready in <= 2 s
+REVERSE_K = 256  # how far a new photo's own answer is searched for the rows it enters (1M path)
+
+
+class Counted:
+    """A knn that counts the queries it answers."""
+
+    def __init__(self, knn: KnnFn) -> None:
+        self.knn, self.queries = knn, 0
+
+    def __call__(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self.queries += len(queries)
+        return self.knn(queries, k)
+
+
+def new_photos(vectors: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` photos to add: half near-duplicates of photos already there, half new clustered ones."""
+    rng = np.random.default_rng(seed)
+    near = count // 2
+    sources = vectors[rng.choice(len(vectors), near, replace=False)]
+    out = np.concatenate([perturb(sources, rng.uniform(*NEAR_COSINE, near), rng),
+                          common.clustered_vectors(count - near, DIM, seed=seed + 1)])
+    return out.astype(np.float32)
+
+
+def differing_rows(a: NeighbourGraph, b: NeighbourGraph, atol: float) -> int:
+    """Rows that list other photos, or the same photos with a similarity more than atol apart. Two
+    photos whose similarities are within rounding may come in either order: exact_search's float32
+    matrix product rounds the last bit differently as the library's size changes, so two full
+    builds of one row disagree that much too (an unchanged row keeps the old build's rounding)."""
+    assert np.array_equal(a.ids, b.ids)
+    order_a, order_b = np.argsort(a.neighbours, axis=1), np.argsort(b.neighbours, axis=1)
+    nb_a, nb_b = np.take_along_axis(a.neighbours, order_a, 1), np.take_along_axis(b.neighbours, order_b, 1)
+    sm_a, sm_b = np.take_along_axis(a.similarities, order_a, 1), np.take_along_axis(b.similarities, order_b, 1)
+    rows = (nb_a != nb_b).any(axis=1)
+    finite = np.isfinite(sm_a) & np.isfinite(sm_b)
+    rows |= (np.where(finite, np.abs(sm_a - sm_b), 0.0) > atol).any(axis=1)
+    rows |= (np.isfinite(sm_a) != np.isfinite(sm_b)).any(axis=1)
+    return int(rows.sum())
+
+
+Update = Callable[[NeighbourGraph, np.ndarray, np.ndarray, np.ndarray, KnnFn], NeighbourGraph]
+
+
+def compare_step(label: str, old: NeighbourGraph, ids: np.ndarray, vectors: np.ndarray, changed: np.ndarray,
+                 knn_for: Callable[[np.ndarray, np.ndarray], KnnFn], updates: dict[str, Update],
+                 exact: bool) -> NeighbourGraph:
+    """Time the rebuild and each way of updating for one step, on the same knn; report how they differ."""
+    with common.timer() as full:
+        rebuilt = build_graph(ids, vectors, knn_for(ids, vectors), NEIGHBOURS_K)
+    common.figure(f"{label}: full rebuild (build_graph)", full(), "s")
+    for name, update in updates.items():
+        knn = Counted(knn_for(ids, vectors))
+        with common.timer() as incremental:
+            updated = update(old, ids, vectors, changed, knn)
+        met = incremental() <= UPDATE_TARGET_S if not exact else None
+        common.figure(f"{label}: {name}", incremental(), "s",
+                      target=f"<= {UPDATE_TARGET_S:.0f} s" if not exact else None, met=met, digits=3)
+        common.figure(f"{label}:   speed-up over the rebuild", full() / incremental(), "x")
+        common.figure(f"{label}:   rows asked of the index", knn.queries)
+        if exact:
+            differ = differing_rows(updated, rebuilt, atol=1e-6)
+            common.figure(f"{label}:   rows differing from the rebuild (beyond rounding)", differ, target="0",
+                          met=differ == 0)
+            bitwise = int(((updated.neighbours != rebuilt.neighbours).any(axis=1)
+                           | (updated.similarities != rebuilt.similarities).any(axis=1)).sum())
+            common.figure(f"{label}:     bit for bit, float32 rounding included", bitwise)
+        else:
+            differ = differing_rows(updated, rebuilt, atol=1e-5)
+            common.figure(f"{label}:   rows differing from the rebuild", 100 * differ / len(ids), "%", digits=3)
+            apart = int((updated.neighbours != rebuilt.neighbours).any(axis=1).sum())
+            common.figure(f"{label}:     in neighbours (not similarity rounding)", 100 * apart / len(ids), "%",
+                          digits=3)
+    return rebuilt
+
+
+def exact_update(old: NeighbourGraph, ids: np.ndarray, vectors: np.ndarray, changed: np.ndarray,
+                 knn: KnnFn) -> NeighbourGraph:
+    return update_graph(old, ids, vectors, changed, knn)
+
+
+def hnsw_steps(n: int, seed: int, reverse_k: int = REVERSE_K) -> None:
+    common.section(f"incremental neighbour graph: {n:,} photos, HNSW (the Library's path above "
+                   f"{EXACT_LIMIT:,}), k={NEIGHBOURS_K}")
+    photos = photos_with_duplicates(n, seed=seed)
+    with TemporaryDirectory(prefix="clipfind-bench-scale-") as tmp:
+        home = Path(tmp)
+        library, _ = fake_library(home, photos.vectors, photos.hashes)
+        try:
+            with common.timer() as read:
+                generation, ids, vectors = library._one_vector_per_content()
+            common.figure("read every graph row's vector (Library._one_vector_per_content)", read(), "s", digits=2)
+            with common.timer() as read_ids:
+                embedded = library.catalog.embedded_ids()
+                hashes = {p.id: p.content_hash for p in library.catalog.photos()}
+            common.figure("  the ids and hashes alone (Catalog.embedded_ids, photos)", read_ids(), "s", digits=2)
+            assert len(embedded) == len(hashes)
+            index = library.index()
+            common.note(f"{len(ids):,} graph rows, {len(index) - len(ids):,} byte-identical copies in the index")
+
+            def knn_for(rows: np.ndarray, _vectors: np.ndarray) -> KnnFn:
+                return rows_only(index.search, rows)
+
+            def reverse_update(old: NeighbourGraph, rows: np.ndarray, _vectors: np.ndarray, changed: np.ndarray,
+                               knn: KnnFn) -> NeighbourGraph:
+                return update_graph(old, rows, index.vectors_of, changed, knn, reverse_k=reverse_k)
+
+            updates = {"update_graph, every vector in memory (exact scoring)": exact_update,
+                       f"update_graph, vectors fetched, reverse_k={reverse_k}": reverse_update}
+            with common.timer() as first:
+                graph = build_graph(ids, vectors, knn_for(ids, vectors), NEIGHBOURS_K)
+            common.figure("full build of the starting graph (build_graph)", first(), "s")
+            path = home / "bench-graph.npz"
+            with common.timer() as save:
+                _save_graph(path, graph, generation, "bench")
+            with common.timer() as load:
+                loaded = _load_graph(path, generation, "bench")
+            assert loaded is not None
+            common.figure("graph file save", save(), "s", digits=3)
+            common.figure("graph file load", load(), "s", digits=3)
+
+            added = new_photos(vectors, ADDED, seed + 10)
+            added_ids = np.arange(int(ids.max()) + 1, int(ids.max()) + 1 + ADDED, dtype=np.int64)
+            index.add(added_ids, added)  # in memory only: nothing is saved to the home
+            ids1, vectors1 = np.concatenate([ids, added_ids]), np.concatenate([vectors, added])
+            rebuilt = compare_step(f"+{ADDED} photos", graph, ids1, vectors1, added_ids, knn_for, updates, exact=False)
+
+            rng = np.random.default_rng(seed + 20)
+            keep = np.ones(len(ids1), dtype=bool)
+            keep[rng.choice(len(ids1), REMOVED, replace=False)] = False
+            index.remove(ids1[~keep])
+            compare_step(f"-{REMOVED} photos", rebuilt, ids1[keep], vectors1[keep], np.zeros(0, np.int64), knn_for,
+                         updates, exact=False)
+        finally:
+            library.close()
+
+
+def exact_steps(n: int, seed: int) -> None:
+    common.section(f"incremental neighbour graph: {n:,} photos, exact search (the Library's path up to "
+                   f"{EXACT_LIMIT:,}), k={NEIGHBOURS_K}")
+    photos = photos_with_duplicates(n, seed=seed)
+    _, first = np.unique(np.asarray(photos.hashes), return_index=True)
+    rows = np.sort(first)  # one per content, the lowest id, as the Library keeps them
+    ids, vectors = rows.astype(np.int64) + 1, photos.vectors[rows]
+
+    def knn_for(rows_ids: np.ndarray, rows_vectors: np.ndarray) -> KnnFn:
+        return lambda q, k: exact_search(rows_ids, rows_vectors, q, k)
+
+    with common.timer() as first_build:
+        graph = build_graph(ids, vectors, knn_for(ids, vectors), NEIGHBOURS_K)
+    common.figure("full build of the starting graph (build_graph)", first_build(), "s")
+    added = new_photos(vectors, ADDED, seed + 10)
+    added_ids = np.arange(int(ids.max()) + 1, int(ids.max()) + 1 + ADDED, dtype=np.int64)
+    ids1, vectors1 = np.concatenate([ids, added_ids]), np.concatenate([vectors, added])
+    updates = {"update_graph (exact scoring)": exact_update}
+    rebuilt = compare_step(f"+{ADDED} photos", graph, ids1, vectors1, added_ids, knn_for, updates, exact=True)
+    rng = np.random.default_rng(seed + 20)
+    keep = np.ones(len(ids1), dtype=bool)
+    keep[rng.choice(len(ids1), REMOVED, replace=False)] = False
+    compare_step(f"-{REMOVED} photos", rebuilt, ids1[keep], vectors1[keep], np.zeros(0, np.int64), knn_for,
+                 updates, exact=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--photos", type=int, default=None, help=f"how many (default {PHOTOS:,}, --full {FULL_PHOTOS:,})")
+    p.add_argument("--reverse-k", type=int, default=REVERSE_K, help=f"reverse_k to measure (default {REVERSE_K})")
+    p.add_argument("--skip-exact", action="store_true", help=f"leave out the exact-search check at {EXACT_LIMIT:,}")
+    p.add_argument("--watch-runs", type=int, default=10, help="photos written for the watch latency (default 10)")
+    args = p.parse_args(argv)
+    n = args.photos or (FULL_PHOTOS if args.full else PHOTOS)
+    machine_note()
+    hnsw_steps(n, seed=3, reverse_k=args.reverse_k)
+    if not args.skip_exact:
+        exact_steps(min(n, EXACT_LIMIT), seed=4)
+    watch_steps(args.watch_runs)
+    return 0
+
+
+def watch_steps(runs: int) -> None:
+    """Real files on this machine: a photo written into a watched folder, until search returns it."""
+    from bench.watch import watch_latency
+
+    common.section(f"watched folders: {runs} photos written one at a time (bench.watch, tiny model)")
+    seconds = watch_latency(runs)
+    common.figure("watch latency p50 (write finished -> found by search)", common.percentile(seconds, 50), "s",
+                  target="<= 5", met=common.percentile(seconds, 50) <= 5)
+    common.figure("watch latency, slowest", max(seconds), "s", target="<= 5", met=max(seconds) <= 5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
