@@ -817,7 +817,8 @@ def same_sets(
     from clipfind.samephoto import same_groups
 
     contents = _under_rules(contents, rules)
-    content = _id_map(contents.ids, contents.content_of)(np.asarray(ids, np.int64))
+    content_index = _id_map(contents.ids, contents.content_of)
+    content = content_index(np.asarray(ids, np.int64))
     _, first = np.unique(content, return_index=True)
     rows = [int(r) for r in first if content[r] >= 0 and len(thumbs[r]) == SIDE * SIDE]
     if len(rows) < 2:
@@ -827,7 +828,8 @@ def same_sets(
     parsed = [Capture.from_text(captures[r]) for r in rows]
     found = same_groups(stack, parsed)
     if graph is not None:
-        found = _with_crops(found, contents, graph, content[rows], stack, parsed, stands_for, crop_cache)
+        found = _with_crops(found, len(contents.photos), content_index, graph, content[rows], stack, parsed,
+                            stands_for, crop_cache)
     ordered = []
     for group in found:
         ordered.append(sorted((stands_for[i] for i in group.rows), key=lambda p: keeper_key(p, contents.rules)))
@@ -844,10 +846,10 @@ def same_sets(
     return sets
 
 
-def _crop_candidates(graph: NeighbourGraph, contents: Contents, row_of_content: Ints, set_of_row: Ints) -> Ints:
+def _crop_candidates(graph: NeighbourGraph, content_index: Callable[[Ids], Ints], row_of_content: Ints,
+                     set_of_row: Ints) -> Ints:
     """(m, 2) rows to check for a crop: each photo's closest CLIP neighbours at or above
     CROP_MIN_SIMILARITY, not already in one set, the most similar first."""
-    content_index = _id_map(contents.ids, contents.content_of)
     k = min(CROP_NEIGHBOURS, graph.neighbours.shape[1])
     here = content_index(graph.ids)
     there = content_index(graph.neighbours[:, :k])
@@ -860,40 +862,39 @@ def _crop_candidates(graph: NeighbourGraph, contents: Contents, row_of_content: 
     lo, hi, sims = np.minimum(a, b)[apart], np.maximum(a, b)[apart], sims[apart]
     order = np.lexsort((hi, lo, -sims))  # most similar first; one pair listed by both photos once
     pairs = np.stack((lo[order], hi[order]), axis=1)
-    _, first = np.unique(pairs[:, 0] * (int(row_of_content.max()) + 1) + pairs[:, 1], return_index=True)
+    _, first = np.unique(pairs[:, 0] * set_of_row.size + pairs[:, 1], return_index=True)
     return pairs[np.sort(first)]
 
 
-def _with_crops(found: list[SameGroup], contents: Contents, graph: NeighbourGraph, content_of_row: Ints,
-                stack: npt.NDArray[np.uint8], captures: Sequence[Capture], stands_for: Sequence[PhotoInfo],
-                cache: CropCache | None) -> list[SameGroup]:
+def _with_crops(found: list[SameGroup], content_count: int, content_index: Callable[[Ids], Ints], graph: NeighbourGraph,
+                content_of_row: Ints, stack: npt.NDArray[np.uint8], captures: Sequence[Capture],
+                stands_for: Sequence[PhotoInfo], cache: CropCache | None) -> list[SameGroup]:
     """The sets with confirmed crops added: a crop joins the set of the picture it was cut from (or
     the two make a set), reason "crop", unless it is in a set already (a photo is in one group)."""
     from clipfind.cropcheck import find_crops
     from clipfind.samephoto import SameGroup
 
-    row_of_content = np.full(len(contents.photos), -1, dtype=np.int64)
+    row_of_content = np.full(content_count, -1, dtype=np.int64)
     row_of_content[content_of_row] = np.arange(content_of_row.size)
     set_of_row = np.full(content_of_row.size, -1, dtype=np.int64)
     for number, group in enumerate(found):
         set_of_row[list(group.rows)] = number
-    pairs = _crop_candidates(graph, contents, row_of_content, set_of_row)
+    pairs = _crop_candidates(graph, content_index, row_of_content, set_of_row)
     if not pairs.size:
         return found
     hashes = [p.content_hash for p in stands_for]
     groups = [(list(g.rows), list(g.reasons)) for g in found]
-    placed = {row: number for number, (rows, _) in enumerate(groups) for row in rows}
     for larger, crop in find_crops(stack, captures, hashes, pairs, cache, CROP_MAX_FITS):
-        if crop in placed:
+        if set_of_row[crop] >= 0:
             continue
-        number = placed.get(larger)
-        if number is None:
+        number = int(set_of_row[larger])
+        if number < 0:
             number = len(groups)
             groups.append(([larger], [CROP]))  # the picture cut from: "crop" is what ties it to the keeper
-            placed[larger] = number
+            set_of_row[larger] = number
         groups[number][0].append(crop)
         groups[number][1].append(CROP)
-        placed[crop] = number
+        set_of_row[crop] = number
     return [SameGroup(tuple(rows), tuple(reasons)) for rows, reasons in groups]
 
 

@@ -1000,8 +1000,8 @@ class DupesView(QWidget):
         places = {c: c.mapTo(self.body, QPoint(0, 0)) for c in cards}
         here = places[card]
         centre = here.x() + card.width() // 2
+        rows = sorted({p.y() for p in places.values()})
         if key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
-            rows = sorted({p.y() for p in places.values()})
             above = [y for y in rows if y < here.y()]
             below = [y for y in rows if y > here.y()]
             if key == Qt.Key.Key_Down and not below:
@@ -1010,7 +1010,6 @@ class DupesView(QWidget):
             row = (above[-1] if above else None) if key == Qt.Key.Key_Up else below[0]
         else:
             page = self.scroll.viewport().height()
-            rows = sorted({p.y() for p in places.values()})
             if key == Qt.Key.Key_PageDown:
                 below = [y for y in rows if here.y() < y <= here.y() + page] or [y for y in rows if y > here.y()][:1]
                 if not below:

@@ -122,7 +122,8 @@ class FolderWatch(QObject):
 
 
 def _notice_text(notice: WatchNotice) -> str:
-    return notice.line()[0].upper() + notice.line()[1:]
+    line = notice.line()
+    return line[:1].upper() + line[1:]
 
 
 class _ThumbnailSignals(QObject):

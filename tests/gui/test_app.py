@@ -138,6 +138,17 @@ def _dupes_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def _open_duplicates(window, qtbot, slider: int | None = None):  # noqa: ANN001, ANN202
+    """The Duplicates tab, grouped again (at this slider value) and settled."""
+    view = window.dupes
+    window.tabs.setCurrentWidget(view)
+    if slider is not None:
+        view.slider.setValue(slider)
+    view.regroup()
+    wait_idle(window, qtbot)
+    return view
+
+
 def test_duplicates_regroup_and_trash_exactly_the_selection(make_window, tmp_path: Path, qtbot,
                                                             trash_home: Path, monkeypatch) -> None:
     folder = _dupes_folder(tmp_path)
@@ -146,11 +157,7 @@ def test_duplicates_regroup_and_trash_exactly_the_selection(make_window, tmp_pat
     # same photo as kodim02, found from the pixels whatever the vectors say.
     place_vectors(home, {folder / "kodim04.png": folder / "kodim03.png"})
     window = make_window()
-    view = window.dupes
-    window.tabs.setCurrentWidget(view)
-    view.slider.setValue(990)
-    view.regroup()
-    wait_idle(window, qtbot)
+    view = _open_duplicates(window, qtbot, 990)
     assert [g.tier for g in view.groups] == ["identical", "same", "similar"]
     identical, same, similar = view.groups
     assert {p.path for p in identical.others} == {str(folder / "kodim01 copy.png"), str(folder / "kodim01 copy 2.png")}
@@ -259,11 +266,7 @@ def test_model_unavailable_shows_what_to_do_and_duplicates_still_work(make_windo
     qtbot.waitUntil(lambda: window.banner_box.isVisible(), timeout=WAIT)
     assert str(missing) in window.banner.text() and "checkpoint" in window.banner.text()
     assert not window.model_ready
-    window.tabs.setCurrentWidget(window.dupes)
-    window.dupes.slider.setValue(1000)
-    window.dupes.regroup()
-    wait_idle(window, qtbot)
-    assert [g.tier for g in window.dupes.groups][:1] == ["identical"]
+    assert [g.tier for g in _open_duplicates(window, qtbot, 1000).groups][:1] == ["identical"]
     shoot(window, "09-model-unavailable", qtbot, 1000)
 
 
@@ -277,10 +280,7 @@ def test_without_the_model_new_photos_are_indexed_for_duplicates_and_embedded_on
     assert window.model_missing and not window.model_ready
     assert "search waits for the model" in window.progress_text.text()
     assert "identical files and the same photo" in window.banner.text()
-    window.tabs.setCurrentWidget(window.dupes)
-    window.dupes.regroup()
-    wait_idle(window, qtbot)
-    assert {g.tier for g in window.dupes.groups} == {"identical", "same"}
+    assert {g.tier for g in _open_duplicates(window, qtbot).groups} == {"identical", "same"}
     shoot(window, "09b-duplicates-without-the-model", qtbot, 1000)
     # the weights turn up: the photos recorded without them are embedded, and search finds them
     window.use_checkpoint("none")
@@ -300,11 +300,7 @@ def test_a_crop_is_shown_in_the_same_tier_and_left_unticked(make_window, tmp_pat
                                                                             quality=90)
     indexed_home(tmp_path / "home", folder)
     window = make_window()
-    view = window.dupes
-    window.tabs.setCurrentWidget(view)
-    view.slider.setValue(1000)
-    view.regroup()
-    wait_idle(window, qtbot)
+    view = _open_duplicates(window, qtbot, 1000)
     [cropped] = [g for g in view.groups if g.keeper.path == str(folder / "kodim05.png")]
     assert cropped.tier == "same" and [m.reasons for m in cropped.members[1:]] == [("crop",)]
     crop_photo = cropped.members[1].photo
