@@ -374,7 +374,7 @@ def clip_stand_in(rows: Sequence[Row], rng: np.random.Generator, dim: int = 64) 
 def tier_run(rows: Sequence[Row], thumbs: npt.NDArray[np.uint8], captures: Sequence[Capture]) -> None:
     """The same tier as the library builds it (clipfind.dupes.same_sets) with CLIP neighbours from
     constructed vectors, so crops join it: recall per transform, every wrong pair, crops included."""
-    from clipfind.dupes import build_graph, contents_of, find_duplicates, same_sets
+    from clipfind.dupes import build_graph, contents_of, find_duplicates, same_search, same_sets
     from clipfind.records import PhotoInfo
 
     vectors = clip_stand_in(rows, np.random.default_rng(7))
@@ -391,7 +391,8 @@ def tier_run(rows: Sequence[Row], thumbs: npt.NDArray[np.uint8], captures: Seque
     graph = build_graph(ids, vectors, knn, 24)
     t1 = time.perf_counter()
     cache: dict[tuple[str, str], str] = {}
-    sets = same_sets(contents_of(photos), ids, [t.tobytes() for t in thumbs], [c.to_text() for c in captures],
+    contents = contents_of(photos)
+    sets = same_sets(contents, *same_search(contents, ids, [t.tobytes() for t in thumbs], [c.to_text() for c in captures]),
                      graph=graph, crop_cache=cache)
     t2 = time.perf_counter()
     groups = find_duplicates(contents_of(photos), None, 0.95, same=sets)

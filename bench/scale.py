@@ -41,7 +41,8 @@ from bench.dupes import NEAR_COSINE, perturb, photos_with_duplicates
 from bench.query import DIM, fake_library, machine_note
 from clipfind.annindex import exact_search
 from clipfind.dupes import KnnFn, NeighbourGraph, build_graph
-from clipfind.library import NEIGHBOURS_K, _load_graph, _save_graph
+from clipfind.fingerprint import SIDE
+from clipfind.library import NEIGHBOURS_K, Library, _load_graph, _save_graph
 from clipfind.neighbours import rows_only, update_graph
 from clipfind.search import EXACT_LIMIT
 
@@ -210,15 +211,163 @@ def exact_steps(n: int, seed: int) -> None:
                  updates, exact=True)
 
 
+def add_photos(library: Library, home: Path, count: int, seed: int) -> None:
+    """``count`` photos written as an index run leaves them: catalog rows with a vector and a
+    fingerprint (half re-saved copies of photos already there, half new pictures), the index
+    brought up to date and saved."""
+    from bench.query import SPEC, photo_path
+    from clipfind.annindex import sync_index
+    from clipfind.home import INDEX_FILE
+
+    rng = np.random.default_rng(seed)
+    catalog = library.catalog
+    ids, vectors = catalog.vectors()
+    near = rng.choice(len(ids), count // 2, replace=False)
+    thumbs = catalog.thumbs(ids[near]).astype(np.int16) + rng.integers(-3, 4, (len(near), SIDE, SIDE))
+    fresh = catalog.thumbs(ids[rng.choice(len(ids), count - len(near), replace=False)])[:, ::-1]  # flipped: new
+    pictures = np.concatenate([thumbs.clip(0, 255).astype(np.uint8), fresh])
+    added = new_photos(vectors, count, seed + 1)
+    added[: len(near)] = perturb(vectors[near], rng.uniform(*NEAR_COSINE, len(near)), rng)
+    with catalog.transaction():
+        for i in range(count):
+            catalog.put_photo(photo_path(home, 10_000_000 + i), 1_000_000 + i, 1_700_000_000 * 10**9, f"added-{seed}-{i}",
+                              4032, 3024, None, added[i], thumb=pictures[i].tobytes())
+    index = library.index()
+    sync_index(index, catalog)
+    index.save(home / INDEX_FILE, SPEC.identity)
+
+
+def ready_steps(n: int, seed: int) -> None:
+    """End to end, what the user waits for: Duplicates ready after ADDED photos came in, in the app
+    (its Library open since before) and in a fresh process (`clipfind dupes`), from the same saved
+    state (the home copied right after the change); the first open from scratch in the same run."""
+    import shutil
+
+    import clipfind.dupes as dupes
+    from bench.gui_latency import fingerprint_all
+    from bench.query import SPEC
+
+    common.section(f"Duplicates ready after +{ADDED} photos: {n:,} photos with fingerprints (Library.duplicates)")
+    photos = photos_with_duplicates(n, seed=seed)
+    with TemporaryDirectory(prefix="clipfind-bench-ready-") as tmp:
+        home, copy = Path(tmp) / "home", Path(tmp) / "copy"
+        home.mkdir()
+        library, _ = fake_library(home, photos.vectors, photos.hashes)
+        try:
+            fingerprint_all(library.catalog, n)
+            cap, dupes.CROP_MAX_FITS = dupes.CROP_MAX_FITS, 10**9  # open a while: every crop candidate checked
+            try:
+                with common.timer() as first:
+                    library.duplicates(0.95)
+            finally:
+                dupes.CROP_MAX_FITS = cap
+            common.figure("first open, nothing saved (graph, same-photo search, every crop check)", first(), "s")
+            add_photos(library, home, ADDED, seed + 30)
+            shutil.copytree(home, copy)
+            app, groups = ready_after(f"app: Duplicates ready after +{ADDED} (Library open since before)",
+                                      lambda: library)
+            common.figure("  groups", len(groups))
+        finally:
+            library.close()
+        _, again = ready_after(f"fresh process: Duplicates ready after +{ADDED} (saved graph and search, index "
+                               "loaded)", lambda: Library(copy, SPEC.name, "none"), close=True)
+        common.figure("  same groups as the app", int(again == groups))
+        common.figure("first open from scratch against the app's update", first() / app, "x")
+
+
+def ready_after(label: str, open_library: Callable[[], Library], close: bool = False) -> tuple[float, list]:
+    """Seconds until Duplicates are ready, in steps (the graph, the same-photo search, the rest), and
+    the groups."""
+    with common.timer() as total:
+        library = open_library()
+        try:
+            with common.timer() as graph:
+                library.neighbour_graph()
+            with common.timer() as same:
+                library._same_search()
+            with common.timer() as rest:
+                groups = library.duplicates(0.95)
+        finally:
+            if close:
+                library.close()
+    common.figure(label, total(), "s", target=f"<= {UPDATE_TARGET_S:.0f} s", met=total() <= UPDATE_TARGET_S, digits=2)
+    common.figure("  neighbour graph brought up to date (index load included)", graph(), "s", digits=2)
+    common.figure("  same-photo search brought up to date", same(), "s", digits=2)
+    common.figure("  the rest (files read, crop checks, groups)", rest(), "s", digits=2)
+    return total(), groups
+
+
+STATUS_TARGET_S, APP_START_TARGET_S, DUPES_OPEN_TARGET_S, APP_MEMORY_TARGET_GIB = 1.0, 2.0, 3.0, 3.0
+
+
+def use_steps(n: int, seed: int) -> None:
+    """Part 3 of issue 12, what a library of n photos costs to use: `clipfind status` and the app's
+    start as fresh processes, warm text and image search (bench.query's measures), Duplicates opened
+    by a fresh Library with the graph stored, and the app's peak memory with the library open."""
+    import resource
+
+    from bench.query import SPEC, measure_image_queries, measure_text_queries
+    from bench.startup import BIN, app_start, child_env, wall
+
+    common.section(f"a library of {n:,} photos in use (vectors through the catalog, no fingerprints)")
+    photos = photos_with_duplicates(n, seed=seed)
+    with TemporaryDirectory(prefix="clipfind-bench-use-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        library, paths = fake_library(home, photos.vectors, photos.hashes)
+        try:
+            size = sum(f.stat().st_size for f in home.iterdir() if f.is_file())
+            common.figure("home on disk per photo (catalog and index)", size / n, "B", digits=0)
+            env = child_env(Path(tmp) / "config")
+            status = [wall([str(BIN / "clipfind"), "--home", str(home), "status"], env) for _ in range(3)]
+            common.figure("`clipfind status`, fresh process, median of 3", common.percentile(status, 50), "s",
+                          target=f"<= {STATUS_TARGET_S:g} s", met=common.percentile(status, 50) <= STATUS_TARGET_S,
+                          digits=2)
+            measure_image_queries(library, paths, photos.vectors, 300, seed)
+            measure_text_queries(library, 100)
+            with common.timer() as build:
+                library.neighbour_graph()
+            common.figure("neighbour graph built and stored (once per library)", build(), "s")
+        finally:
+            library.close()
+        with common.timer() as opened:
+            fresh = Library(home, SPEC.name, "none")
+            try:
+                fresh.duplicates(0.95)
+            finally:
+                fresh.close()
+        common.figure("Duplicates opened by a fresh Library, graph stored", opened(), "s",
+                      target=f"<= {DUPES_OPEN_TARGET_S:g} s", met=opened() <= DUPES_OPEN_TARGET_S, digits=2)
+        probe = Path(tmp) / "probe"
+        window, _ = app_start(["--home", str(home)], env, probe)
+        common.figure("app start to a usable window", window, "s", target=f"<= {APP_START_TARGET_S:g} s",
+                      met=window <= APP_START_TARGET_S, digits=2)
+        # ru_maxrss of the children waited for: the app is by far the largest of them (status is small).
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        common.figure("app peak memory, library open and model loaded", peak, "GiB",
+                      target=f"<= {APP_MEMORY_TARGET_GIB:g} GiB", met=peak <= APP_MEMORY_TARGET_GIB, digits=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--photos", type=int, default=None, help=f"how many (default {PHOTOS:,}, --full {FULL_PHOTOS:,})")
     p.add_argument("--reverse-k", type=int, default=REVERSE_K, help=f"reverse_k to measure (default {REVERSE_K})")
     p.add_argument("--skip-exact", action="store_true", help=f"leave out the exact-search check at {EXACT_LIMIT:,}")
+    p.add_argument("--skip-ready", action="store_true", help="leave out Duplicates ready end to end")
+    p.add_argument("--only-ready", action="store_true", help="only Duplicates ready end to end")
+    p.add_argument("--only-use", action="store_true", help="only the library in use: status, search, "
+                   "Duplicates open, app start and memory (part 3)")
     p.add_argument("--watch-runs", type=int, default=10, help="photos written for the watch latency (default 10)")
     args = p.parse_args(argv)
     n = args.photos or (FULL_PHOTOS if args.full else PHOTOS)
     machine_note()
+    if args.only_use:
+        use_steps(n, seed=6)
+        return 0
+    if not args.skip_ready:
+        ready_steps(n, seed=5)
+    if args.only_ready:
+        return 0
     hnsw_steps(n, seed=3, reverse_k=args.reverse_k)
     if not args.skip_exact:
         exact_steps(min(n, EXACT_LIMIT), seed=4)

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from clipfind.errors import CatalogError, ModelMismatchError
-from clipfind.fingerprint import Capture
+from clipfind.fingerprint import SIDE, Capture
 from clipfind.records import TIERS, Failure, Ids, KeeperRules, PhotoInfo, Tier, Vectors
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +59,13 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_stat ON files (path, size, mtime_ns, status, id);
 CREATE INDEX IF NOT EXISTS files_hash ON files (content_hash);
 CREATE INDEX IF NOT EXISTS files_vec_gen ON files (vec_gen);
+-- Partial covering indexes: one row per content for the duplicates' graph and for the same-photo
+-- search, read without the rows' vectors and thumbnails (0.53 and 0.54 s at 100k photos, 0.16 and 0.19 s
+-- with them). SQLite 3.40 does not count the length(thumb) term as covered, but the plan still gains.
+CREATE INDEX IF NOT EXISTS files_embedded ON files (content_hash, id, status, vec_gen)
+    WHERE status = 'ok' AND vec_gen IS NOT NULL;
+CREATE INDEX IF NOT EXISTS files_fingerprinted ON files (content_hash, id, capture, status, length(thumb))
+    WHERE status = 'ok' AND length(thumb) = 1936;
 -- "Not duplicates" marks: one row per content of a marked set, so marking 1,000 photos writes
 -- 1,000 rows, not 500k pairs. files = how many files of that content the user marked: 2 or
 -- more means byte-identical copies of it are not to be shown as duplicates either.
@@ -134,6 +141,13 @@ def folder_prefix(folder: str) -> bytes:
     """Bytes prefix matching files inside `folder` but not a sibling like `folder-old`."""
     raw = to_db(os.path.abspath(folder))
     return raw if raw.endswith(os.sep.encode()) else raw + os.sep.encode()
+
+
+def _path_range(folder: str) -> tuple[bytes, bytes]:
+    """A range over the path index, not a scan of every row: paths inside the folder sort between
+    its prefix and the prefix with its last byte (the separator) raised by one."""
+    prefix = folder_prefix(folder)
+    return prefix, prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,14 +496,27 @@ class Catalog:
         return [from_db(r[0]) for r in self._db.execute("SELECT path FROM folders ORDER BY path")]
 
     # -- files: reading -----------------------------------------------------------------
-    def known_files(self, folder: str | None = None) -> dict[str, KnownFile]:
+    def known_files(self, folder: str | None = None, *, paths: Iterable[str] | None = None) -> dict[str, KnownFile]:
+        """What the catalog knows of the files in ``folder`` (all files when None), or of exactly
+        these ``paths`` (a watcher's batch: a few rows, however large their folder)."""
         sql = "SELECT path, id, size, mtime_ns, status, ino, ctime_ns, status != 'ok' OR vec_gen IS NOT NULL FROM files"
+        if paths is not None:
+            wanted = [to_db(p) for p in paths]
+            out: dict[str, KnownFile] = {}
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = self._db.execute(f"{sql} WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+                out.update((from_db(row[0]), KnownFile(*row[1:7], bool(row[7]))) for row in rows)
+            return out
         args: tuple = ()
         if folder is not None:
-            prefix = folder_prefix(folder)
-            sql += " WHERE substr(path, 1, ?) = ?"
-            args = (len(prefix), prefix)
+            sql += " WHERE path >= ? AND path < ?"
+            args = _path_range(folder)
         return {from_db(row[0]): KnownFile(*row[1:7], bool(row[7])) for row in self._db.execute(sql, args)}
+
+    def files_in(self, folder: str) -> int:
+        """How many files the catalog holds inside ``folder`` (counted in the path index)."""
+        return self._db.execute("SELECT count(*) FROM files WHERE path >= ? AND path < ?", _path_range(folder)).fetchone()[0]
 
     def photos(self, ids: Iterable[int] | None = None) -> list[PhotoInfo]:
         """Successfully indexed photos (all, or those of `ids` that still exist)."""
@@ -560,6 +587,29 @@ class Catalog:
             "SELECT id, thumb, capture FROM files WHERE status = 'ok' AND thumb IS NOT NULL ORDER BY id"
         ).fetchall()
         return np.fromiter((r[0] for r in rows), np.int64, len(rows)), [r[1] for r in rows], [r[2] for r in rows]
+
+    def fingerprint_rows(self) -> tuple[Ids, list[str], list[str | None]]:
+        """(ids, content hashes, capture records) of one fingerprinted photo per content (the lowest
+        id), ascending: what the same-photo search keeps, without reading the thumbnails."""
+        rows = self._db.execute(
+            # SQLite takes the bare columns from the row that gives MIN(id)
+            # The literal, as the partial index files_fingerprinted says it, so that the index is used.
+            f"SELECT MIN(id), content_hash, capture FROM files WHERE status = 'ok' AND length(thumb) = {SIDE * SIDE} "
+            "GROUP BY content_hash ORDER BY 1"
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows)), [r[1] for r in rows], [r[2] for r in rows]
+
+    def thumbs(self, ids: Ids) -> np.ndarray:
+        """The fingerprints' thumbnails of these ids (m, SIDE, SIDE), in their order. KeyError for an
+        id without one."""
+        wanted = [int(i) for i in ids]
+        got: dict[int, bytes] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            got.update(self._db.execute(
+                f"SELECT id, thumb FROM files WHERE id IN ({','.join('?' * len(chunk))}) AND length(thumb) = ?",
+                (*chunk, SIDE * SIDE)))
+        return np.frombuffer(b"".join(got[i] for i in wanted), np.uint8).reshape(len(wanted), SIDE, SIDE)
 
     def unfingerprinted(self) -> list[tuple[int, str, str]]:
         """(id, path, content hash) of the photos embedded before fingerprints existed, or whose capture
@@ -636,6 +686,13 @@ class Catalog:
         if not blobs:
             return out_ids, np.zeros((0, dim), dtype=np.float32)
         return out_ids, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1).copy()
+
+    def one_per_content(self) -> Ids:
+        """The lowest id of each content among the rows with a vector, ascending: the duplicates
+        graph's rows (byte-identical copies share one), without reading a vector."""
+        rows = self._db.execute(
+            f"SELECT MIN(id) FROM files WHERE {_EMBEDDED} GROUP BY content_hash ORDER BY 1")  # files_embedded
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def ids_matching(
         self, folder: str | None = None, date_from: str | None = None, date_to: str | None = None

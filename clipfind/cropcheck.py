@@ -35,7 +35,7 @@ looks at each pair of contents once per cache, as a pair costs about 2 ms.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -271,30 +271,35 @@ def confirm_crops(thumbs: Thumbs, pairs: npt.NDArray[np.integer],
     return out
 
 
-def find_crops(thumbs: Thumbs, captures: Sequence[Capture], hashes: Sequence[str], pairs: npt.NDArray[np.integer],
-               cache: CropCache | None = None, budget: int | None = None) -> list[tuple[int, int]]:
+def find_crops(thumbs: Thumbs | Callable[[npt.NDArray[np.int64]], Thumbs], captures: Sequence[Capture],
+               hashes: Sequence[str], pairs: npt.NDArray[np.integer], cache: CropCache | None = None,
+               budget: int | None = None) -> list[tuple[int, int]]:
     """(larger, crop) for each candidate pair (m, 2) of rows whose one picture is a crop of the other,
     in the pairs' order. ``hashes`` (content hashes, one per row) key ``cache``, so a pair of
     contents is fitted once while the cache lives, whatever rows they have in a later call.
     At most ``budget`` pairs are fitted (the first ones not in the cache): a caller that keeps the
     cache goes on with the rest next time. Pairs whose capture records say two captures are not
-    fitted (see :func:`confirm_crops`)."""
+    fitted (see :func:`confirm_crops`). ``thumbs``: by row, or a function ``rows -> thumbnails``
+    asked once, for the rows of the pairs fitted (a library need not read every thumbnail)."""
     cache = {} if cache is None else cache
-    left = len(pairs) if budget is None else budget
-    found = []
-    for i, j in np.asarray(pairs, np.int64).reshape(-1, 2).tolist():
-        key = (hashes[i], hashes[j]) if hashes[i] <= hashes[j] else (hashes[j], hashes[i])
-        crop = cache.get(key)
-        if crop is None:
-            if left <= 0:
-                continue
-            left -= 1
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    keys = [(hashes[i], hashes[j]) if hashes[i] <= hashes[j] else (hashes[j], hashes[i]) for i, j in pairs.tolist()]
+    todo = [n for n, key in enumerate(keys) if key not in cache]
+    todo = todo if budget is None else todo[:max(budget, 0)]
+    if todo:
+        rows = np.unique(pairs[todo])
+        got = thumbs(rows) if callable(thumbs) else thumbs[rows]
+        for n in todo:
+            i, j = pairs[n].tolist()
             crop = ""
             if not captures[i].differs_from(captures[j]):
-                fit = fit_crop(thumbs[i], thumbs[j])
+                fit = fit_crop(got[np.searchsorted(rows, i)], got[np.searchsorted(rows, j)])
                 if fit.is_crop():
                     crop = hashes[j] if fit.crop_is_second else hashes[i]
-            cache[key] = crop
+            cache[keys[n]] = crop
+    found = []
+    for (i, j), key in zip(pairs.tolist(), keys):
+        crop = cache.get(key)
         if crop and hashes[i] != hashes[j]:
             found.append((i, j) if crop == hashes[j] else (j, i))
     return found

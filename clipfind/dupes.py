@@ -122,7 +122,7 @@ from clipfind.records import (
 if TYPE_CHECKING:
     from clipfind.cropcheck import CropCache
     from clipfind.fingerprint import Capture
-    from clipfind.samephoto import SameGroup
+    from clipfind.samephoto import SameGroup, SameSearch, ThumbsFn
 
 __all__ = [
     "DupeGroup",
@@ -141,6 +141,7 @@ __all__ = [
     "keeper_key",
     "near_groups",
     "pair_key",
+    "same_search",
     "same_sets",
     "tier_view",
 ]
@@ -797,14 +798,16 @@ class SameSet:
 
 
 def same_sets(
-    contents: Contents, ids: Ids, thumbs: Sequence[bytes], captures: Sequence[str | None],
-    vectors: VectorsFn | None = None, rules: KeeperRules | None = None,
-    graph: NeighbourGraph | None = None, crop_cache: CropCache | None = None,
+    contents: Contents, search: SameSearch, thumbs: ThumbsFn, vectors: VectorsFn | None = None,
+    rules: KeeperRules | None = None, graph: NeighbourGraph | None = None, crop_cache: CropCache | None = None,
 ) -> list[SameSet]:
-    """The same tier's sets from the catalog's fingerprints (ids, thumbnails, capture records):
-    one fingerprint per content, as byte-identical copies have one picture.
+    """The same tier's sets: the groups of the same-photo search over the catalog's fingerprints
+    (one per content, as byte-identical copies have one picture), kept to the contents given (the
+    photos that can be shown).
 
     Args:
+        search: the same-photo search (:class:`clipfind.samephoto.SameSearch`, see :func:`same_search`).
+        thumbs: the fingerprints' thumbnails of some ids, for the crop check's pairs not checked yet.
         vectors: the stored CLIP vectors of some ids, read once for every set (without it, every
             similarity is 1.0).
         rules: the keeper rules that order each set (None: those the contents were made with).
@@ -813,23 +816,28 @@ def same_sets(
         crop_cache: crop checks already made, by content (:func:`clipfind.cropcheck.find_crops`);
             a caller that keeps it across catalog states checks each pair once.
     """
-    from clipfind.fingerprint import SIDE, Capture
-    from clipfind.samephoto import same_groups
+    from clipfind.samephoto import CaptureTexts, SameGroup
 
     contents = _under_rules(contents, rules)
     content_index = _id_map(contents.ids, contents.content_of)
-    content = content_index(np.asarray(ids, np.int64))
-    _, first = np.unique(content, return_index=True)
-    rows = [int(r) for r in first if content[r] >= 0 and len(thumbs[r]) == SIDE * SIDE]
+    content_of_search = content_index(search.ids)
+    rows = np.flatnonzero(content_of_search >= 0)  # the search's rows among these contents
     if len(rows) < 2:
         return []
-    stack = np.frombuffer(b"".join(thumbs[r] for r in rows), np.uint8).reshape(len(rows), SIDE, SIDE)
-    stands_for = [contents.photos[contents.keeper_pos[content[r]]] for r in rows]
-    parsed = [Capture.from_text(captures[r]) for r in rows]
-    found = same_groups(stack, parsed)
+    local = np.full(len(search.ids), -1, np.int64)
+    local[rows] = np.arange(len(rows))
+    found = []
+    for group in search.groups():
+        members = [(int(local[r]), why) for r, why in zip(group.rows, group.reasons) if local[r] >= 0]
+        if len(members) > 1:
+            found.append(SameGroup(tuple(m for m, _ in members), tuple(why for _, why in members)))
+    content = content_of_search[rows]
+    stands_for = [contents.photos[p] for p in contents.keeper_pos[content].tolist()]
     if graph is not None:
-        found = _with_crops(found, len(contents.photos), content_index, graph, content[rows], stack, parsed,
-                            stands_for, crop_cache)
+        row_ids = search.ids[rows]
+        found = _with_crops(found, len(contents.photos), content_index, graph, content,
+                            lambda at: thumbs(row_ids[at]), CaptureTexts(search.captures[rows]), stands_for,
+                            crop_cache)
     ordered = []
     for group in found:
         ordered.append(sorted((stands_for[i] for i in group.rows), key=lambda p: keeper_key(p, contents.rules)))
@@ -844,6 +852,29 @@ def same_sets(
         similarity = tuple(1.0 if head is None or p.id not in by_id else float(head @ by_id[p.id]) for p in photos)
         sets.append(SameSet(tuple(p.id for p in photos), tuple(reasons[p.id] for p in photos), similarity))
     return sets
+
+
+def same_search(contents: Contents, ids: Ids, thumbs: Sequence[bytes],
+                captures: Sequence[str | None]) -> tuple[SameSearch, ThumbsFn]:
+    """A same-photo search from scratch over fingerprints in memory (a library keeps one in its home
+    and updates it), and the thumbnails by id for :func:`same_sets`: one fingerprint per content,
+    the lowest id's; fingerprints of photos not among ``contents`` are left out."""
+    from clipfind.fingerprint import SIDE
+    from clipfind.samephoto import SameSearch
+
+    ids = np.asarray(ids, np.int64)
+    content = _id_map(contents.ids, contents.content_of)(ids)
+    order = np.argsort(ids, kind="stable")
+    _, first = np.unique(content[order], return_index=True)
+    rows = [r for r in np.sort(order[first]).tolist() if content[r] >= 0 and len(thumbs[r]) == SIDE * SIDE]
+    row_ids = ids[rows]
+    stack = np.frombuffer(b"".join(thumbs[r] for r in rows), np.uint8).reshape(len(rows), SIDE, SIDE)
+    hashes = [contents.photos[contents.keeper_pos[content[r]]].content_hash for r in rows]
+
+    def by_id(wanted: Ids) -> npt.NDArray[np.uint8]:
+        return stack[np.searchsorted(row_ids, wanted)]
+
+    return SameSearch.build(row_ids, hashes, [captures[r] for r in rows], by_id), by_id
 
 
 def _crop_candidates(graph: NeighbourGraph, content_index: Callable[[Ids], Ints], row_of_content: Ints,
@@ -867,7 +898,7 @@ def _crop_candidates(graph: NeighbourGraph, content_index: Callable[[Ids], Ints]
 
 
 def _with_crops(found: list[SameGroup], content_count: int, content_index: Callable[[Ids], Ints], graph: NeighbourGraph,
-                content_of_row: Ints, stack: npt.NDArray[np.uint8], captures: Sequence[Capture],
+                content_of_row: Ints, thumbs: Callable[[Ints], npt.NDArray[np.uint8]], captures: Sequence[Capture],
                 stands_for: Sequence[PhotoInfo], cache: CropCache | None) -> list[SameGroup]:
     """The sets with confirmed crops added: a crop joins the set of the picture it was cut from (or
     the two make a set), reason "crop", unless it is in a set already (a photo is in one group)."""
@@ -884,7 +915,7 @@ def _with_crops(found: list[SameGroup], content_count: int, content_index: Calla
         return found
     hashes = [p.content_hash for p in stands_for]
     groups = [(list(g.rows), list(g.reasons)) for g in found]
-    for larger, crop in find_crops(stack, captures, hashes, pairs, cache, CROP_MAX_FITS):
+    for larger, crop in find_crops(thumbs, captures, hashes, pairs, cache, CROP_MAX_FITS):
         if set_of_row[crop] >= 0:
             continue
         number = int(set_of_row[larger])

@@ -19,6 +19,7 @@ from clipfind.errors import LockedError, StorageError
 CATALOG_FILE = "catalog.sqlite3"
 INDEX_FILE = "vectors.hnsw"
 NEIGHBOURS_FILE = "neighbours.npz"
+SAME_FILE = "samephoto.npz"  # the same-photo search (clipfind.samephoto.SameSearch), a cache
 LOCK_FILE = "indexer.lock"
 ONNX_FOLDER = "onnx"  # exported model towers (clipfind.embedding.runtime.onnx_path)
 TEMP_SUFFIX = ".tmp"

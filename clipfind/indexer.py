@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +34,7 @@ from clipfind.fingerprint import thumbnail
 from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
 from clipfind.imageload import MAX_FILE_BYTES, LoadedImage, content_hash, load_image, read_photo
 from clipfind.records import Control, IndexReport, Progress
-from clipfind.scan import ScannedFile, scan_folders
+from clipfind.scan import ScannedFile, hidden_below, scan_folders, scan_paths
 
 __all__ = ["Control", "IndexReport", "Indexer", "Progress", "ProgressFn"]
 
@@ -120,7 +120,14 @@ class Indexer:
         progress: ProgressFn | None = None,
         control: Control | None = None,
         reembed: bool = False,
+        only: Sequence[str] | None = None,
     ) -> IndexReport:
+        """Index `folders` (default: the catalog's). only: the paths a watcher saw change (files, or
+        folders walked whole), each under one of the folders: only they are looked at, and only the
+        catalog's rows at or under them are diffed, so a batch in a folder of 100k photos stats a few
+        files, not all of them. A photo gone elsewhere is left for the next full run."""
+        if reembed and only is not None:
+            raise ClipfindError("re-embedding covers every photo: it cannot be limited to some paths")
         control = control or Control()
         report = IndexReport()
         start = time.monotonic()
@@ -129,7 +136,7 @@ class Indexer:
             catalog = Catalog(self.home / "catalog.sqlite3")
             try:
                 catalog.check_intact()
-                self._run(catalog, folders, progress, control, reembed, report)
+                self._run(catalog, folders, progress, control, reembed, report, only)
             except (sqlite3.OperationalError, OSError) as exc:
                 # Photos that cannot be read are recorded per file; what reaches here is the home
                 # itself failing (full disk, read-only, I/O error). What was committed is kept.
@@ -150,6 +157,7 @@ class Indexer:
         control: Control,
         reembed: bool,
         report: IndexReport,
+        only: Sequence[str] | None = None,
     ) -> None:
         roots = self._roots(catalog, folders)
         # A name no model config knows is a mistake to refuse, not weights missing offline: the
@@ -160,7 +168,7 @@ class Indexer:
 
         emit = progress or (lambda p: None)
         emit(Progress("scanning", 0, 0, 0, 0.0, None, None))
-        plan = self._plan(catalog, roots, report, control)
+        plan = self._plan(catalog, roots, report, control, only)
         if control.cancelled:
             report.cancelled = True
             return
@@ -242,23 +250,31 @@ class Indexer:
                 raise ClipfindError(f"folder not found: {root}")
         return roots
 
-    def _plan(self, catalog: Catalog, roots: list[str], report: IndexReport, control: Control) -> _Plan:
+    def _plan(
+        self, catalog: Catalog, roots: list[str], report: IndexReport, control: Control,
+        only: Sequence[str] | None = None,
+    ) -> _Plan:
         known: dict[str, KnownFile] = {}
         unreachable = [r for r in roots if not os.path.isdir(r)]
         for root in roots:
             if root in unreachable:
                 # An unplugged drive is not an empty folder: keep its photos until it is back.
                 report.notices.append(f"folder not reachable, its photos are kept: {root}")
-                continue
-            known.update(catalog.known_files(root))
+            elif only is None:
+                known.update(catalog.known_files(root))
         reachable = [r for r in roots if r not in unreachable]
+        targets = None if only is None else _targets(only, reachable)
+        if targets is not None:
+            known = _known_at(catalog, targets)
         unlisted: dict[str, str] = {}
 
         def cannot_list(folder: str, exc: OSError) -> None:
             unlisted[folder] = f"folder cannot be read ({one_line(exc, names=False)}); its photos are kept"
 
         scanned: list[ScannedFile] = []
-        for file in scan_folders(reachable, include_skipped=True, on_folder_error=cannot_list):
+        found = (scan_folders(reachable, include_skipped=True, on_folder_error=cannot_list) if targets is None
+                 else scan_paths(targets, include_skipped=True, on_folder_error=cannot_list))
+        for file in found:
             scanned.append(file)
             if control.cancelled:
                 return _Plan([], {}, known, 0, unreachable, unlisted)
@@ -277,7 +293,7 @@ class Indexer:
         missing = {p: k for p, k in known.items() if p not in seen and not to_db(p).startswith(hidden)}
         for folder, why in unlisted.items():
             report.notices.append(f"{why}: {folder}")
-        catalog.set_folder_problems(unlisted, reachable)
+        catalog.set_folder_problems(unlisted, reachable if targets is None else targets)
         return _Plan(todo, missing, known, len(scanned) - len(todo), unreachable, unlisted, waiting)
 
     def _embed_all(
@@ -499,6 +515,50 @@ class Indexer:
     def _save_index(self, catalog: Catalog, index: VectorIndex) -> None:
         if catalog.model_identity is not None:
             index.save(self.home / INDEX_FILE, catalog.model_identity)
+
+
+def _targets(only: Sequence[str], roots: list[str]) -> list[str]:
+    """The paths of `only` a walk of `roots` would reach, without those inside another one (walked with it)."""
+    inside = {os.path.abspath(p) for p in only}
+    kept: list[str] = []
+    for path in sorted(inside):
+        root = next((r for r in roots if _at_or_under(path, r)), None)
+        if root is None or hidden_below(path, root):
+            continue  # under no reachable folder (an unplugged drive keeps its photos), or never indexed
+        if any(parent in inside for parent in _parents(path, root)):
+            continue
+        kept.append(path)
+    return kept
+
+
+def _known_at(catalog: Catalog, targets: list[str]) -> dict[str, KnownFile]:
+    """The catalog's rows at the targets or under them: what an `only` run may find changed or gone.
+
+    A file is looked up by its path alone, so a new photo in a folder of 100k costs one lookup; a
+    folder, or a path gone (it may have been one), by the rows under it.
+    """
+    folders = sorted(t for t in targets if os.path.isdir(t) or not os.path.lexists(t))
+    known = catalog.known_files(paths=[t for t in targets if not os.path.isdir(t)])
+    for folder in folders:
+        if not any(parent in folders for parent in _parents(folder)):  # else its rows came with a folder above
+            known.update(catalog.known_files(folder))
+    return known
+
+
+def _at_or_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(os.path.join(folder, ""))
+
+
+def _parents(path: str, stop: str | None = None) -> Iterator[str]:
+    """The folders above `path`, nearest first, up to `stop` (included) or the file system's root."""
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        yield parent
+        if parent == stop:
+            return
+        path = parent
 
 
 def _usable_cpus() -> int:

@@ -51,7 +51,7 @@ import numpy as np
 from clipfind.dupes import Ints, KnnFn, NeighbourGraph, build_graph, graph_rows
 from clipfind.records import Ids, Scores, Vectors
 
-__all__ = ["rows_only", "update_graph"]
+__all__ = ["member", "rows_only", "update_graph"]
 
 CHUNK_CELLS = 1 << 22  # fresh-score cells per chunk (x4 bytes: 16 MiB), so memory stays flat at 1M photos
 
@@ -124,7 +124,7 @@ def update_graph(
 
     # Where each row was in the old graph (-1: new), and which rows are fresh (queried whole).
     old_row = _positions(old_ids, ids)
-    fresh = (old_row < 0) | _member(ids, changed)
+    fresh = (old_row < 0) | member(ids, changed)
     kept = np.flatnonzero(~fresh)  # rows carried over from the old graph
     carried = np.zeros(n_old, dtype=bool)
     carried[old_row[kept]] = True
@@ -136,7 +136,7 @@ def update_graph(
     complete = count >= n_old - 1  # the row holds every other photo of the old state
     full = count == k
     bound_sim, bound_id = sm[:, k - 1].copy(), nb[:, k - 1].copy()  # the old k-th entry (full rows)
-    lost_cells = _member(nb, stale) & (nb >= 0)
+    lost_cells = member(nb, stale) & (nb >= 0)
     nb[lost_cells] = -1
     sm[lost_cells] = -np.inf
     lost = lost_cells.any(axis=1)
@@ -261,7 +261,7 @@ def _rows_of(knn: KnnFn, queries: Vectors, ask: int, known: Ids) -> tuple[Ids, S
     labels, sims = knn(queries, ask)
     labels = np.asarray(labels).astype(np.int64, copy=False)
     sims = np.asarray(sims, dtype=np.float32)
-    hit = _member(labels, known, assume_sorted=True)
+    hit = member(labels, known, assume_sorted=True)
     return np.where(hit, labels, np.int64(-1)), np.where(hit, sims, np.float32(-np.inf))
 
 
@@ -304,7 +304,7 @@ def _positions(table: Ids, wanted: Ids) -> Ids:
     return np.where(table[order][at] == wanted, order[at], -1)
 
 
-def _member(values: np.ndarray, table: Ids, *, assume_sorted: bool = False) -> np.ndarray:
+def member(values: np.ndarray, table: Ids, *, assume_sorted: bool = False) -> np.ndarray:
     """values (any shape) that are in table, by binary search: O(values x log table), for a small
     table (the stale ids) against n x k entries, where np.isin would sort both."""
     if not table.size:

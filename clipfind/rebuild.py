@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from clipfind.catalog import Catalog
-from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, WriterLock
+from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, SAME_FILE, WriterLock
 
 _KEPT_KEYS = ("model", "model_name", "model_pretrained", "dim", "keeper_rules")
 Mark = tuple[int, str, int, str | None]  # (mark, content hash, files, tier: None = every tier)
@@ -72,7 +72,7 @@ def rebuild_catalog(home: Path) -> list[str]:
                 if side.exists():
                     side.rename(aside.with_name(aside.name + suffix))
             notices.append(f"the old catalog was kept as {aside}")
-        for cache in (INDEX_FILE, INDEX_FILE + ".json", NEIGHBOURS_FILE):
+        for cache in (INDEX_FILE, INDEX_FILE + ".json", NEIGHBOURS_FILE, SAME_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (home / cache).unlink()
         catalog = Catalog(path)

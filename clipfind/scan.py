@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -48,6 +49,12 @@ def is_photo_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in PHOTO_EXTENSIONS
 
 
+def hidden_below(path: str, folder: str) -> bool:
+    """Whether a walk from `folder` skips `path`: a hidden or system name on the way down (or the path's own)."""
+    rel = os.path.relpath(path, folder)
+    return rel != "." and any(is_hidden(part) for part in rel.split(os.sep))
+
+
 def scan_folders(
     folders: Iterable[str],
     on_error: OnError | None = None,
@@ -68,6 +75,39 @@ def scan_folders(
     for folder in folders:
         yield from _walk(os.path.abspath(folder), seen_dirs, seen_files, on_error, include_skipped,
                          on_folder_error or on_error)
+
+
+def scan_paths(
+    paths: Iterable[str],
+    on_error: OnError | None = None,
+    *,
+    include_skipped: bool = False,
+    on_folder_error: OnError | None = None,
+) -> Iterator[ScannedFile]:
+    """Yield the photos at these paths as scan_folders finds them there, for a watcher's batch that knows
+    what changed: a folder is walked, a file named like a photo looked at, a path gone yields nothing.
+
+    Hidden folders above a path are the caller's to leave out (it knows the watched folder). A path that
+    cannot be looked at for another reason than being gone (its folder unreadable) goes to on_folder_error
+    (else on_error) with its folder: it is not gone, and its photo must be kept.
+    """
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    folder_error = on_folder_error or on_error
+    for path in paths:
+        path = os.path.abspath(path)
+        try:
+            mode = os.lstat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            if folder_error:
+                folder_error(os.path.dirname(path), exc)
+            continue
+        if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(path)):  # links followed, as the walk does
+            yield from _walk(path, seen_dirs, seen_files, on_error, include_skipped, folder_error)
+        elif is_photo_name(os.path.basename(path)):
+            yield from _look(path, functools.partial(os.stat, path), seen_files, on_error, include_skipped)
 
 
 def _walk(
@@ -101,30 +141,47 @@ def _walk(
                 if entry.is_dir():  # follows symlinks; loops are caught by seen_dirs
                     subdirs.append(entry.path)
                     continue
+            except OSError as exc:  # a symlink loop, say
                 if not is_photo_name(entry.name):
+                    if on_error:
+                        on_error(entry.path, exc)
                     continue
-                st = entry.stat()
-            except OSError as exc:
-                if on_error:
-                    on_error(entry.path, exc)
-                if include_skipped and is_photo_name(entry.name):
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue  # gone already
-                    yield scanned(entry.path, st)  # reading it says why
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                # FIFOs, sockets and devices named like photos: never opened
-                if include_skipped:
-                    yield scanned(entry.path, st, _not_regular(st.st_mode))
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in seen_files:
-                continue  # a hard or symbolic link to a file already listed
-            seen_files.add(key)
-            yield scanned(entry.path, st)
+                # named like a photo: looking at it reports the error, and records it with include_skipped
+            if is_photo_name(entry.name):
+                yield from _look(entry.path, entry.stat, seen_files, on_error, include_skipped)
         stack.extend(reversed(subdirs))
+
+
+def _look(
+    path: str,
+    stat_of: Callable[..., os.stat_result],
+    seen_files: set[tuple[int, int]],
+    on_error: OnError | None,
+    include_skipped: bool,
+) -> Iterator[ScannedFile]:
+    """One file named like a photo, looked at the same way whether a walk or a watcher's event found it."""
+    try:
+        st = stat_of()
+    except OSError as exc:
+        if on_error:
+            on_error(path, exc)
+        if include_skipped:
+            try:
+                st = stat_of(follow_symlinks=False)
+            except OSError:
+                return  # gone already
+            yield scanned(path, st)  # reading it says why
+        return
+    if not stat.S_ISREG(st.st_mode):
+        # FIFOs, sockets and devices named like photos: never opened
+        if include_skipped:
+            yield scanned(path, st, _not_regular(st.st_mode))
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen_files:
+        return  # a hard or symbolic link to a file already listed
+    seen_files.add(key)
+    yield scanned(path, st)
 
 
 def _not_regular(mode: int) -> str:

@@ -1,9 +1,10 @@
 """Watched folders: notice new, changed, moved and deleted photos and apply them in batches.
 
-The file system's own events (watchdog: inotify, FSEvents, ReadDirectoryChangesW) say *that* a
-folder changed; what changed is left to the indexer, which already diffs a folder against the
-catalog (new, changed, moved, deleted). So the watcher only decides *when* to run it, and on which
-of its folders:
+The file system's own events (watchdog: inotify, FSEvents, ReadDirectoryChangesW) say which paths
+changed; what that means for the catalog (new, changed, moved, deleted) is left to the indexer, which
+diffs just those paths against it, so a batch costs what changed, not the size of the folder (a
+folder whose events were lost, added later or back after an unmount is scanned whole). So the
+watcher only decides *when* to run it, and on which of its paths:
 
 - debounce: a folder is applied once its events have been quiet for ``quiet`` seconds, or
   ``max_wait`` seconds after its first event during a long burst, so a copy of 5,000 files
@@ -53,7 +54,9 @@ NETWORK_FS = frozenset({
 })
 _RELEVANT = frozenset({"created", "modified", "deleted", "moved", "closed"})  # not opened/read/attrib: our own reads
 
-Apply = Callable[[list[str], Control], "IndexReport | None"]
+# (folders that changed, the Control stop() cancels, the paths that changed under them: None when
+# every folder is to be scanned whole; a folder among the paths stands for all of it)
+Apply = Callable[[list[str], Control, "list[str] | None"], "IndexReport | None"]
 NoticeFn = Callable[["WatchNotice"], None]
 
 
@@ -135,6 +138,14 @@ class _Dirty:
     first: float  # monotonic time of its first event since the last batch
     last: float  # and of its latest
     paths: set[str] = field(default_factory=set)  # photo files to check for stability
+    # Every path an event named (photos, folders, gone ones): what the indexer looks at. None: all of the
+    # folder (events lost, a folder added or back, an index run by hand that held the home).
+    changed: set[str] | None = field(default_factory=set)
+
+    def add(self, changed: set[str] | None) -> None:
+        """Also these paths (None: the whole folder)."""
+        if self.changed is not None:
+            self.changed = None if changed is None else self.changed | changed
 
 
 @dataclass
@@ -152,9 +163,11 @@ class Watcher:
     Args:
         home: the clipfind home (for the lock).
         folders: the folders to watch (absolute paths); :meth:`set_folders` changes them later.
-        apply: called on the watcher's thread with the folders that changed and a Control that
-            :meth:`stop` cancels; returns the IndexReport of the run, or None when it only queued
-            the work elsewhere (the app). LockedError (an index run by hand) is retried later.
+        apply: called on the watcher's thread with the folders that changed, a Control that
+            :meth:`stop` cancels, and the paths that changed under them (files and folders; a folder
+            marked whole is among them as itself; None when every folder is whole); returns the
+            IndexReport of the run, or None when it only queued the work elsewhere (the app).
+            LockedError (an index run by hand) is retried later.
         on_change: called on the watcher's thread with each :class:`WatchNotice`.
         polling: True: poll every folder; False: never; None (default): poll network file systems
             and folders the native observer cannot watch ($CLIPFIND_WATCH_POLLING=1 forces it).
@@ -285,16 +298,17 @@ class Watcher:
                 for root in self._roots:
                     if _inside(path, root) and _counts(path, root, event.is_directory):
                         gone = kind in ("deleted", "moved") and path == paths[0]
-                        photo = None if event.is_directory or gone else path
-                        self._mark(root, photo)
+                        self._mark(root, path, settle=not (event.is_directory or gone))
 
-    def _mark(self, root: str, path: str | None) -> None:
+    def _mark(self, root: str, path: str | None, *, settle: bool = True) -> None:
+        """Note a change at `path` (None: anywhere in the folder); settle: a photo to check for stability."""
         now = time.monotonic()
         dirty = self._dirty.get(root)
         if dirty is None:
             dirty = self._dirty[root] = _Dirty(now, now)
         dirty.last = now
-        if path is not None:
+        dirty.add(None if path is None else {path})
+        if path is not None and settle:
             dirty.paths.add(path)
 
     # -- the watcher's thread --------------------------------------------------------------------
@@ -328,9 +342,9 @@ class Watcher:
         for root, dirty in taken.items():
             held = {p for p in waiting if _inside(p, root)}
             if held:
-                # A file still being written: the whole folder waits (the indexer scans all of it), but
-                # not for ever: after incomplete_grace (a download stalled for minutes) the rest goes in,
-                # and that file again once it changes.
+                # A file still being written: the folder's batch waits, but not for ever: after
+                # incomplete_grace (a download stalled for minutes) the rest goes in, and that file
+                # again once it changes.
                 overdue = time.monotonic() - dirty.first >= self.incomplete_grace
                 with self._mutex:
                     now = time.monotonic()
@@ -338,6 +352,7 @@ class Watcher:
                     if not overdue:
                         again.first = min(again.first, dirty.first)
                     again.paths |= held
+                    again.add(held if overdue else dirty.changed)
                 if not overdue:
                     continue
             if not os.path.isdir(root):
@@ -346,13 +361,15 @@ class Watcher:
         if not roots or self._stopping.is_set():
             return
         try:
-            report = self._apply(roots, self._control)
+            report = self._apply(roots, self._control, _only({root: taken[root].changed for root in roots}))
         except LockedError:
             # An index run by hand holds the home: its scan may have missed these changes, so try again.
             with self._mutex:
                 for root in roots:
-                    self._mark(root, None)
-                    self._dirty[root].last = time.monotonic() + 1.0
+                    now = time.monotonic()
+                    again = self._dirty.setdefault(root, _Dirty(now, now))
+                    again.add(taken[root].changed)
+                    again.last = now + 1.0
             return
         except ClipfindError as exc:
             self._notify(WatchNotice("error", tuple(roots), message=str(exc)))
@@ -487,6 +504,14 @@ class _Handler:
 
     def dispatch(self, event: FileSystemEvent) -> None:
         self._forward(event)
+
+
+def _only(changed: dict[str, set[str] | None]) -> list[str] | None:
+    """The paths a batch indexes: those its events named, a folder marked whole standing for itself;
+    None when every folder is whole (the indexer scans them as a run by hand does)."""
+    if all(paths is None for paths in changed.values()):
+        return None
+    return sorted(p for root, paths in changed.items() for p in ([root] if paths is None else paths))
 
 
 def _inside(path: str, root: str) -> bool:

@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.indexer: IndexWorker | None = None
         self.known_folders: list[str] = []
         self._queued: list[str] | None = None  # indexing asked for while it could not start: [] means every folder
+        self._queued_only: list[str] | None = None  # with _queued == []: a watcher's paths alone, not every folder
         self._to_forget: list[str] = []  # folders to remove once the indexer has let go of the writer lock
         self._resume_indexing = False
         self._watch_pass = False  # the pass running was started by the folder watcher
@@ -271,11 +272,11 @@ class MainWindow(QMainWindow):
         self.download.hide()
         self.banner_box.hide()
         self.statusBar().showMessage("Ready", 3000)
-        if self._embed_later and self._queued is None:
-            self._queued = []  # photos indexed without the model: this pass embeds them
+        if self._embed_later and (self._queued is None or self._queued_only is not None):
+            self._queued, self._queued_only = [], None  # photos indexed without the model: this pass embeds them
         self._embed_later = False
         if self._queued is not None and self.indexer is None:
-            self.start_indexing(self._queued or None)
+            self._start_queued()
 
     def _model_failed(self, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, ClipfindError) else f"could not load the model: {exc}"
@@ -290,7 +291,7 @@ class MainWindow(QMainWindow):
         self.banner_box.show()
         self.statusBar().showMessage("Model not available")
         if self._queued is not None and self.model_missing and self.indexer is None:
-            self.start_indexing(self._queued or None)
+            self._start_queued()
         elif self._queued is not None:
             self.progress_text.setText("Indexing needs the model")
 
@@ -372,7 +373,7 @@ class MainWindow(QMainWindow):
             else:
                 self._forget_folders()
         elif added:
-            self.start_indexing(self._queued or None)
+            self._start_queued()
 
     def _forget_folders(self) -> None:
         folders, self._to_forget = self._to_forget, []
@@ -389,7 +390,7 @@ class MainWindow(QMainWindow):
             self._collection_changed()
             resume, self._resume_indexing = self._resume_indexing, False
             if self._queued is not None or (resume and remaining):
-                self.start_indexing(self._queued or None)  # finish what the removal interrupted
+                self._start_queued()  # finish what the removal interrupted
 
         def failed(exc: BaseException) -> None:
             QMessageBox.warning(self, "Folders", str(exc))
@@ -400,24 +401,37 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Removing folders…", 3000)
         self.tasks.submit(forget, done, failed)
 
-    def _queue_indexing(self, folders: list[str] | None) -> None:
-        """Remember what to index next: [] (every folder) absorbs the rest."""
+    def _queue_indexing(self, folders: list[str] | None, only: list[str] | None = None) -> None:
+        """Remember what to index next: [] (every folder) absorbs the rest; a watcher's paths (``only``)
+        make a pass of their own while nothing wider waits, and join one that does."""
+        if only is not None:
+            if self._queued is None:
+                self._queued, self._queued_only = [], list(only)
+            elif self._queued_only is not None:
+                self._queued_only = list(dict.fromkeys(self._queued_only + only))
+            return
+        self._queued_only = None
         if not folders or self._queued == []:
             self._queued = []
         else:
             self._queued = list(dict.fromkeys((self._queued or []) + folders))
 
-    def start_indexing(self, folders: list[str] | None) -> None:
+    def _start_queued(self) -> None:
+        self.start_indexing(self._queued or None, only=self._queued_only)
+
+    def start_indexing(self, folders: list[str] | None, only: list[str] | None = None) -> None:
+        """An index pass of the library's folders (and ``folders`` new to it), or of a watcher's
+        changed paths alone (``only``), queued behind one that runs."""
         if not (self.model_ready or self.model_missing) or self.indexer is not None or self._to_forget:
-            self._queue_indexing(folders)
+            self._queue_indexing(folders, only)
             if not (self.model_ready or self.model_missing):
                 self.progress_text.setText("Indexing starts once the model is loaded")
             return
-        self._queued = None
+        self._queued = self._queued_only = None
         self._pass_without_model = not self.model_ready
         if folders:  # new folders, and a catch-up of the known ones in the same pass
             folders = list(dict.fromkeys(self.known_folders + folders))
-        worker = IndexWorker(folders, self.index_batch_size, self)
+        worker = IndexWorker(folders, self.index_batch_size, self, only=None if folders else only)
         worker.progress.connect(self._index_progress)
         self.indexer = worker
         worker.start(self.indexing, self.library, self._index_finished, self._index_failed)
@@ -448,11 +462,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Not watching folders: another clipfind watches this library "
                                      "(the app or `clipfind index --watch`)", 30_000)
 
-    def _watched_changed(self, folders: list[str]) -> None:
-        """Photos settled in a watched folder: an index pass of the library (queued behind one that runs)."""
+    def _watched_changed(self, batch: tuple[list[str], list[str] | None]) -> None:
+        """Photos settled in a watched folder: an index pass of the paths that changed (of the library
+        where the watcher lost track), queued behind one that runs."""
         self.statusBar().showMessage("Photos changed in a watched folder: updating…", 5000)
         idle = self.indexer is None
-        self.start_indexing(None)
+        self.start_indexing(None, only=batch[1])
         if idle and self.indexer is not None:
             self._watch_pass = True
 
@@ -532,7 +547,7 @@ class MainWindow(QMainWindow):
         if self._to_forget:
             self._forget_folders()
         elif self._queued is not None:
-            self.start_indexing(self._queued or None)
+            self._start_queued()
 
     def set_paused(self, paused: bool) -> None:
         if self.indexer is None:

@@ -27,9 +27,11 @@ class IndexWorker(QObject):
 
     progress = Signal(object)  # clipfind.records.Progress
 
-    def __init__(self, folders: list[str] | None, batch_size: int = 32, parent: QObject | None = None) -> None:
+    def __init__(self, folders: list[str] | None, batch_size: int = 32, parent: QObject | None = None,
+                 only: list[str] | None = None) -> None:
         super().__init__(parent)
         self.folders = folders
+        self.only = only  # a watcher's changed paths: the pass looks at them alone
         self.batch_size = batch_size
         self.control = Control()
         self._relay = Relay(self)
@@ -38,9 +40,9 @@ class IndexWorker(QObject):
 
     def start(self, runner: TaskRunner, library: Library, done: Callable[[IndexReport], None],
               failed: Callable[[BaseException], None]) -> Task:
-        folders, batch_size, control, report = self.folders, self.batch_size, self.control, self._relay.emit
+        folders, batch_size, control, report, only = self.folders, self.batch_size, self.control, self._relay.emit, self.only
         self.task = runner.submit(
-            lambda: library.index_folders(folders, progress=report, control=control, batch_size=batch_size),
+            lambda: library.index_folders(folders, progress=report, control=control, batch_size=batch_size, only=only),
             done, failed)
         return self.task
 
@@ -49,13 +51,13 @@ class FolderWatch(QObject):
     """Watches the library's folders while the window is open (Library.watch).
 
     The watcher's thread decides when a batch of changes has settled; it does not index. It tells the
-    GUI thread which folders changed (``changed``), and the window queues an index pass on its indexing
+    GUI thread which folders and paths changed (``changed``), and the window queues an index pass on its indexing
     lane, the same pass the user starts, so the catalog has one writer and the GUI thread only draws.
     ``notice`` carries a status-bar line (a folder unreachable or back); ``refused`` says why the app
     does not watch (another process watches this home).
     """
 
-    changed = Signal(object)  # list[str]: the folders whose changes settled
+    changed = Signal(object)  # (folders, paths or None for the folders whole): changes that settled
     notice = Signal(object)  # str: a line for the status bar
     watching = Signal(object)  # list[str]: the folders watched, once the watcher runs
     refused = Signal(str)
@@ -80,8 +82,8 @@ class FolderWatch(QObject):
         each), which is no work for the GUI thread."""
         changed, notice = self._changed.emit, self._notice.emit
 
-        def apply(roots: list[str], control: Control) -> None:
-            changed(roots)  # indexed by the window's next pass, on its indexing lane
+        def apply(roots: list[str], control: Control, only: list[str] | None) -> None:
+            changed((roots, only))  # indexed by the window's next pass, on its indexing lane
 
         def begin() -> list[str]:
             watcher = library.watch(folders, lambda n: notice(_notice_text(n)), apply=apply)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +64,19 @@ def trash_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(xdg / "Trash"))
     monkeypatch.setattr(plat_other, "HOMETRASH", str(xdg / "Trash"))
     return xdg / "Trash" / "files"
+
+
+@pytest.fixture
+def looked_at(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file the indexer's scan stats and hands on (full walk or `only`), on whichever thread."""
+    import clipfind.scan
+
+    seen: list[str] = []
+    real = clipfind.scan.scanned
+
+    def scanned(path: str, st: os.stat_result, skip: str | None = None) -> object:
+        seen.append(path)
+        return real(path, st, skip)
+
+    monkeypatch.setattr(clipfind.scan, "scanned", scanned)
+    return seen

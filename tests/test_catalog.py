@@ -8,6 +8,7 @@ import pytest
 
 from clipfind.catalog import SCHEMA_VERSION, Catalog, FileStamp
 from clipfind.errors import CatalogError, ModelMismatchError
+from clipfind.fingerprint import SIDE
 
 
 @pytest.fixture
@@ -79,6 +80,40 @@ def test_folder_filter_does_not_match_sibling_prefix(catalog: Catalog) -> None:
     assert catalog.remove_folder("/p/trip") == 1
     assert list(catalog.known_files()) == ["/p/trip-old/b.jpg"]
     assert catalog.folders() == []
+
+
+def test_one_row_per_content_is_read_from_the_partial_indexes(catalog: Catalog) -> None:
+    """The graph's and the same-photo search's rows: the lowest id of each content, from an index
+    that holds what they read, not from the table, whose rows carry the blobs."""
+    for n, (path, content) in enumerate([("/p/a.jpg", "h1"), ("/p/b.jpg", "h2"), ("/p/c.jpg", "h1")]):
+        catalog.put_photo(path, 1, 1, content, 1, 1, None, vec(1, 0, 0, 0), thumb=bytes(SIDE * SIDE),
+                          capture=f"cam\t2020:01:01 00:00:0{n}\t\t")
+    catalog.put_photo("/p/waits.jpg", 1, 1, "h3", 1, 1, None, None, thumb=b"short")
+    assert catalog.one_per_content().tolist() == [1, 2]
+    ids, hashes, captures = catalog.fingerprint_rows()
+    assert ids.tolist() == [1, 2] and hashes == ["h1", "h2"] and captures[0].endswith("00:00:00\t\t")
+    np.testing.assert_array_equal(catalog.thumbs(np.array([2, 1])), np.zeros((2, SIDE, SIDE), np.uint8))
+    for sql, index in (("SELECT MIN(id) FROM files WHERE status = 'ok' AND vec_gen IS NOT NULL GROUP BY content_hash",
+                        "COVERING INDEX files_embedded"),
+                       ("SELECT MIN(id), content_hash, capture FROM files WHERE status = 'ok' AND length(thumb) = "
+                        f"{SIDE * SIDE} GROUP BY content_hash", "INDEX files_fingerprinted")):
+        plan = " ".join(str(r[-1]) for r in catalog._db.execute("EXPLAIN QUERY PLAN " + sql))
+        assert index in plan, plan
+
+
+def test_known_files_by_folder_range_or_by_exact_paths(catalog: Catalog) -> None:
+    """A folder's rows come from a range of the path index: nested folders in, siblings that share the
+    prefix out (`/p/trip-old`, and `/p/trip0` whose next byte sorts right after the separator)."""
+    for n, path in enumerate(["/p/trip/a.jpg", "/p/trip/deep/b.jpg", "/p/trip-old/c.jpg", "/p/trip0/d.jpg",
+                              "/p/tri/e.jpg", "/p/trip.jpg"]):
+        catalog.put_photo(path, 1, 1, f"h{n}", 1, 1, None, vec(1, 0, 0, 0))
+    assert sorted(catalog.known_files("/p/trip")) == ["/p/trip/a.jpg", "/p/trip/deep/b.jpg"]
+    assert sorted(catalog.known_files("/p/trip/")) == ["/p/trip/a.jpg", "/p/trip/deep/b.jpg"]
+    assert sorted(catalog.known_files("/")) == sorted(catalog.known_files()) and len(catalog.known_files()) == 6
+    assert sorted(catalog.known_files(paths=["/p/trip0/d.jpg", "/p/trip/a.jpg", "/p/none.jpg"])) == [
+        "/p/trip/a.jpg", "/p/trip0/d.jpg"]
+    assert catalog.known_files(paths=[]) == {}
+    assert [catalog.files_in(f) for f in ("/p/trip", "/p/trip-old", "/p", "/q")] == [2, 1, 6, 0]
 
 
 def test_date_filter_uses_capture_date_then_mtime(catalog: Catalog) -> None:
@@ -192,6 +227,7 @@ def test_version_2_catalog_gains_fingerprints_without_a_new_generation(tmp_path:
     first = cat.put_photo("/p/a.jpg", 1, 1, "ha", 1, 1, None, vec(1, 0, 0, 0))
     cat.close()
     with sqlite3.connect(path) as db:  # as schema 2 left it
+        db.execute("DROP INDEX files_fingerprinted")
         db.execute("ALTER TABLE files DROP COLUMN thumb")
         db.execute("ALTER TABLE files DROP COLUMN capture")
         db.execute("PRAGMA user_version = 2")
@@ -259,7 +295,7 @@ def test_version_3_catalog_keeps_its_marks_for_every_tier(tmp_path: Path) -> Non
     finally:
         cat.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
 
 
 def test_crop_checks_are_kept_and_a_version_4_catalog_gains_their_table(tmp_path: Path) -> None:

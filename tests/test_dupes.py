@@ -24,6 +24,7 @@ from clipfind.dupes import (
     identical_sets,
     near_groups,
     pair_key,
+    same_search,
     same_sets,
     tier_view,
 )
@@ -881,7 +882,8 @@ def test_same_sets_come_from_fingerprints_one_per_content(tmp_path) -> None:
     thumbs = [thumbnail(pictures[i]).tobytes() for i in ids.tolist()]
     vectors = {i: np.eye(4, dtype=np.float32)[0] if i != 3 else np.array([0.6, 0.8, 0, 0], np.float32)
                for i in ids.tolist()}
-    sets = same_sets(contents_of(photos), ids, thumbs, [None] * len(ids),
+    contents = contents_of(photos)
+    sets = same_sets(contents, *same_search(contents, ids, thumbs, [None] * len(ids)),
                      vectors=lambda wanted: (np.array(wanted), np.stack([vectors[i] for i in wanted])))
     by_first = {s.ids[0]: s for s in sets}
     assert set(by_first) == {1, 4}  # one per content: the byte copy 2 is not a set of its own
@@ -912,7 +914,7 @@ def test_a_crop_joins_its_photos_same_group_through_clip_neighbours_and_is_never
     photos, ids, thumbs = _crop_world()
     contents = contents_of(photos)
     neighbours = graph(both_ways({(1, 2): 0.9, (1, 3): 0.93, (2, 4): 0.9}))
-    sets = same_sets(contents, ids, thumbs, [None] * 4, graph=neighbours)
+    sets = same_sets(contents, *same_search(contents, ids, thumbs, [None] * 4), graph=neighbours)
     [found] = sets
     assert found.ids[0] == 1 and dict(zip(found.ids[1:], found.reasons[1:])) == {4: ("fingerprint",), 2: ("crop",)}
     [group] = find_duplicates(contents, None, 0.95, same=sets)
@@ -921,9 +923,9 @@ def test_a_crop_joins_its_photos_same_group_through_clip_neighbours_and_is_never
     assert [p.id for p in group.suggested()] == [4]  # the re-saved copy; the crop is the user's call
     assert [p.id for p in group.suggested(include_similar=True)] == [4]
     # without CLIP neighbours (no model) the tier holds no crop; below the gate, none is looked at
-    assert [s.ids for s in same_sets(contents, ids, thumbs, [None] * 4)] == [(1, 4)]
+    assert [s.ids for s in same_sets(contents, *same_search(contents, ids, thumbs, [None] * 4))] == [(1, 4)]
     low = graph(both_ways({(1, 2): 0.8}))
-    assert [s.ids for s in same_sets(contents, ids, thumbs, [None] * 4, graph=low)] == [(1, 4)]
+    assert [s.ids for s in same_sets(contents, *same_search(contents, ids, thumbs, [None] * 4), graph=low)] == [(1, 4)]
     # marked "not duplicates" in the same tier, the crop leaves the group
     marked = find_duplicates(contents, None, 0.95, {"same": frozenset({pair_key("h1", "h2")})}, same=sets)
     assert ids_of(marked) == [[1, 4]]
@@ -937,7 +939,8 @@ def test_a_crop_of_a_photo_in_no_group_makes_a_group_of_two_with_nothing_ticked(
     contents = contents_of(photos[:3])
     cache: dict[tuple[str, str], str] = {}
     neighbours = graph(both_ways({(1, 2): 0.88, (2, 3): 0.9}))
-    sets = same_sets(contents, ids[keep], [thumbs[i] for i in keep], [None] * 3, graph=neighbours, crop_cache=cache)
+    search = same_search(contents, ids[keep], [thumbs[i] for i in keep], [None] * 3)
+    sets = same_sets(contents, *search, graph=neighbours, crop_cache=cache)
     assert [(s.ids, s.reasons) for s in sets] == [((1, 2), (("crop",), ("crop",)))]
     assert cache == {("h1", "h2"): "h2", ("h2", "h3"): ""}  # each pair looked at once, by content
     [group] = find_duplicates(contents, None, 0.95, same=sets)

@@ -298,3 +298,84 @@ def test_an_older_catalog_gains_fingerprints_without_embedding_again(lib: Librar
     report = index(lib, photo_folder)
     assert (report.updated, report.encoded, report.fingerprinted) == (1, 1, 9)
     assert lib.catalog.unfingerprinted() == []
+
+
+def test_only_looks_at_the_paths_given_and_leaves_the_rest(lib: Library, photo_folder: Path,
+                                                           looked_at: list[str]) -> None:
+    index(lib, photo_folder)
+    assert len(looked_at) == 10  # the full scan stats every photo
+    gone_unwatched = sorted(photo_folder.glob("*.png"))[0]
+    gone_unwatched.unlink()  # deleted while nobody watched: not in the batch
+    new = photo_folder / "trip" / "new.png"
+    shutil.copyfile(PHOTO_SWAP, new)
+    generation = lib.catalog.generation
+    looked_at.clear()
+    report = index(lib, only=[str(new)])
+    assert looked_at == [str(new)]  # not the other nine
+    assert (report.added, report.encoded, report.removed, report.unchanged) == (1, 1, 0, 0)
+    assert lib.catalog.photo_by_path(str(new)) is not None
+    assert str(gone_unwatched) in lib.catalog.known_files()  # left for the next full scan
+    assert lib.catalog.generation > generation
+    assert_index_matches_catalog(lib)
+    assert index(lib, only=[str(photo_folder)]).removed == 1  # the folder itself among the paths: scanned whole
+
+
+def test_only_drops_what_is_gone_and_follows_a_move(lib: Library, photo_folder: Path) -> None:
+    index(lib, photo_folder)
+    files = sorted(photo_folder.glob("*.png"))
+    ids = {p.path: p.id for p in lib.catalog.photos()}
+    files[0].unlink()
+    moved = photo_folder / "trip" / "moved.png"
+    files[1].rename(moved)  # the event names both paths
+    report = index(lib, only=[str(files[0]), str(files[1]), str(moved)])
+    assert (report.removed, report.moved, report.encoded, report.added) == (1, 1, 0, 0)
+    assert str(files[0]) not in lib.catalog.known_files()
+    assert lib.catalog.photo_by_path(str(moved))[0].id == ids[str(files[1])]  # the row followed the file
+    assert lib.catalog.count("ok") == 9
+    assert_index_matches_catalog(lib)
+
+
+def test_only_walks_a_folder_given_and_drops_one_gone(lib: Library, photo_folder: Path) -> None:
+    index(lib, photo_folder)
+    new = photo_folder / "new folder"
+    copy_photos(new, 2, "sklearn_images")
+    (new / ".thumbs").mkdir()
+    shutil.copyfile(PHOTO_SWAP, new / ".thumbs" / "t.png")  # hidden: skipped as the full scan does
+    (new / "notes.txt").write_text("not a photo")
+    report = index(lib, only=[str(new)])
+    assert (report.added, report.failed) == (2, 0)
+    renamed = photo_folder / "renamed folder"
+    new.rename(renamed)
+    report = index(lib, only=[str(new), str(renamed)])
+    assert (report.moved, report.encoded, report.removed) == (2, 0, 0)
+    shutil.rmtree(photo_folder / "trip")
+    report = index(lib, only=[str(photo_folder / "trip")])
+    assert report.removed == 4 and lib.catalog.count("ok") == 8
+    assert_index_matches_catalog(lib)
+
+
+def test_only_keeps_the_full_scans_guarantees(lib: Library, photo_folder: Path, tmp_path: Path,
+                                              looked_at: list[str]) -> None:
+    """Broken photos recorded, hidden and non-photo paths ignored, paths outside the folders never looked at,
+    an unreachable folder's photos kept, and re-embedding refused as partial."""
+    index(lib, photo_folder)
+    broken = photo_folder / "broken.jpg"
+    broken.write_text("not a photo at all")
+    hidden = photo_folder / ".hidden" / "h.png"
+    hidden.parent.mkdir()
+    shutil.copyfile(PHOTO_SWAP, hidden)
+    outside = tmp_path / "elsewhere.png"
+    shutil.copyfile(PHOTO_SWAP, outside)
+    (photo_folder / "notes.txt").write_text("x")
+    looked_at.clear()
+    report = index(lib, only=[str(broken), str(hidden), str(hidden.parent), str(outside),
+                              str(photo_folder / "notes.txt")])
+    assert (report.added, report.failed) == (0, 1)
+    assert looked_at == [str(broken)]
+    assert [Path(f.path).name for f in lib.catalog.failures()] == ["broken.jpg"]
+    with pytest.raises(ClipfindError, match="re-embedding covers every photo"):
+        index(lib, reembed=True, only=[str(broken)])
+    away = tmp_path / "unplugged"
+    photo_folder.rename(away)
+    report = index(lib, only=[str(photo_folder / "trip")])
+    assert report.removed == 0 and lib.catalog.count("ok") == 10

@@ -22,6 +22,7 @@ from clipfind.dupes import (
     keeper_key,
     near_groups,
     pair_key,
+    same_search,
     same_sets,
     tier_view,
 )
@@ -87,13 +88,13 @@ def test_each_rule_changes_the_keeper_of_a_same_group(rule: str) -> None:
     thumbs = [noise_thumb(1, 2), noise_thumb(1, 2), noise_thumb(3, 0.5)]
     for given_rules, keeper, other_member in ((KeeperRules(), loser, winner), (rules, winner, loser)):
         contents = contents_of(photos, given_rules)
-        sets = same_sets(contents, ids, thumbs, [None] * 3)
+        sets = same_sets(contents, *same_search(contents, ids, thumbs, [None] * 3))
         assert [s.ids for s in sets] == [(keeper.id, other_member.id)]
         [group] = find_duplicates(contents, None, 0.9, same=sets)
         assert (group.tier, group.keeper, group.others) == ("same", keeper, (other_member,))
     # rules given to same_sets and find_duplicates override those the contents were made with
     plain = contents_of(photos)
-    sets = same_sets(plain, ids, thumbs, [None] * 3, rules=rules)
+    sets = same_sets(plain, *same_search(plain, ids, thumbs, [None] * 3), rules=rules)
     assert [s.ids for s in sets] == [(winner.id, loser.id)]
     [group] = find_duplicates(plain, None, 0.9, same=sets, rules=rules)
     assert group.keeper == winner

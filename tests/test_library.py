@@ -415,3 +415,54 @@ def test_the_neighbour_graph_is_brought_up_to_date_not_rebuilt_after_a_small_cha
         np.testing.assert_allclose(rebuilt.similarities, updated.similarities, atol=1e-6)
     finally:
         fresh.close()
+
+
+def test_the_same_photo_search_is_kept_in_the_home_and_brought_up_to_date(
+        tiny_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-saved copy added later joins its photo's group by an update (a fresh Library, as a
+    `clipfind dupes` run, reads the saved search); a damaged file costs only a new search."""
+    import clipfind.samephoto as samephoto
+    from clipfind.home import SAME_FILE
+    from tests.helpers import real_photo
+
+    folder = tmp_path / "same"
+    folder.mkdir()
+    for n in range(1, 7):
+        real_photo(f"kodak24/kodim{n:02d}.png", 512).save(folder / f"photo{n}.jpg", quality=92)
+    real_photo("kodak24/kodim01.png", 256).save(folder / "photo1 small.jpg", quality=70)
+
+    def same_groups_of(lib: Library) -> list[list[str]]:
+        return sorted(sorted(Path(m.photo.path).name for m in g.members)
+                      for g in lib.duplicates(0.999) if g.tier == "same")
+
+    lib = Library()
+    try:
+        index(lib, folder)
+        assert same_groups_of(lib) == [["photo1 small.jpg", "photo1.jpg"]]
+    finally:
+        lib.close()
+    assert (lib.home / SAME_FILE).is_file()
+
+    builds: list[int] = []
+    real_build = samephoto.SameSearch.build.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(samephoto.SameSearch, "build",
+                        classmethod(lambda cls, *a: builds.append(1) or real_build(cls, *a)))
+    monkeypatch.setattr(samephoto, "UPDATE_MAX_SHARE", 1.0)  # 8 photos: any change is "small"
+    real_photo("kodak24/kodim04.png", 300).rotate(90, expand=True).save(folder / "photo4 turned.jpg", quality=80)
+    lib = Library()
+    try:
+        index(lib, folder)
+        assert same_groups_of(lib) == [["photo1 small.jpg", "photo1.jpg"], ["photo4 turned.jpg", "photo4.jpg"]]
+        assert not builds  # brought up to date from the saved search
+        kept = lib._same
+    finally:
+        lib.close()
+
+    (lib.home / SAME_FILE).write_bytes(b"not a zip")
+    again = Library()
+    try:
+        assert same_groups_of(again) == [["photo1 small.jpg", "photo1.jpg"], ["photo4 turned.jpg", "photo4.jpg"]]
+        assert builds == [1] and again._same is not None and kept is not None
+        assert again._same.keys.tolist() == kept.keys.tolist()  # the same pairs compared, the same verdicts
+    finally:
+        again.close()

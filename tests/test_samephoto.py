@@ -11,7 +11,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 import clipfind.samephoto as samephoto
 from clipfind.fingerprint import SIDE, Capture, descriptors, match, read_capture, thumbnail
-from clipfind.samephoto import SameGroup, candidate_pairs, same_groups
+from clipfind.samephoto import SameGroup, SameSearch, candidate_pairs, same_groups
 from tests.helpers import real_photo
 
 NAMES = ("kodak24/kodim05.png", "kodak24/kodim23.png", "pexels_interior/pexels-1571459.jpg")
@@ -154,3 +154,117 @@ def test_small_inputs() -> None:
     assert same_groups(one, [Capture()]) == []
     with pytest.raises(ValueError):
         same_groups(one, [])
+
+
+class _Fetches:
+    """Thumbnails by id from a fixed table, counting the ids asked for."""
+
+    def __init__(self, table: dict[int, npt.NDArray[np.uint8]]) -> None:
+        self.table, self.asked = table, 0
+
+    def __call__(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        self.asked += len(ids)
+        return np.stack([self.table[int(i)] for i in ids]) if len(ids) else np.zeros((0, SIDE, SIDE), np.uint8)
+
+
+def _named(search: SameSearch) -> list[tuple[tuple[int, ...], tuple[tuple[str, ...], ...]]]:
+    """Groups by catalog id, with their reasons."""
+    return [(tuple(int(search.ids[r]) for r in g.rows), g.reasons) for g in search.groups()]
+
+
+def test_an_updated_search_equals_a_search_from_scratch(monkeypatch: pytest.MonkeyPatch, library) -> None:
+    """Random sequences of photos added, removed and replaced by another picture (a file changed
+    in place keeps its id): the kept search, updated step by step, finds what a new search finds."""
+    _, pool, captures, _ = library
+    monkeypatch.setattr(samephoto, "UPDATE_MAX_SHARE", 1.0)  # the update path even for big steps here
+    texts = [c.to_text() for c in captures]
+    rng = np.random.default_rng(7)
+    for run in range(4):
+        picture: dict[int, int] = {}  # id -> row of the pool it shows: one id per picture, as per content
+
+        def unused() -> int:
+            return int(rng.choice(sorted(set(range(len(pool))) - set(picture.values()))))
+
+        next_id = 1
+        for _ in range(12):
+            picture[next_id], next_id = unused(), next_id + 1
+        table = {i: pool[p] for i, p in picture.items()}
+        ids = np.array(sorted(picture), np.int64)
+        kept = SameSearch.build(ids, [str(picture[i]) for i in ids], [texts[picture[i]] for i in ids], _Fetches(table))
+        for step in range(8):
+            for i in rng.choice(sorted(picture), int(rng.integers(0, 3)), replace=False).tolist():
+                del picture[i]
+            for i in rng.choice(sorted(picture), int(rng.integers(0, 2)), replace=False).tolist():
+                picture[i] = unused()  # another picture at the same id
+            for _ in range(int(rng.integers(0, 4))):
+                picture[next_id], next_id = unused(), next_id + 1
+            table = {i: pool[p] for i, p in picture.items()}
+            ids = np.array(sorted(picture), np.int64)
+            hashes, caps = [str(picture[i]) for i in ids], [texts[picture[i]] for i in ids]
+            fetch = _Fetches(table)
+            kept = kept.update(ids, hashes, caps, fetch)
+            fresh = SameSearch.build(ids, hashes, caps, _Fetches(table))
+            assert _named(kept) == _named(fresh), f"run {run} step {step}"
+            assert fetch.asked <= 3 * len(ids)  # never the whole library per pair
+
+
+def test_an_update_reads_only_the_new_photos_and_unchanged_is_free(library) -> None:
+    _, pool, captures, _ = library
+    texts = [c.to_text() for c in captures]
+    ids = np.arange(1, len(pool) + 1, dtype=np.int64)
+    table = {int(i): pool[int(i) - 1] for i in ids}
+    hashes, caps = [str(i) for i in ids], [texts[int(i) - 1] for i in ids]
+    search = SameSearch.build(ids[:-1], hashes[:-1], caps[:-1], _Fetches(table))
+    assert search.update(ids[:-1], hashes[:-1], caps[:-1], _Fetches(table)) is search
+    fetch = _Fetches(table)
+    grown = search.update(ids, hashes, caps, fetch)
+    # The new photo, and at most the other end of each pair it is compared in (its neighbours).
+    assert 1 <= fetch.asked <= 1 + samephoto.CANDIDATES * 2
+    assert _named(grown) == _named(SameSearch.build(ids, hashes, caps, _Fetches(table)))
+    # Beyond UPDATE_MAX_SHARE of the rows new, it searches again from scratch: every row read.
+    fetch = _Fetches(table)
+    search.update(ids[: len(ids) // 2], hashes[: len(ids) // 2], caps[: len(ids) // 2], fetch)
+    assert fetch.asked == 0  # only rows removed: nothing to read
+    fetch = _Fetches(table)
+    SameSearch.build(ids[:2], hashes[:2], caps[:2], _Fetches(table)).update(ids, hashes, caps, fetch)
+    assert fetch.asked == len(ids)
+
+
+def test_clusters_are_the_connected_rows() -> None:
+    """Against a plain union-find, on random chains, stars and long paths."""
+    rng = np.random.default_rng(3)
+    for n, m in ((1, 0), (10, 3), (500, 400), (3000, 2900)):
+        pairs = np.sort(rng.integers(0, n, (m, 2)), axis=1)
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        if n == 3000:  # one long path as well: many rounds of hooking
+            path = rng.permutation(n)
+            pairs = np.concatenate([pairs, np.sort(np.stack([path[:-1], path[1:]], axis=1), axis=1)])
+        parent = list(range(n))
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                x = parent[x]
+            return x
+
+        for i, j in pairs.tolist():
+            parent[max(find(i), find(j))] = min(find(i), find(j))
+        expected: dict[int, list[int]] = {}
+        for x in sorted(set(pairs.ravel().tolist())):
+            expected.setdefault(find(x), []).append(x)
+        clusters, root = samephoto._clusters(n, pairs)
+        assert clusters == [c for c in expected.values() if len(c) > 1]
+        assert all(root[x] == c[0] for c in clusters for x in c)
+
+
+def test_a_pair_is_told_as_a_cluster_of_two_is() -> None:
+    """The quick path for clusters of two gives what the general split gives, for every orientation
+    and with or without agreeing capture records."""
+    shot = Capture("Apple iPhone 12", "2023:05:01 10:00:00", "016")
+    records = [shot.to_text(), shot.to_text(), Capture("Canon", "2020:01:01 00:00:00", None).to_text(), None]
+    captures = samephoto.CaptureTexts(samephoto._texts(records))
+    for orientation in range(8):
+        for a, b in ((0, 1), (0, 2), (1, 3), (2, 3)):
+            known = {(a, b): 0}
+            general = samephoto._complete_groups([a, b], known, np.array([orientation]), np.array([0.5], np.float32),
+                                                 captures)
+            assert [samephoto._pair_group(a, b, orientation, captures)] == general, (orientation, a, b)

@@ -3,7 +3,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clipfind.scan import scan_folders
+import pytest
+
+from clipfind.scan import hidden_below, scan_folders, scan_paths
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -51,3 +53,45 @@ def test_unreadable_folder_reported_not_raised(tmp_path: Path) -> None:
     errors: list[str] = []
     list(scan_folders([str(tmp_path / "gone")], on_error=lambda p, e: errors.append(p)))
     assert errors == [str(tmp_path / "gone")]
+
+
+def test_scan_paths_looks_only_at_the_paths_given(tmp_path: Path) -> None:
+    """A watcher's batch: a file, a folder walked as a full scan walks it, a path gone, a non-photo."""
+    touch(tmp_path / "old.jpg")  # not asked for: never looked at
+    new = touch(tmp_path / "new.jpg", b"123")
+    touch(tmp_path / "dir" / "a.png")
+    touch(tmp_path / "dir" / ".cache" / "b.jpg")
+    touch(tmp_path / "dir" / "notes.txt")
+    note = touch(tmp_path / "notes.txt")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    asked = [new, tmp_path / "dir", tmp_path / "gone.jpg", note, tmp_path / "pipe.jpg", new]
+    found = list(scan_paths([str(p) for p in asked], include_skipped=True))
+    assert sorted(os.path.relpath(f.path, tmp_path) for f in found) == ["dir/a.png", "new.jpg", "pipe.jpg"]
+    by_name = {os.path.basename(f.path): f for f in found}
+    assert by_name["new.jpg"].size == 3 and by_name["new.jpg"].skip is None
+    assert by_name["pipe.jpg"].skip is not None and "FIFO" in by_name["pipe.jpg"].skip
+    assert [f.path for f in scan_paths([str(tmp_path / "pipe.jpg")])] == []  # as the walk: not without include_skipped
+
+
+def test_scan_paths_reports_a_path_it_cannot_look_at_with_its_folder(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not gone: its folder cannot be searched, so its photo must be kept (the indexer keeps what is under it)."""
+    photo = touch(tmp_path / "sub" / "p.jpg")
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if os.fspath(path) == str(photo):
+            raise PermissionError(13, "Permission denied", str(photo))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    errors: list[str] = []
+    assert list(scan_paths([str(photo)], on_folder_error=lambda p, e: errors.append(p))) == []
+    assert errors == [str(tmp_path / "sub")]
+
+
+def test_hidden_below() -> None:
+    assert hidden_below("/p/.thumbs/a.jpg", "/p") and hidden_below("/p/@eaDir", "/p")
+    assert hidden_below("/p/a/.b.jpg", "/p")
+    assert not hidden_below("/p/a/b.jpg", "/p") and not hidden_below("/p", "/p")
+    assert not hidden_below("/.home/p/a.jpg", "/.home/p")  # above the folder does not count

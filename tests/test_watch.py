@@ -22,6 +22,7 @@ import pytest
 
 from clipfind.errors import LockedError
 from clipfind.library import Library, Watcher, WatchNotice, build_query
+from clipfind.records import Control, IndexReport
 from tests.helpers import copy_photos, needs_shared_data, real_photo
 
 pytestmark = needs_shared_data
@@ -288,3 +289,84 @@ def test_watch_copies_nothing_it_should_not(watched: tuple[Library, Watcher, Not
     time.sleep(2.5)
     assert watcher.batches == batches  # reading the photos raised no events that count
     assert not indexed(lib, folder / ".hidden.jpg")
+
+
+class Batches:
+    """An apply that indexes as the default does and keeps what each batch was given and reported."""
+
+    def __init__(self, lib: Library) -> None:
+        self.lib = lib
+        self.calls: list[tuple[list[str], list[str] | None, IndexReport]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, roots: list[str], control: Control, only: list[str] | None) -> IndexReport:
+        report = self.lib.index_folders(roots, control=control, only=only)
+        with self._lock:
+            self.calls.append((roots, only, report))
+        return report
+
+    def total(self, field: str) -> int:
+        with self._lock:
+            return sum(getattr(r, field) for _, _, r in self.calls)
+
+    def paths(self) -> set[str]:
+        with self._lock:
+            return {p for _, only, _ in self.calls for p in (only or ())}
+
+
+def test_a_batch_indexes_only_what_changed(library: Library, folder: Path, looked_at: list[str]) -> None:
+    gone_unwatched = sorted(folder.glob("*.png"))[0]
+    gone_unwatched.unlink()  # while nobody watched: left for the next full scan, not this batch's
+    batches = Batches(library)
+    with library.watch(apply=batches):
+        new = folder / "new.jpg"
+        write_file(new, jpeg_bytes("kodak24/kodim05.png", 320))
+        wait_for(lambda: batches.total("added") == 1, what="a new photo indexed")
+        assert batches.calls[0][1] == [str(new)]
+        assert looked_at == [str(new)]  # its folder's other photos not even stat'ed
+        assert str(gone_unwatched) in library.catalog.known_files()
+
+        ids = {p.path: p.id for p in library.catalog.photos()}
+        kept = sorted(folder.glob("*.png"))[0]
+        renamed = folder / "renamed.png"
+        os.rename(kept, renamed)
+        wait_for(lambda: batches.total("moved") == 1, what="a rename applied")
+        assert library.photo_by_path(str(renamed)).id == ids[str(kept)]  # the row followed: no new embedding
+        assert batches.total("encoded") == 1  # the new photo's only
+
+        new.unlink()
+        wait_for(lambda: batches.total("removed") == 1, what="a deleted photo dropped")
+        assert not indexed(library, new)
+    assert {str(kept), str(renamed), str(new)} <= batches.paths()
+    assert str(gone_unwatched) in library.catalog.known_files()
+    assert all(only is not None for _, only, _ in batches.calls)
+
+
+def test_a_folder_moved_in_is_indexed_from_its_one_event(library: Library, folder: Path, tmp_path: Path) -> None:
+    batches = Batches(library)
+    outside = tmp_path / "camera card"
+    copy_photos(outside, 3, "skimage_data")
+    with library.watch(apply=batches):
+        os.rename(outside, folder / "card")  # one event, for the folder: its photos raise none of their own
+        wait_for(lambda: batches.total("added") + batches.total("copied") == 3, what="the folder's photos indexed")
+        assert str(folder / "card") in batches.paths()
+        time.sleep(1.0)
+    assert library.counts().photos == 6
+
+
+def test_a_batch_names_a_folder_marked_whole_as_itself() -> None:
+    from clipfind.watch import _only
+
+    assert _only({"/a": {"/a/x.jpg", "/a/sub"}}) == ["/a/sub", "/a/x.jpg"]
+    assert _only({"/a": None, "/b": {"/b/x.jpg"}}) == ["/a", "/b/x.jpg"]  # /a scanned whole, /b's path only
+    assert _only({"/a": None, "/b": None}) is None
+
+
+def test_a_folder_added_later_is_scanned_whole(library: Library, folder: Path, tmp_path: Path) -> None:
+    batches = Batches(library)
+    other = tmp_path / "Other"
+    copy_photos(other, 2, "skimage_data")
+    with library.watch(apply=batches) as watcher:
+        watcher.set_folders([str(folder), str(other)])
+        wait_for(lambda: batches.total("added") + batches.total("copied") == 2, what="the new folder indexed")
+    assert batches.calls[0][:2] == ([str(other)], None)

@@ -31,6 +31,9 @@ def test_a_photo_copied_into_a_watched_folder_appears(make_window, folder: Path,
     wait_idle(window, qtbot)
     qtbot.waitUntil(lambda: window.counts.text() == "4 photos", timeout=WAIT)
 
+    passes: list[list[str] | None] = []  # what each index pass was asked to look at
+    index_folders = window.library.index_folders
+    window.library.index_folders = lambda *a, **k: passes.append(k.get("only")) or index_folders(*a, **k)
     sources = sorted((PHOTOS / "kodak24").glob("*.png"))
     with Heartbeat() as beat:
         new = [folder / "new one.png", folder / "new two.png"]
@@ -39,6 +42,9 @@ def test_a_photo_copied_into_a_watched_folder_appears(make_window, folder: Path,
         qtbot.waitUntil(lambda: window.counts.text() == "6 photos", timeout=30_000)
         wait_idle(window, qtbot)
     assert beat.worst_ms < 1000, f"the GUI thread stalled {beat.worst_ms:.0f} ms"
+    # The watcher's passes looked at the new files alone, not at the whole folder.
+    assert passes and all(only is not None for only in passes), passes
+    assert {str(p) for p in new} <= {path for only in passes for path in only or ()}
 
     # Found by a search in the app (through its library lane, as the user's search goes).
     window.search.text.setText("a photo")

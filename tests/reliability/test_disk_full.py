@@ -205,13 +205,14 @@ def test_read_only_home(setup: dict[str, Path], trash_home: Path) -> None:
 
 
 def test_real_full_disk(setup: dict[str, Path], tmp_path: Path) -> None:
-    """A 2 MB tmpfs, filled up while indexing: one line, a consistent home, search still works."""
+    """A 4 MB tmpfs, filled up while indexing: one line, a consistent home, search still works. (4 MB:
+    once the filler goes, the home and a new index saved beside the old one must fit.)"""
     if not IS_ROOT:
         pytest.skip("mounting a tmpfs needs root")
     mount = tmp_path / "tiny-disk"
     mount.mkdir()
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True,
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True,
                        capture_output=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot mount a tmpfs here: {exc}")
