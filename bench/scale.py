@@ -339,9 +339,12 @@ def use_steps(n: int, seed: int) -> None:
         common.figure("Duplicates opened by a fresh Library, graph stored", opened(), "s",
                       target=f"<= {DUPES_OPEN_TARGET_S:g} s", met=opened() <= DUPES_OPEN_TARGET_S, digits=2)
         probe = Path(tmp) / "probe"
-        window, _ = app_start(["--home", str(home)], env, probe)
-        common.figure("app start to a usable window", window, "s", target=f"<= {APP_START_TARGET_S:g} s",
+        # One discarded launch first (the OS file cache warm, as for a user who has run clipfind before).
+        starts = [app_start(["--home", str(home)], env, probe)[0] for _ in range(4)][1:]
+        window = common.percentile(starts, 50)
+        common.figure("app start to a usable window, median of 3", window, "s", target=f"<= {APP_START_TARGET_S:g} s",
                       met=window <= APP_START_TARGET_S, digits=2)
+        common.figure("  slowest", max(starts), "s", digits=2)
         # ru_maxrss of the children waited for: the app is by far the largest of them (status is small).
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
         common.figure("app peak memory, library open and model loaded", peak, "GiB",
