@@ -4,7 +4,7 @@ Incremental neighbour graph (clipfind/neighbours.py, issue 12 part 2). A real cl
 (`bench.query.fake_library`) holds N synthetic photos made as `bench.dupes.photos_with_duplicates`
 makes them (clustered unit vectors, dim 512, 10% near-duplicates, 1% byte-identical copies); its
 HNSW index is built and saved before the clock runs. The graph rows are the Library's, one per
-content (`Library._one_vector_per_content`), and the knn is the Library's index restricted to those
+content (`Catalog.one_per_content`, their vectors read whole), and the knn is the Library's index restricted to those
 rows (`clipfind.neighbours.rows_only`: the index also holds the copies). Measured in one run, on
 the same index:
 
@@ -138,8 +138,9 @@ def hnsw_steps(n: int, seed: int, reverse_k: int = REVERSE_K) -> None:
         library, _ = fake_library(home, photos.vectors, photos.hashes)
         try:
             with common.timer() as read:
-                generation, ids, vectors = library._one_vector_per_content()
-            common.figure("read every graph row's vector (Library._one_vector_per_content)", read(), "s", digits=2)
+                generation, ids = library.catalog.generation, library.catalog.one_per_content()
+                vectors = library._vectors_of_rows(ids)
+            common.figure("read every graph row's vector (Library._vectors_of_rows)", read(), "s", digits=2)
             with common.timer() as read_ids:
                 embedded = library.catalog.embedded_ids()
                 hashes = {p.id: p.content_hash for p in library.catalog.photos()}

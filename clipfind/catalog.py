@@ -501,18 +501,19 @@ class Catalog:
         these ``paths`` (a watcher's batch: a few rows, however large their folder)."""
         sql = "SELECT path, id, size, mtime_ns, status, ino, ctime_ns, status != 'ok' OR vec_gen IS NOT NULL FROM files"
         if paths is not None:
-            wanted = [to_db(p) for p in paths]
-            out: dict[str, KnownFile] = {}
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                rows = self._db.execute(f"{sql} WHERE path IN ({','.join('?' * len(chunk))})", chunk)
-                out.update((from_db(row[0]), KnownFile(*row[1:7], bool(row[7]))) for row in rows)
-            return out
-        args: tuple = ()
-        if folder is not None:
-            sql += " WHERE path >= ? AND path < ?"
-            args = _path_range(folder)
-        return {from_db(row[0]): KnownFile(*row[1:7], bool(row[7])) for row in self._db.execute(sql, args)}
+            rows: Iterable[tuple] = self._rows_in(sql + " WHERE path IN ({marks})", [to_db(p) for p in paths])
+        elif folder is not None:
+            rows = self._db.execute(sql + " WHERE path >= ? AND path < ?", _path_range(folder))
+        else:
+            rows = self._db.execute(sql)
+        return {from_db(row[0]): KnownFile(*row[1:7], bool(row[7])) for row in rows}
+
+    def _rows_in(self, sql: str, values: Sequence[object], *after: object) -> Iterator[tuple]:
+        """The rows of ``sql`` for every value, its ``{marks}`` an IN list asked in chunks that stay
+        under SQLite's limit on parameters; ``after``: the parameters that follow the list."""
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            yield from self._db.execute(sql.replace("{marks}", ",".join("?" * len(chunk))), (*chunk, *after))
 
     def files_in(self, folder: str) -> int:
         """How many files the catalog holds inside ``folder`` (counted in the path index)."""
@@ -523,16 +524,8 @@ class Catalog:
         if ids is None:
             rows = self._db.execute(f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' ORDER BY id")
             return [_photo(r) for r in rows]
-        out: list[PhotoInfo] = []
-        id_list = list(ids)
-        for start in range(0, len(id_list), 500):
-            chunk = id_list[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' AND id IN ({marks})", chunk
-            )
-            out.extend(_photo(r) for r in rows)
-        return out
+        return [_photo(r) for r in self._rows_in(
+            f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' AND id IN ({{marks}})", list(ids))]
 
     def photo_by_path(self, path: str) -> tuple[PhotoInfo, Vectors] | None:
         """The embedded photo at a path and its vector; None also for one that waits for the model
@@ -554,15 +547,9 @@ class Catalog:
 
     def photos_with_hashes(self, hashes: Iterable[str]) -> list[PhotoInfo]:
         """The photos holding any of these contents (the ignore-list manager shows a mark's photos)."""
-        out: list[PhotoInfo] = []
-        wanted = sorted(set(hashes))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' AND content_hash IN ({marks}) ORDER BY id", chunk)
-            out.extend(_photo(r) for r in rows)
-        return out
+        return [_photo(r) for r in self._rows_in(
+            f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' AND content_hash IN ({{marks}}) ORDER BY id",
+            sorted(set(hashes)))]
 
     def failure_by_path(self, path: str) -> Failure | None:
         row = self._db.execute(
@@ -603,12 +590,8 @@ class Catalog:
         """The fingerprints' thumbnails of these ids (m, SIDE, SIDE), in their order. KeyError for an
         id without one."""
         wanted = [int(i) for i in ids]
-        got: dict[int, bytes] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            got.update(self._db.execute(
-                f"SELECT id, thumb FROM files WHERE id IN ({','.join('?' * len(chunk))}) AND length(thumb) = ?",
-                (*chunk, SIDE * SIDE)))
+        got = dict(self._rows_in("SELECT id, thumb FROM files WHERE id IN ({marks}) AND length(thumb) = ?", wanted,
+                                 SIDE * SIDE))
         return np.frombuffer(b"".join(got[i] for i in wanted), np.uint8).reshape(len(wanted), SIDE, SIDE)
 
     def unfingerprinted(self) -> list[tuple[int, str, str]]:
@@ -664,15 +647,10 @@ class Catalog:
         if ids is not None:
             photos_ids: list[int] = []
             blobs: list[bytes] = []
-            id_list = list(ids)
-            for start in range(0, len(id_list), 500):
-                chunk = id_list[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for i, v in self._db.execute(
-                    f"SELECT id, vector FROM files WHERE {_EMBEDDED} AND vector IS NOT NULL AND id IN ({marks})", chunk
-                ):
-                    photos_ids.append(i)
-                    blobs.append(v)
+            for i, v in self._rows_in(
+                    f"SELECT id, vector FROM files WHERE {_EMBEDDED} AND vector IS NOT NULL AND id IN ({{marks}})", list(ids)):
+                photos_ids.append(i)
+                blobs.append(v)
         else:
             sql = f"SELECT id, vector FROM files WHERE {_EMBEDDED} AND vector IS NOT NULL"
             args: tuple = ()

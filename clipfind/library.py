@@ -537,13 +537,6 @@ class Library:
         every_id, vectors = self.catalog.vectors()
         return vectors[np.searchsorted(every_id, ids)]
 
-    def _one_vector_per_content(self) -> tuple[int, Ids, Vectors]:
-        """(generation, ids, vectors) of the graph's rows: byte-identical copies share one row, so they
-        cannot crowd out real neighbours."""
-        with self.catalog.snapshot():  # one state of the catalog while an indexer commits
-            ids = self.catalog.one_per_content()
-            return self.catalog.generation, ids, self._vectors_of_rows(ids)
-
     def duplicates(self, threshold: float, rules: KeeperRules | None = None) -> list[DupeGroup]:
         """Duplicate groups at ``threshold``, for review before a clean-up; a photo is in at most
         one group.

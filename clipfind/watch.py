@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Literal
 from clipfind.errors import ClipfindError, LockedError
 from clipfind.home import WriterLock
 from clipfind.records import Control, IndexReport
-from clipfind.scan import is_hidden, is_photo_name
+from clipfind.scan import hidden_below, is_photo_name
 
 if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent
@@ -520,11 +520,9 @@ def _inside(path: str, root: str) -> bool:
 
 def _counts(path: str, root: str, is_directory: bool) -> bool:
     """Whether a change at `path` can change the catalog: a photo file, or a folder, not hidden."""
-    rel = os.path.relpath(path, root)
-    parts = [] if rel == "." else rel.split(os.sep)
-    if any(is_hidden(p) for p in parts):
+    if hidden_below(path, root):
         return False
-    return is_directory or (bool(parts) and is_photo_name(parts[-1]))
+    return is_directory or (path != root and is_photo_name(os.path.basename(path)))
 
 
 def _stat(path: str) -> tuple[int, int] | None:
