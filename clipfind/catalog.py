@@ -127,6 +127,8 @@ _RULES_KEY = "keeper_rules"
 _OK = "status = 'ok'"
 _EMBEDDED = "status = 'ok' AND vec_gen IS NOT NULL"
 _WAITING = "status = 'ok' AND vec_gen IS NULL"
+# When a photo was taken: its EXIF capture date, else its file's modification time in local time (ISO).
+_WHEN = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch', 'localtime'))"
 
 
 def to_db(path: str) -> bytes:
@@ -682,7 +684,7 @@ class Catalog:
             prefix = folder_prefix(folder)
             clauses.append("substr(path, 1, ?) = ?")
             args += [len(prefix), prefix]
-        when = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch', 'localtime'))"
+        when = _WHEN
         if date_from is not None:
             clauses.append(f"{when} >= ?")
             args.append(date_from)
@@ -691,6 +693,39 @@ class Catalog:
             args.append(date_to)
         rows = self._db.execute(f"SELECT id FROM files WHERE {' AND '.join(clauses)}", args)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def timeline(
+        self, folder: str | None = None, date_from: str | None = None, date_to: str | None = None
+    ) -> list[tuple[PhotoInfo, str]]:
+        """Every photo with its date (capture date, else the file's local time), newest first, ties by
+        id: the "All photos" view. A folder is a range over the path index; the sort is SQLite's own
+        (about 0.3 s at 100k photos with the PhotoInfo built, measured in tests/test_catalog.py)."""
+        clauses = [_OK]
+        args: list[object] = []
+        if folder is not None:
+            clauses.append("path >= ? AND path < ?")
+            args += _path_range(folder)
+        if date_from is not None:
+            clauses.append(f"{_WHEN} >= ?")
+            args.append(date_from)
+        if date_to is not None:
+            clauses.append(f"{_WHEN} <= ?")
+            args.append(date_to)
+        rows = self._db.execute(
+            f"SELECT {_PHOTO_COLUMNS}, {_WHEN} AS taken FROM files WHERE {' AND '.join(clauses)} "
+            "ORDER BY taken DESC, id DESC", args)
+        return [(_photo(r), r[11]) for r in rows]
+
+    def photo_folders(self) -> dict[str, int]:
+        """How many photos each folder holds directly (not counting its subfolders), by the folder's
+        path: the folder tree's counts, one pass over the path index without reading a vector."""
+        counts: dict[str, int] = {}
+        sep = os.sep.encode()
+        for (raw,) in self._db.execute("SELECT path FROM files WHERE status = 'ok'"):
+            cut = raw.rfind(sep)
+            parent = raw[:cut] if cut > 0 else raw[: cut + 1]
+            counts[parent] = counts.get(parent, 0) + 1
+        return {from_db(k): v for k, v in counts.items()}
 
     def ok_ids(self) -> set[int]:
         return {r[0] for r in self._db.execute("SELECT id FROM files WHERE status = 'ok'")}

@@ -32,6 +32,7 @@ from clipfind.library import (
     tier_view,
 )
 from clipfind.records import (
+    SORT_ORDERS,
     TIER_NAMES,
     TIERS,
     Control,
@@ -41,6 +42,8 @@ from clipfind.records import (
     KeeperRules,
     PhotoInfo,
     Progress,
+    SearchHit,
+    SearchResults,
     TrashReport,
     human_bytes,
     human_duration,
@@ -116,7 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", type=_path, metavar="DIR", help="only photos inside this folder")
     p.add_argument("--from", dest="date_from", type=_date_from, metavar="DATE", help="taken on or after (YYYY-MM-DD)")
     p.add_argument("--to", dest="date_to", type=_date_to, metavar="DATE", help="taken on or before (YYYY-MM-DD)")
-    p.add_argument("--min-score", type=_score, metavar="S", help="only results at least this similar (-1..1)")
+    p.add_argument("--min-score", type=_score, metavar="S",
+                   help="only results at least this similar (-1..1); default: a cut-off from this query's own scores "
+                   "(what stands out from the library as a whole); -1 keeps every result")
+    p.add_argument("--tag", metavar="TAG", help="only photos with this automatic tag (see `clipfind tags --albums`)")
+    p.add_argument("--sort", choices=SORT_ORDERS, default="score",
+                   help="order of the best K: by score (default) or by capture date, newest first")
+    p.add_argument("--save", metavar="NAME", help="also save this search (query and --min-score) under NAME")
     p.add_argument("--json", action="store_true")
 
     p = command("dupes", "list duplicate photos: identical files, the same photo saved again (found without "
@@ -166,6 +175,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("status", "show folders, counts, model and unreadable files")
     p.add_argument("--errors", action="store_true", help="list every unreadable file with its reason")
+    p.add_argument("--json", action="store_true")
+
+    p = command("map", "place every indexed photo on a 2D map of similar photos, with clusters")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help="print one object per indexed photo: path, x, y (0..1), cluster (-1: in none)")
+    out.add_argument("--png", type=_path, metavar="FILE", help="draw the map with thumbnails and cluster names")
+    p.add_argument("--size", type=_positive_int, default=1600, metavar="PIXELS",
+                   help="the picture's width and height, with --png (default: 1600)")
+
+    p = command("tags", "automatic tags from a vocabulary of everyday concepts (built in, plus vocabulary.txt in the "
+                "home: one TAG or 'TAG | PROMPT' a line, -TAG drops one); a photo no tag clearly fits gets none")
+    p.add_argument("--albums", action="store_true", help="list the tags in use with how many photos carry each")
+    p.add_argument("--tag", metavar="TAG", help="list the photos carrying this tag, surest first")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: one object per photo with path and tags ([{tag, score}]); with --albums, "
+                   "one object per tag")
+
+    p = command("saved", "saved searches: list them, run one by name, or delete one (save with `search ... --save NAME`)")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the saved search to run")
+    p.add_argument("--delete", action="store_true", help="forget the saved search NAME")
+    p.add_argument("-k", "--top", dest="k", type=_positive_int, default=20, metavar="K",
+                   help="how many results (default 20)")
+    p.add_argument("--sort", choices=SORT_ORDERS, default="score", help="by score (default) or capture date, newest first")
     p.add_argument("--json", action="store_true")
 
     p = command("models", "list the supported models")
@@ -439,16 +472,21 @@ def cmd_search(lib: Library, args: argparse.Namespace) -> int:
         )
     folder = _search_folder(lib, args.folder) if args.folder else None
     query = build_query(args.text, args.image, args.minus)
-    filters = Filters(folder, args.date_from, args.date_to, args.min_score)
-    hits = lib.search(query, args.k, filters)
-    if args.json:
-        _print_json([{**_photo_json(h.photo), "score": round(h.score, 6)} for h in hits])
-    else:
-        for hit in hits:
-            print(f"{hit.score:6.3f}  {hit.photo.path}")
+    filters = Filters(folder, args.date_from, args.date_to, args.min_score, tag=args.tag, sort=args.sort,
+                      auto_cutoff=args.min_score is None)
+    results = lib.search_results(query, args.k, filters)
+    hits = list(results.hits)
+    _print_hits(hits, args.json)
+    if args.save:
+        lib.save_search(args.save, query, args.min_score)
     if not hits:
         nothing_yet = lib.counts().photos == 0
-        _say("nothing indexed yet: run `clipfind index FOLDER`" if nothing_yet else "no matching photos")
+        weak = results.cutoff is not None and not args.tag and not folder and not args.date_from and not args.date_to
+        _say("nothing indexed yet: run `clipfind index FOLDER`" if nothing_yet else
+             f"no photo scores {results.cutoff:.3f} or more; --min-score -1 shows weaker matches" if weak else
+             "no matching photos")
+    elif not args.json:
+        _say_cutoff(results, args.k)
     waiting = lib.waiting_for_model()
     if waiting:  # some photos were indexed without the model (some were not: else search refused)
         _say(f"{_count(waiting, 'photo')} not searched: indexed while the model could not be loaded; run "
@@ -712,9 +750,119 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_map(lib: Library, args: argparse.Namespace) -> int:
+    if args.png and args.size < 64:
+        raise ClipfindError(f"--size must be at least 64 pixels, got {args.size}")
+    photo_map = lib.photo_map()
+    if args.json:
+        _print_json([{"path": point.photo.path, "x": point.x, "y": point.y, "cluster": point.cluster}
+                     for point in photo_map.points()])
+        return 0
+    if args.png:
+        shown = lib.render_map(args.png, args.size, photo_map=photo_map)
+        print(f"map of {_count(len(photo_map), 'photo')} written to {args.png} ({_count(shown, 'thumbnail')})")
+        return 0
+    if not len(photo_map):
+        print("no photos on the map yet: run `clipfind index FOLDER`")
+        return 0
+    noise = int((photo_map.cluster < 0).sum())
+    print(f"{_count(len(photo_map), 'photo')} in {_count(len(photo_map.clusters), 'cluster')}, {noise} in none")
+    for cluster in photo_map.clusters:
+        print(f"cluster {cluster.cluster}: {_count(cluster.size, 'photo')}"
+              + (f"  ({', '.join(cluster.names)})" if cluster.names else ""))
+    return 0
+
+
+def cmd_tags(lib: Library, args: argparse.Namespace) -> int:
+    if args.albums and args.tag:
+        raise ClipfindError("give --albums or --tag, not both")
+    if args.albums:
+        albums = lib.tag_albums()
+        if args.json:
+            _print_json([{"tag": a.tag, "title": a.title, "count": a.count, "cleanup": a.cleanup} for a in albums])
+        else:
+            for album in albums:
+                print(f"{album.count:6d}  {album.title}{'  (clean-up)' if album.cleanup else ''}")
+        if not albums:
+            _say("no photo has a tag yet" if lib.counts().photos else "nothing indexed yet: run `clipfind index FOLDER`")
+        return 0
+    if args.tag:
+        photos = lib.tag_album(args.tag)
+        if args.json:
+            _print_json([_photo_json(p) for p in photos])
+        else:
+            for photo in photos:
+                print(photo.path)
+        if not photos:
+            _say(f"no photo has the tag {args.tag!r}")
+        return 0
+    tagged = lib.photo_tags()
+    if args.json:
+        _print_json([{"path": t.photo.path, "tags": [{"tag": s.tag, "score": s.score} for s in t.tags]}
+                     for t in tagged])
+    else:
+        for item in tagged:
+            print(f"{item.photo.path}: {', '.join(s.tag for s in item.tags) or '-'}")
+    if not tagged:
+        _say("nothing indexed yet: run `clipfind index FOLDER`")
+    return 0
+
+
+def cmd_saved(lib: Library, args: argparse.Namespace) -> int:
+    if args.delete:
+        if not args.name:
+            raise ClipfindError("--delete needs the NAME of a saved search")
+        lib.delete_saved_search(args.name)
+        _say(f"forgot the saved search {args.name!r}")
+        return 0
+    if args.name:
+        results = lib.run_saved_search(args.name, args.k, args.sort)
+        _print_hits(list(results.hits), args.json)
+        _say_cutoff(results, args.k)
+        return 0
+    saved = lib.saved_searches()
+    if args.json:
+        _print_json([{"name": s.name, "min_score": s.min_score,
+                      "terms": [{"kind": t.kind, "value": t.value, "weight": t.weight} for t in s.query.terms]}
+                     for s in saved])
+    else:
+        for search in saved:
+            terms = " ".join(("-" if t.weight < 0 else "") + (t.value if t.kind == "text" else f"[{t.value}]")
+                             + (f"^{abs(t.weight):g}" if abs(t.weight) != 1 else "") for t in search.query.terms)
+            least = "auto" if search.min_score is None else f"{search.min_score:g}"
+            print(f"{search.name}: {terms}  (least score {least})")
+    if not saved:
+        _say("no saved searches yet: `clipfind search ... --save NAME` saves one")
+    return 0
+
+
+def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
+    if as_json:
+        _print_json([{**_photo_json(h.photo), "score": round(h.score, 6)} for h in hits])
+    else:
+        for hit in hits:
+            print(f"{hit.score:6.3f}  {hit.photo.path}")
+
+
+def _say_cutoff(results: SearchResults, k: int) -> None:
+    """How many passed the cut-off, where one was in effect: stderr, so stdout stays the results."""
+    if results.cutoff is None:
+        return
+    how = "from this query's scores" if results.automatic else "--min-score"
+    about = "about " if results.estimated else ""
+    if results.passed > len(results.hits):
+        _say(f"showing {len(results.hits)} of {about}{results.passed} matches at or above {results.cutoff:.3f} "
+             f"({how}); -k shows more")
+    elif results.hits and len(results.hits) < k and results.automatic:
+        _say(f"{_count(results.passed, 'match', 'matches')} at or above {results.cutoff:.3f} ({how}); "
+             "--min-score -1 shows weaker ones")
+
+
 COMMANDS = {
     "index": cmd_index, "search": cmd_search, "dupes": cmd_dupes, "rules": cmd_rules, "not-dupes": cmd_not_dupes,
     "trash": cmd_trash, "forget": cmd_forget, "status": cmd_status,
+    "map": cmd_map,
+    "tags": cmd_tags, "saved": cmd_saved,
 }
 
 

@@ -20,6 +20,7 @@ CATALOG_FILE = "catalog.sqlite3"
 INDEX_FILE = "vectors.hnsw"
 NEIGHBOURS_FILE = "neighbours.npz"
 SAME_FILE = "samephoto.npz"  # the same-photo search (clipfind.samephoto.SameSearch), a cache
+MAP_FILE = "photomap.npz"  # the map's layout (clipfind.photomap.Layout), a cache
 LOCK_FILE = "indexer.lock"
 ONNX_FOLDER = "onnx"  # exported model towers (clipfind.embedding.runtime.onnx_path)
 TEMP_SUFFIX = ".tmp"

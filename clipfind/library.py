@@ -52,6 +52,7 @@ from clipfind.embedding.spec import PRECISIONS, ModelSpec, check_model_name
 from clipfind.errors import ClipfindError, LockedError
 from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, SAME_FILE, WriterLock, atomic_write, resolve_home
 from clipfind.imageload import PHOTO_EXTENSIONS
+from clipfind.photomap import Layout, MapCluster, MapPoint, PhotoMap
 from clipfind.rebuild import rebuild_catalog
 from clipfind.records import (
     Control,
@@ -59,24 +60,32 @@ from clipfind.records import (
     DupeGroup,
     Failure,
     Filters,
+    FolderNode,
     FolderStatus,
     Ids,
     IndexReport,
     KeeperRules,
     NotDuplicatesMark,
     PhotoInfo,
+    PhotoTags,
     Progress,
     Query,
     RestoreReport,
+    SavedSearch,
     SearchHit,
+    SearchResults,
     Status,
+    TagAlbum,
+    TagScore,
     Tier,
+    Timeline,
     TrashBatch,
     TrashReport,
     Vectors,
 )
 from clipfind.restore import restore_files
 from clipfind.search import EXACT_LIMIT, Searcher, build_query
+from clipfind.thumbcache import ThumbCache
 from clipfind.trash import clean_up, finish_interrupted, move_to_trash
 from clipfind.watch import Watcher, WatchNotice
 
@@ -94,6 +103,9 @@ __all__ = [
     "PHOTO_EXTENSIONS",
     "PRECISIONS",
     "Library",
+    "MapCluster",
+    "MapPoint",
+    "PhotoMap",
     "WatchNotice",
     "Watcher",
     "__version__",
@@ -216,6 +228,7 @@ class Library:
         # (catalog state and keeper rules, the files grouped by content, the same tier's sets): read
         # once per state and rules (the rules choose each content's keeper)
         self._contents: tuple[tuple[int, int, KeeperRules], Contents, list[SameSet]] | None = None
+        self._tag_state: tuple[Any, Any] | None = None  # (PhraseVectors, TagTable) as last brought up to date
 
     def close(self) -> None:
         """Release the catalog connection; a Library is not used after this."""
@@ -445,15 +458,8 @@ class Library:
         Raises ClipfindError for a query photo that cannot be read, or when every indexed photo waits
         for the model; ModelMismatchError when this library's model is not the catalog's.
         """
-        self.catalog.check_model(self.spec.identity)
-        if not self.catalog.has_vectors():
-            waiting = self.catalog.waiting()
-            if waiting:
-                raise ClipfindError(_no_vectors_yet(waiting))
-            return []
-        if self._searcher is None:
-            self._searcher = Searcher(self.catalog, self.index(), self._encode_texts, self._encode_image)
-        return self._searcher.search(query, k, filters)
+        searcher = self._ready_searcher()
+        return [] if searcher is None else searcher.search(query, k, filters)
 
     def _text_tower(self) -> OnnxTextEncoder | ClipModel:
         """The ONNX text encoder where it was exported (a cold search then skips seconds of torch
@@ -877,6 +883,308 @@ class Library:
         """Photos, unreadable files and folders: cheap enough for a status bar after every change
         (:meth:`status` also counts per folder)."""
         return Counts(self.catalog.count("ok"), self.catalog.count("failed"), len(self.catalog.folders()))
+
+    # -- browsing: the timeline, the folder tree, the thumbnails on disk -------------------------
+    def timeline(self, filters: Filters | None = None) -> Timeline:
+        """Every indexed photo newest first by when it was taken (EXIF capture date, else the file's
+        time), grouped by month: the app's "All photos" view. Photos waiting for the model are in it.
+
+        Args:
+            filters: folder and dates narrow it, as they narrow a search (the score is ignored).
+        """
+        f = filters or Filters()
+        return Timeline.of(self.catalog.timeline(f.folder, f.date_from, f.date_to))
+
+    def folder_tree(self) -> list[FolderNode]:
+        """The library's folders, each with its subfolders that hold photos and how many photos each
+        holds (subfolders included): the folder filter's tree. A folder inside another indexed one is
+        shown inside it."""
+        return FolderNode.tree(self.catalog.folders(), self.catalog.photo_folders())
+
+    def thumbnails(self, side: int = 256) -> ThumbCache:
+        """Thumbnails of ``side`` pixels cached on disk in this home (clipfind.thumbcache): what the app's
+        grid shows, decoded once per photo and version; its ``thumbnail(path)`` may run on any thread."""
+        from clipfind.thumbcache import THUMBS_FOLDER
+
+        return ThumbCache(self.home / THUMBS_FOLDER, side)
+
+    # -- the map ---------------------------------------------------------------------------------
+    def photo_map(self, vocabulary: tuple[Sequence[str], Vectors] | None = None) -> PhotoMap:
+        """Every embedded photo placed in 2D, with clusters (clipfind.photomap says how and why).
+
+        Laid out once per catalog generation and kept in the home: after a change the stored map
+        is extended (new photos placed from their nearest laid-out neighbours, removed ones dropped,
+        the others do not move) unless the library doubled or halved since its layout, or the file
+        is missing, damaged or of another model. A first layout takes seconds to a minute (UMAP;
+        ``python -m bench.map``), an extension about a second: call it off the GUI thread.
+
+        Args:
+            vocabulary: (phrases, their vectors in this catalog's model) to name the clusters by;
+                None leaves the clusters unnamed.
+        """
+        from clipfind.home import MAP_FILE
+        from clipfind.photomap import (
+            compute_layout,
+            extend_layout,
+            load_layout,
+            name_clusters,
+            needs_refit,
+            save_layout,
+        )
+        from clipfind.photomap import photo_map as make_map
+
+        model = self.catalog.model_identity or ""
+        path = self.home / MAP_FILE
+        saved = load_layout(path, model)
+        with self.catalog.snapshot():  # one state of the catalog while an indexer commits
+            generation = self.catalog.generation
+            ids = self.catalog.one_per_content()
+            photos = self.catalog.photos()
+            changed = (self.catalog.vectors(since_generation=saved.generation)[0]
+                       if saved is not None and saved.generation < generation else None)
+            vectors = None
+            if saved is not None and saved.generation == generation:
+                layout = saved
+            elif saved is not None and changed is not None and not needs_refit(saved, ids.size):
+                layout = extend_layout(saved, ids, self._vectors_in_order, self._map_knn(saved, ids, changed),
+                                       changed)
+            else:  # read here, laid out below: UMAP's seconds need no read transaction held open
+                vectors = (self._vectors_of_rows(ids) if ids.size
+                           else np.zeros((0, self.catalog.dim or 0), np.float32))
+        if vectors is not None:
+            layout = compute_layout(ids, vectors)
+        if layout is not saved:
+            layout = dataclasses.replace(layout, generation=generation, model=model)
+            if model:
+                save_layout(path, layout)  # a cache: a failure to write costs the layout next time
+        row_set = set(ids.tolist())
+        row_of = {p.content_hash: p.id for p in photos if p.id in row_set}
+        names = name_clusters(layout, vocabulary[0], vocabulary[1]) if vocabulary is not None else None
+        return make_map(layout, photos, row_of, names)
+
+    def _vectors_in_order(self, ids: Ids) -> Vectors:
+        """The stored vectors of these ids, in their order (each must have one)."""
+        found, vectors = self.catalog.vectors(ids=[int(i) for i in ids])
+        order = np.argsort(found)
+        return vectors[order[np.searchsorted(found, ids, sorter=order)]] if len(ids) else vectors
+
+    def _map_knn(self, saved: Layout, ids: Ids, changed: Ids) -> KnnFn:
+        """Nearest neighbours among the map's points that stay: exact for a small library, else the
+        vector index kept to those rows (reading every vector of 100k photos takes seconds)."""
+        from clipfind.photomap import exact_knn
+
+        kept = saved.ids[np.isin(saved.ids, ids) & ~np.isin(saved.ids, changed)]
+        if len(ids) <= EXACT_LIMIT:
+            vectors = self._vectors_in_order(kept)
+            return lambda q, k: exact_knn(kept, vectors, q, k)
+        from clipfind.annindex import sync_index
+        from clipfind.neighbours import rows_only
+
+        index = self.index()
+        sync_index(index, self.catalog)
+        return rows_only(index.search, kept)
+
+    def render_map(self, path: str | os.PathLike[str], size: int = 1600,
+                   vocabulary: tuple[Sequence[str], Vectors] | None = None, photo_map: PhotoMap | None = None) -> int:
+        """Draw the map into a PNG file: thumbnails at their places, dots where dense, cluster names.
+
+        Args:
+            path: the PNG file to write (whole or not at all).
+            size: its width and height in pixels.
+            vocabulary: as for :meth:`photo_map`.
+            photo_map: a map already made (default: :meth:`photo_map`).
+
+        Returns how many thumbnails it shows.
+        """
+        from clipfind.maprender import render_map
+
+        return render_map(photo_map if photo_map is not None else self.photo_map(vocabulary), path, thumbnail, size)
+
+    # -- search results, tags, albums, saved searches --------------------------------------------
+    def _ready_searcher(self) -> Searcher | None:
+        """The Searcher, once the catalog's model is checked; None when nothing is embedded yet
+        (ClipfindError when every indexed photo waits for the model)."""
+        self.catalog.check_model(self.spec.identity)
+        if not self.catalog.has_vectors():
+            waiting = self.catalog.waiting()
+            if waiting:
+                raise ClipfindError(_no_vectors_yet(waiting))
+            return None
+        if self._searcher is None:
+            self._searcher = Searcher(self.catalog, self.index(), self._encode_texts, self._encode_image,
+                                      tag_ids=self._tag_ids)
+        return self._searcher
+
+    def search_results(self, query: Query, k: int = 20, filters: Filters = Filters()) -> SearchResults:
+        """Like :meth:`search`, with how many photos passed the cut-off (what the grid shows).
+
+        Args:
+            query: what to look for, from :func:`build_query`.
+            k: how many hits at most.
+            filters: folder, dates, tag, sort order, and the cut-off: ``min_score``, else with
+                ``auto_cutoff`` one drawn from this query's scores (clipfind.relevance).
+        """
+        searcher = self._ready_searcher()
+        if searcher is None:
+            return SearchResults((), 0, filters.min_score)
+        return searcher.search_results(query, k, filters)
+
+    def vocabulary(self) -> list[str]:
+        """The tags in use: the built-in vocabulary with the user's ``vocabulary.txt`` in the home applied."""
+        from clipfind.tags import load_vocabulary
+
+        return load_vocabulary(self.home).tags
+
+    def tag_phrases(self) -> tuple[list[str], Vectors]:
+        """The vocabulary's tags and their unit vectors for this library's model ((n, dim)), embedded
+        once and cached in the home: for naming clusters of the map, for instance. Opens the text tower."""
+        phrases = self._phrases()
+        return phrases.vocabulary.tags, phrases.vectors
+
+    def photo_tags(self) -> list[PhotoTags]:
+        """Every indexed photo with its automatic tags, best first (none for a photo no tag fits,
+        or one that waits for the model), in catalog order. The first call embeds the vocabulary
+        and tags every photo; later ones tag only photos whose vector changed."""
+        table, phrases = self._tag_table(), self._phrases()
+        if table is None:
+            return [PhotoTags(p, ()) for p in self.catalog.photos()]
+        tags = phrases.vocabulary.tags
+        rows = {int(i): r for r, i in enumerate(table.ids.tolist())}
+        out = []
+        for photo in self.catalog.photos():
+            r = rows.get(photo.id)
+            found = () if r is None else tuple(
+                TagScore(tags[t], round(float(s), 6)) for t, s in zip(table.tags[r], table.scores[r]) if t >= 0)
+            out.append(PhotoTags(photo, found))
+        return out
+
+    def tag_albums(self) -> list[TagAlbum]:
+        """The tags that some photo carries, as albums for a side list: clean-up categories first
+        ("Screenshots", "Documents", "Receipts"...), then by how many photos, then by name."""
+        from clipfind.tags import album_title
+
+        table, phrases = self._tag_table(), self._phrases()
+        if table is None:
+            return []
+        counts = table.counts(len(phrases.vocabulary.phrases))
+        albums = [TagAlbum(p.tag, album_title(p.tag), int(c), p.cleanup)
+                  for p, c in zip(phrases.vocabulary.phrases, counts) if c > 0]
+        return sorted(albums, key=lambda a: (not a.cleanup, -a.count, a.title.casefold()))
+
+    def tag_album(self, tag: str) -> list[PhotoInfo]:
+        """The photos carrying a tag, the surest first.
+
+        Args:
+            tag: a vocabulary tag or its album title, ignoring case ("receipts", "Receipts").
+
+        Raises ClipfindError for a tag the vocabulary does not have.
+        """
+        table, phrases = self._tag_table(), self._phrases()
+        row = self._tag_row(tag, phrases)
+        if table is None:
+            return []
+        hit = table.tags == row
+        where = hit.any(axis=1)
+        scores = np.where(hit, table.scores, -np.inf).max(axis=1)[where]
+        ids = table.ids[where][np.argsort(-scores, kind="stable")]
+        return self.photos(ids.tolist())
+
+    def _tag_ids(self, tag: str) -> Ids:
+        """The ids of the photos carrying a tag (Filters.tag); ClipfindError for an unknown tag."""
+        table, phrases = self._tag_table(), self._phrases()
+        row = self._tag_row(tag, phrases)
+        return table.ids_with(row) if table is not None else np.zeros(0, np.int64)
+
+    @staticmethod
+    def _tag_row(tag: str, phrases: Any) -> int:
+        import difflib
+
+        found = phrases.vocabulary.find(tag)
+        if found is None:
+            close = difflib.get_close_matches(tag.lower(), phrases.vocabulary.tags, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `clipfind tags --albums` lists the tags in use"
+            raise ClipfindError(f"unknown tag {tag!r}{hint}")
+        return phrases.vocabulary.phrases.index(found)
+
+    def _phrases(self) -> Any:
+        """The vocabulary's PhraseVectors for this model (clipfind.tags), read from the home's cache
+        or embedded once; the vocabulary file is read again on each call, so an edit shows at once."""
+        from clipfind.tags import load_vocabulary, phrase_vectors
+
+        vocabulary = load_vocabulary(self.home)
+        if self._tag_state is not None and self._tag_state[0].vocabulary == vocabulary:
+            return self._tag_state[0]
+        model = self.catalog.model_identity or self.spec.identity
+        phrases = phrase_vectors(vocabulary, self._encode_texts, model, self.home)
+        self._tag_state = (phrases, None)
+        return phrases
+
+    def _tag_table(self) -> Any:
+        """Every embedded photo's tags (a clipfind.tags.TagTable) for the catalog as it is now, kept in
+        the home and brought up to date from the catalog's change log; None when nothing is embedded."""
+        from clipfind.tags import TAGS_FILE, TagTable, table_key
+
+        self.catalog.check_model(self.spec.identity)
+        if not self.catalog.has_vectors():
+            return None
+        phrases = self._phrases()
+        key, path = table_key(phrases), self.home / TAGS_FILE
+        generation = self.catalog.generation
+        table = self._tag_state[1] if self._tag_state is not None else None
+        if table is not None and table.key == key and table.generation == generation:
+            return table
+        if table is None or table.key != key:
+            table = TagTable.load(path, key)
+        with self.catalog.snapshot():  # one state of the catalog while an indexer commits
+            generation = self.catalog.generation
+            if table is not None and table.generation == generation:
+                pass
+            elif table is not None and table.generation < generation:
+                ids_now = np.fromiter(sorted(self.catalog.embedded_ids()), np.int64)
+                table = table.updated(ids_now, self.catalog.vectors(since_generation=table.generation),
+                                      lambda ids: self.catalog.vectors(ids=ids.tolist()), phrases, generation)
+                table.save(path)
+            else:
+                table = TagTable.build(*self.catalog.vectors(), phrases, generation, key)
+                table.save(path)
+        self._tag_state = (phrases, table)
+        return table
+
+    def saved_searches(self) -> list[SavedSearch]:
+        """The user's saved searches, oldest first: albums the user made."""
+        from clipfind.albums import SavedSearches
+
+        return SavedSearches(self.home).all()
+
+    def save_search(self, name: str, query: Query, min_score: float | None = None) -> SavedSearch:
+        """Save a query with its least score under a name (a name saved before is replaced).
+
+        Args:
+            name: what the album list shows; unique ignoring case.
+            query: from :func:`build_query`.
+            min_score: the least score of its photos; None: the automatic cut-off.
+        """
+        from clipfind.albums import SavedSearches
+
+        return SavedSearches(self.home).save(name, query, min_score)
+
+    def run_saved_search(self, name: str, k: int = 200, sort: Literal["score", "date"] = "score") -> SearchResults:
+        """The photos of a saved search now: its query, cut at its least score (else automatically).
+
+        Raises ClipfindError for a name that is not saved.
+        """
+        from clipfind.albums import SavedSearches
+
+        saved = SavedSearches(self.home).get(name)
+        return self.search_results(saved.query, k, Filters(min_score=saved.min_score, sort=sort,
+                                                          auto_cutoff=saved.min_score is None))
+
+    def delete_saved_search(self, name: str) -> None:
+        """Forget a saved search. Raises ClipfindError for a name that is not saved."""
+        from clipfind.albums import SavedSearches
+
+        SavedSearches(self.home).delete(name)
+
 
     def status(self) -> Status:
         """Everything `clipfind status` shows: folders with their counts and reachability, the

@@ -112,11 +112,21 @@ class Filters:
     folder: str | None = None
     date_from: str | None = None  # ISO date or datetime, inclusive
     date_to: str | None = None
-    min_score: float | None = None
+    min_score: float | None = None  # an explicit cut-off; wins over auto_cutoff
+    tag: str | None = None  # only photos with this automatic tag (clipfind.tags)
+    sort: SortOrder = "score"  # of the k best: by score (best first) or capture date (newest first)
+    # With no min_score: cut weak matches at a score drawn from this query's own score distribution
+    # (clipfind.relevance.auto_cutoff). Off by default, so a plain search returns the k best as before.
+    auto_cutoff: bool = False
 
     @property
     def restricts_candidates(self) -> bool:
-        return self.folder is not None or self.date_from is not None or self.date_to is not None
+        return (self.folder is not None or self.date_from is not None or self.date_to is not None
+                or self.tag is not None)
+
+
+SortOrder = Literal["score", "date"]
+SORT_ORDERS: tuple[SortOrder, ...] = ("score", "date")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +135,53 @@ class SearchHit:
 
     photo: PhotoInfo
     score: float  # cosine similarity to the query, -1..1
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """A search's hits with what the grid says about them: how many passed the cut-off."""
+
+    hits: tuple[SearchHit, ...]  # at most k, in the order Filters.sort asked for
+    passed: int  # candidates at or above the cut-off (all candidates when there is none), query photos left out
+    cutoff: float | None  # the least score shown; None: no cut-off
+    automatic: bool = False  # the cut-off came from the query's score distribution, not from min_score
+    estimated: bool = False  # passed is estimated from a sample (a large library's approximate search)
+
+
+# -- tags, albums, saved searches -----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TagScore:
+    """One automatic tag of a photo: a vocabulary tag and the photo's cosine to its prompt."""
+
+    tag: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoTags:
+    """A photo with its automatic tags, best first; () when no tag clears the margin."""
+
+    photo: PhotoInfo
+    tags: tuple[TagScore, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TagAlbum:
+    """A tag as an album for a side list: "Screenshots" with 120 photos."""
+
+    tag: str  # the vocabulary tag (what Filters.tag takes)
+    title: str  # what a side list shows
+    count: int
+    cleanup: bool = False  # a category people often clean up (screenshots, receipts...)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedSearch:
+    """A query with its least score, saved by name: an album the user made."""
+
+    name: str
+    query: Query
+    min_score: float | None = None  # None: the automatic cut-off
 
 
 # -- duplicates -----------------------------------------------------------------------------
@@ -407,3 +464,82 @@ class Counts:
     photos: int  # indexed (searchable) photos
     failed: int  # files that could not be read
     folders: int  # indexed folders
+
+
+# -- browsing (issue 13: the "All photos" timeline, the folder tree) -------------------------
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December")
+
+
+@dataclass(frozen=True, slots=True)
+class MonthGroup:
+    """One month of the timeline: photos ``start`` .. ``start + count - 1`` of :attr:`Timeline.photos`."""
+
+    month: str  # "2024-06"
+    start: int
+    count: int
+
+    @property
+    def label(self) -> str:
+        """The heading people read: "June 2024"."""
+        year, _, month = self.month.partition("-")
+        return f"{MONTH_NAMES[int(month) - 1]} {year}" if month.isdigit() and 1 <= int(month) <= 12 else self.month
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Every photo newest first by when it was taken (capture date, else the file's time), in months."""
+
+    photos: tuple[PhotoInfo, ...]
+    dates: tuple[str, ...]  # ISO date and time of each photo, as sorted
+    months: tuple[MonthGroup, ...]
+
+    @classmethod
+    def of(cls, rows: list[tuple[PhotoInfo, str]]) -> Timeline:
+        """From (photo, date) pairs already sorted newest first: consecutive photos of a month form a group."""
+        months: list[MonthGroup] = []
+        start, current = 0, None
+        for i, (_, when) in enumerate(rows):
+            month = when[:7]
+            if month != current:
+                if current is not None:
+                    months.append(MonthGroup(current, start, i - start))
+                start, current = i, month
+        if current is not None:
+            months.append(MonthGroup(current, start, len(rows) - start))
+        return cls(tuple(p for p, _ in rows), tuple(w for _, w in rows), tuple(months))
+
+
+@dataclass(frozen=True, slots=True)
+class FolderNode:
+    """A folder of the library with how many photos it holds, its subfolders' included."""
+
+    path: str
+    photos: int
+    children: tuple[FolderNode, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/\\").rpartition("/")[2].rpartition("\\")[2] or self.path
+
+    @classmethod
+    def tree(cls, roots: list[str], direct: dict[str, int]) -> list[FolderNode]:
+        """The trees under ``roots`` (indexed folders) from how many photos each folder holds directly;
+        a root inside another root is part of that one's tree, folders without photos under them are left out."""
+        def inside(path: str, folder: str) -> bool:
+            return path.startswith(folder.rstrip("/\\") + "/") or path.startswith(folder.rstrip("/\\") + "\\")
+
+        tops = [r for r in sorted(set(roots)) if not any(o != r and inside(r, o) for o in roots)]
+        children: dict[str, set[str]] = {}
+        for folder in direct:
+            top = next((t for t in tops if folder == t or inside(folder, t)), None)
+            while top is not None and folder != top:
+                parent = folder[: max(folder.rstrip("/\\").rfind("/"), folder.rstrip("/\\").rfind("\\"))] or "/"
+                children.setdefault(parent, set()).add(folder)
+                folder = parent
+
+        def node(path: str) -> FolderNode:
+            kids = tuple(node(c) for c in sorted(children.get(path, ()), key=str.lower))
+            return cls(path, direct.get(path, 0) + sum(k.photos for k in kids), kids)
+
+        return [node(t) for t in tops]

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget, QMessageBox, QPushButton,
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
@@ -15,10 +14,10 @@ from PySide6.QtWidgets import (
 
 from clipfind.records import human_bytes
 
-from .workers import ThumbnailLoader
-
 if TYPE_CHECKING:
     from clipfind.records import Failure, PhotoInfo
+
+    from .preview import PhotoPreview
 
 
 def describe(photo: PhotoInfo) -> str:
@@ -61,40 +60,13 @@ def show_problems(parent: QWidget, title: str, lines: Sequence[str], shown: int 
     box.exec()
 
 
-class PreviewDialog(QDialog):
-    """One photo, large, with its path and details; decoded in a thread pool (a 50-megapixel photo
-    takes a second), the dialog says "Loading…" until then."""
+class PreviewDialog:
+    """The older one-photo call, ``PreviewDialog(photo, parent)``: the preview (gui/preview.py) with that photo."""
 
-    SIDE = 1600
+    def __new__(cls, photo: PhotoInfo, parent: QWidget | None = None) -> PhotoPreview:  # type: ignore[misc]
+        from .preview import PhotoPreview
 
-    def __init__(self, photo: PhotoInfo, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(os.path.basename(photo.path))
-        self.resize(900, 700)
-        self.image = QLabel("Loading…", alignment=Qt.AlignmentFlag.AlignCenter)
-        self.image.setMinimumSize(400, 300)
-        self.loaded = False
-        self._loader = ThumbnailLoader(self.SIDE, self)
-        self._loader.ready.connect(self._decoded)
-        self._loader.request(photo.path)
-        path = QLabel(photo.path, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
-        path.setWordWrap(True)
-        info = QLabel(describe(photo))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.image, 1)
-        layout.addWidget(path)
-        layout.addWidget(info)
-        layout.addWidget(buttons)
-
-    def _decoded(self, _path: str, image: QImage) -> None:
-        self.loaded = True
-        if image.isNull():
-            self.image.setText("This photo cannot be shown.")
-            return
-        self.image.setPixmap(QPixmap.fromImage(image).scaled(
-            860, 600, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+        return PhotoPreview([photo], 0, parent)
 
 
 class FoldersDialog(QDialog):

@@ -15,16 +15,18 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent
+from PySide6.QtGui import QBrush, QFont, QGuiApplication, QKeyEvent, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
 from clipfind.records import TIER_NAMES, human_bytes, human_duration
 
+from .theme import css, tinted, tone
+
 if TYPE_CHECKING:
     from clipfind.records import DupeGroup, DupeMember, PhotoInfo
 
-WARNING = "#d9480f"  # a note the user should read before removing a photo
-PROTECTED = "#1864ab"
+WARNING = "warning"  # a note the user should read before removing a photo (a tone of gui.theme)
+PROTECTED = "info"
 COLUMNS = ("Remove", "Name", "Folder", "Pixels", "Size", "Date", "Similarity", "Reasons · notes")
 REMOVE, NAME, FOLDER, PIXELS, SIZE, DATE, SIMILARITY, NOTES = range(len(COLUMNS))
 _Index = QModelIndex | QPersistentModelIndex
@@ -55,14 +57,15 @@ def lacks_note(member: DupeMember) -> str:
 
 
 def member_notes(member: DupeMember, keeper: bool = False, chosen: bool = False) -> list[tuple[str, str]]:
-    """(text, colour) notes about a member: chosen keeper, protected folder, metadata the keeper lacks."""
+    """(text, style-sheet colour read from the theme now) notes about a member: chosen keeper, protected
+    folder, metadata the keeper lacks."""
     notes = []
     if keeper and chosen:
-        notes.append(("kept: your choice", "#2b8a3e"))
+        notes.append(("kept: your choice", css("good")))
     if member.protected:
-        notes.append(("protected folder", PROTECTED))
+        notes.append(("protected folder", css(PROTECTED)))
     if member.keeper_lacks:
-        notes.append((lacks_note(member), WARNING))
+        notes.append((lacks_note(member), css(WARNING)))
     return notes
 
 
@@ -84,11 +87,6 @@ _PLAIN = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _CHECKABLE = _PLAIN | Qt.ItemFlag.ItemIsUserCheckable
 _BOLD = QFont()
 _BOLD.setBold(True)
-_KEEPER_BACKGROUND = QBrush(QColor("#ebfbee"))
-_TITLE_BACKGROUND = QBrush(QColor("#f1f3f5"))
-_KEEP_COLOUR = QBrush(QColor("#2b8a3e"))
-_WARNING_COLOUR = QBrush(QColor(WARNING))
-_PROTECTED_COLOUR = QBrush(QColor(PROTECTED))
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 TITLE = -1  # the member position of a group's title row
 
@@ -237,12 +235,12 @@ class DupesTableModel(QAbstractTableModel):
                 + [f"also at {p}" for p in member.aliases]) or None
         if role == Qt.ItemDataRole.ForegroundRole:
             if column == NOTES and member.keeper_lacks:
-                return _WARNING_COLOUR
+                return QBrush(tone(WARNING))  # read from the theme at each ask: a switch shows at the next paint
             if column == NOTES and member.protected:
-                return _PROTECTED_COLOUR
-            return _KEEP_COLOUR if column == REMOVE and keeper else None
+                return QBrush(tone(PROTECTED))
+            return QBrush(tone("good")) if column == REMOVE and keeper else None
         if role == Qt.ItemDataRole.BackgroundRole:
-            return _KEEPER_BACKGROUND if keeper else None
+            return QBrush(tinted("good")) if keeper else None
         if role == Qt.ItemDataRole.FontRole:
             return _BOLD if keeper else None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (PIXELS, SIZE):
@@ -278,7 +276,7 @@ class DupesTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.FontRole:
             return _BOLD
         if role == Qt.ItemDataRole.BackgroundRole:
-            return _TITLE_BACKGROUND
+            return QBrush(QGuiApplication.palette().color(QPalette.ColorRole.AlternateBase))
         return None
 
     def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802

@@ -42,6 +42,7 @@ from .keeper_rules_dialog import KeeperRulesDialog
 from .marks_dialog import MarksDialog
 from .results_model import ThumbnailCache, cached_or_requested, centred
 from .tasks import TaskRunner
+from .theme import css
 from .workers import ThumbnailLoader
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def _small(text: str, color: str = SECONDARY) -> QLabel:
 def _notes(member: DupeMember, keeper: bool = False, chosen: bool = False) -> list[QLabel]:
     """A member's notes (protected folder, metadata the keeper lacks) and its other paths, as card labels."""
     labels = [_small(text, color) for text, color in member_notes(member, keeper, chosen)]
-    return labels + [_small(f"also at {path} — same file, removing it frees nothing", "#e67700")
+    return labels + [_small(f"also at {path} — same file, removing it frees nothing", css("notice"))
                      for path in member.aliases]
 
 
@@ -252,7 +253,8 @@ class _Card(QFrame):
         top = QHBoxLayout()
         if keeper:
             badge = QLabel("KEEP")
-            badge.setStyleSheet("color: white; background: #2b8a3e; padding: 1px 6px; border-radius: 3px;")
+            badge.setStyleSheet(f"color: palette(base); background: {css('good')}; padding: 1px 6px; "
+                                "border-radius: 3px;")
             badge.setToolTip("The photo this group keeps; it cannot be removed here")
         else:
             badge = QLabel(member_badge(group, member))
@@ -331,7 +333,7 @@ class _Card(QFrame):
         photo = member.photo
         if member.protected:
             label = QLabel("protected")
-            label.setStyleSheet("color: #1864ab;")
+            label.setStyleSheet(f"color: {css('info')};")
             label.setToolTip(f"{photo.path} is in a protected folder (keeper rules): it is never removed")
             return label
         box = QCheckBox("remove")
@@ -658,14 +660,15 @@ class DupesView(QWidget):
         self.rules_button.setToolTip("Which photo of a group stays: protected and preferred folders, formats, "
                                      "capture date, GPS")
         self.rules_button.clicked.connect(self.edit_keeper_rules)
-        self.marks_button = QPushButton("Not duplicates list…")
+        self.marks_button = QPushButton("Not duplicates…")
         self.marks_button.setToolTip("Review the photos you marked as not duplicates, and take marks back")
         self.marks_button.clicked.connect(self.show_marks)
         self.size_slider = QSlider(Qt.Orientation.Horizontal)
         self.size_slider.setRange(THUMB_MIN, THUMB_MAX)
         self.size_slider.setSingleStep(10)
         self.size_slider.setPageStep(50)
-        self.size_slider.setFixedWidth(140)
+        self.size_slider.setMinimumWidth(60)  # gives way in a narrow window (the window works down to 640 px)
+        self.size_slider.setMaximumWidth(140)
         self.size_slider.setValue(self.chosen_side or THUMB)
         self.size_slider.setToolTip("Photo size: Ctrl+plus and Ctrl+minus, or Ctrl+wheel over the photos; "
                                     "Ctrl+0 fits the size to the window again")
@@ -676,9 +679,9 @@ class DupesView(QWidget):
         tools.setSpacing(4)
         tools.addWidget(self.cards_button)
         tools.addWidget(self.table_button)
-        tools.addSpacing(12)
+        tools.addSpacing(8)
         tools.addWidget(self.mark_button)
-        tools.addSpacing(12)
+        tools.addSpacing(8)
         tools.addWidget(self.size_label)
         tools.addWidget(self.size_slider)
         tools.addStretch(1)
@@ -688,7 +691,7 @@ class DupesView(QWidget):
         self.working = QProgressBar(maximumWidth=200, maximumHeight=14, textVisible=False)
         self.working.setRange(0, 0)  # indeterminate
         self.working_label = QLabel()
-        self.working_label.setStyleSheet("color: #1971c2;")
+        self.working_label.setStyleSheet(f"color: {css('info')};")
         self.working_row = QWidget()  # the busy state: the slider and the groups on screen stay usable meanwhile
         working = QHBoxLayout(self.working_row)
         working.setContentsMargins(0, 0, 0, 0)

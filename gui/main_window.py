@@ -9,6 +9,7 @@ from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -29,9 +30,14 @@ from clipfind.library import Library
 from .dialogs import ErrorsDialog, FoldersDialog
 from .dupes_view import DupesView
 from .icons import icon
+from .preview import install_quick_look
 from .results_model import ThumbnailCache
 from .search_view import SearchView, holds_photo
+from .shortcuts import KEYS as SHORTCUT_SHEET_KEYS
+from .shortcuts import ShortcutSheet
 from .tasks import Relay, TaskRunner
+from .theme import css, follow_system
+from .welcome import WelcomePage, choose_folders
 from .workers import FolderWatch, IndexWorker, ThumbnailLoader
 
 if TYPE_CHECKING:
@@ -53,6 +59,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, library: Library, settings: QSettings, folders: list[str] | None = None) -> None:
         super().__init__()
+        follow_system(QApplication.instance())  # light or dark as the system is, and when it switches
         self.library = library
         self.settings = settings
         self.setWindowTitle("clipfind")
@@ -109,7 +116,7 @@ class MainWindow(QMainWindow):
 
         self.banner = QLabel()
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background: #fff3bf; padding: 8px; border-radius: 4px;")
+        self.banner.setStyleSheet(f"background: {css('banner')}; padding: 8px; border-radius: 4px;")
         self.banner_button = QPushButton("Choose checkpoint file…")
         self.banner_button.clicked.connect(self.choose_checkpoint)
         banner_row = QHBoxLayout()
@@ -122,7 +129,8 @@ class MainWindow(QMainWindow):
         self.download.setFormat("Downloading model weights… %p%")
         self.download.hide()
 
-        self.welcome = self._welcome_page()
+        self.welcome = WelcomePage()
+        self.welcome.folders_chosen.connect(self.add_folders)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.banner_box)
@@ -140,6 +148,11 @@ class MainWindow(QMainWindow):
         # (not the whole application: a filter there runs Python for every event of every widget, which
         # made building a page of duplicate groups several times slower). Text still pastes as text.
         QShortcut(QKeySequence.StandardKey.Paste, self, activated=self._paste_if_photo)
+        for key in SHORTCUT_SHEET_KEYS:  # "?" typed in a text field stays text: fields take printable keys first
+            QShortcut(key, self, activated=self.show_shortcuts)
+        for grid in (self.search.grid, getattr(self.search, "timeline", None)):
+            if grid is not None:  # Space: quick look at the current photo, Space in the preview closes it
+                install_quick_look(grid, lambda g=grid: self._quick_look(g))
         for kind in (QLineEdit, QAbstractSpinBox):
             for field in self.findChildren(kind):
                 field.installEventFilter(self)
@@ -184,25 +197,14 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.watch_state)
         status.addPermanentWidget(self.counts)
 
-    def _welcome_page(self) -> QWidget:
-        page = QWidget()
-        title = QLabel("<h1>Find your photos by what is in them</h1>")
-        text = QLabel("Pick the folders where you keep photos. clipfind looks at each photo once, on this "
-                      "computer (nothing is uploaded), and then finds them by description (\u201ca dog on a beach "
-                      "at sunset\u201d), by example, and finds duplicates you can clean up safely.")
-        text.setWordWrap(True)
-        text.setFixedWidth(640)
-        text.setFixedHeight(text.heightForWidth(640) + 8)  # wrapped text gets the lines it needs
-        text.setStyleSheet("font-size: 14px; color: #495057;")
-        button = QPushButton(icon("folder"), "Choose photo folders…")
-        button.setMinimumHeight(40)
-        button.clicked.connect(self.pick_folders)
-        layout = QVBoxLayout(page)
-        layout.addStretch(1)
-        for widget in (title, text, button):
-            layout.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addStretch(2)
-        return page
+    def show_shortcuts(self) -> None:
+        """The keyboard shortcut sheet (F1 or ?)."""
+        ShortcutSheet(self).exec()
+
+    def _quick_look(self, grid: QWidget) -> None:
+        hit = self.search._hit(grid.currentIndex())
+        if hit is not None:
+            self.search.preview(hit)
 
     def _show_welcome(self, visible: bool) -> None:
         self.welcome.setVisible(visible)
@@ -339,9 +341,9 @@ class MainWindow(QMainWindow):
             self.start_indexing(None)  # catch up with changes since last time
 
     def pick_folders(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a photo folder")
-        if folder:
-            self.add_folders([folder])
+        folders = choose_folders(self)  # several at once
+        if folders:
+            self.add_folders(folders)
 
     def add_folders(self, folders: list[str]) -> None:
         """Index new folders; the indexer adds each to the catalog once the model is known to fit."""
@@ -604,6 +606,7 @@ class MainWindow(QMainWindow):
         self.tasks.shutdown()
         self.indexer = None
         self.cache.loader.wait()
+        self.search.shutdown()  # the grids' thumbnail decodes
         self._gc_timer.stop()
         gc.unfreeze()
         gc.collect()

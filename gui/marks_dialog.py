@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTreeWidget,
     QTreeWidgetItem, QVBoxLayout, QWidget,
@@ -66,7 +66,7 @@ class MarksDialog(QDialog):
         header.setStretchLastSection(False)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         self.status = QLabel("Loading…")
-        self.status.setStyleSheet("color: #495057;")
+        self.status.setStyleSheet("color: palette(placeholder-text);")
         self.take_back = QPushButton("Take back")
         self.take_back.setToolTip("Forget the selected marks: their photos can be shown as duplicates again")
         self.take_back.setEnabled(False)
@@ -116,13 +116,13 @@ class MarksDialog(QDialog):
     def _strip(self, mark: NotDuplicatesMark) -> QIcon:
         """Up to STRIP thumbnails side by side (grey until decoded)."""
         strip = QPixmap(STRIP * (THUMB + 2), THUMB)
-        strip.fill(QColor(0, 0, 0, 0))
+        strip.fill(Qt.GlobalColor.transparent)
         painter = QPainter(strip)
         for i, photo in enumerate(mark.photos[:STRIP]):
             pixmap = self.cache.get(photo.path)
             target = (i * (THUMB + 2), 0, THUMB, THUMB)
             if pixmap is None:
-                painter.fillRect(*target, QColor("#e9ecef"))
+                painter.fillRect(*target, self.palette().color(QPalette.ColorRole.AlternateBase))
             else:
                 painter.drawPixmap(*target, pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                                                           Qt.TransformationMode.SmoothTransformation))

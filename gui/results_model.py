@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 
+from clipfind.records import SearchHit
+
+from .grid_view import NameRole, PixmapRole, ScoreRole
 from .workers import ThumbnailLoader
 
 if TYPE_CHECKING:
-    from clipfind.records import SearchHit
+    from clipfind.records import PhotoInfo, Timeline
 
 HitRole = Qt.ItemDataRole.UserRole + 1  # the SearchHit itself
 CACHE_SIZE = 2000
@@ -31,8 +34,9 @@ def cached_or_requested(pixmaps: OrderedDict[str, QPixmap], loader: ThumbnailLoa
 class ThumbnailCache:
     """Decoded thumbnails by path, least recently used dropped first."""
 
-    def __init__(self, loader: ThumbnailLoader) -> None:
+    def __init__(self, loader: ThumbnailLoader, square: bool = True) -> None:
         self.loader = loader
+        self.square = square  # centred on a square canvas (cards); False keeps the photo's shape (the grids crop)
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         side = loader.size.width()
         self.placeholder = QPixmap(side, side)
@@ -49,7 +53,9 @@ class ThumbnailCache:
             painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, "unreadable")
             painter.end()
         else:
-            pixmap = centred(QPixmap.fromImage(image), self.placeholder.width())
+            pixmap = QPixmap.fromImage(image)
+            if self.square:
+                pixmap = centred(pixmap, self.placeholder.width())
         self._pixmaps[path] = pixmap
         while len(self._pixmaps) > CACHE_SIZE:
             self._pixmaps.popitem(last=False)
@@ -87,13 +93,73 @@ class ResultsModel(QAbstractListModel):
             return f"{hit.photo.path}\nsimilarity {hit.score:.3f}"
         if role == HitRole:
             return hit
+        if role == NameRole:
+            return os.path.basename(hit.photo.path)
+        if role == PixmapRole:
+            return self.cache.get(hit.photo.path) or self.cache.placeholder
+        if role == ScoreRole:
+            return hit.score
         return None
+
+    def sections(self) -> list[tuple[str, int, int]]:
+        """One untitled section: results are in rank order."""
+        return [("", 0, len(self.hits))]
 
     def _thumbnail_ready(self, path: str, image: QImage) -> None:
         row = self._row_of.get(path)
         if row is not None:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class TimelineModel(QAbstractListModel):
+    """Every photo newest first, in months (a Library.timeline()): the "All photos" view. Rows are read
+    from the timeline's tuples as they are painted; nothing is made per photo up front."""
+
+    def __init__(self, cache: ThumbnailCache) -> None:
+        super().__init__()
+        self.cache = cache
+        self.timeline: Timeline | None = None
+        self._row_of: dict[str, int] | None = None  # built on the first thumbnail that arrives
+        cache.loader.ready.connect(self._thumbnail_ready)
+
+    @property
+    def photos(self) -> tuple[PhotoInfo, ...]:
+        return self.timeline.photos if self.timeline is not None else ()
+
+    def set_timeline(self, timeline: Timeline) -> None:
+        self.beginResetModel()
+        self.timeline = timeline
+        self._row_of = None
+        self.endResetModel()
+
+    def sections(self) -> list[tuple[str, int, int]]:
+        return [(m.label, m.start, m.count) for m in self.timeline.months] if self.timeline else []
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.photos)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or index.row() >= len(self.photos):
+            return None
+        photo = self.photos[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, NameRole):
+            return os.path.basename(photo.path)
+        if role == PixmapRole:
+            return self.cache.get(photo.path) or self.cache.placeholder
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{photo.path}\n{self.timeline.dates[index.row()].replace('T', ' ')}"
+        if role == HitRole:
+            return SearchHit(photo, float("nan"))
+        return None
+
+    def _thumbnail_ready(self, path: str, image: QImage) -> None:
+        if self._row_of is None:
+            self._row_of = {p.path: i for i, p in enumerate(self.photos)}
+        row = self._row_of.get(path)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [PixmapRole])
 
 
 def centred(pixmap: QPixmap, side: int) -> QPixmap:

@@ -14,10 +14,11 @@ import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer
-from PySide6.QtGui import QColor, QPainter, QPixmap
+from PySide6.QtGui import QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
 from .icons import icon
+from .theme import follow_system
 
 SIZE = (360, 200)
 POLL_MS = 15
@@ -25,11 +26,14 @@ POLL_MS = 15
 
 def splash_screen(message: str = "Opening your photo library…") -> QSplashScreen:
     """A plain card with the app's icon and a line of text, shown at once."""
+    app = QApplication.instance()
+    follow_system(app)  # light or dark like the system, from the first thing shown
+    palette = app.palette()
     pixmap = QPixmap(*SIZE)
-    pixmap.fill(QColor("#fafafa"))
+    pixmap.fill(palette.color(QPalette.ColorRole.Window))
     painter = QPainter(pixmap)
     icon("clipfind").paint(painter, (SIZE[0] - 72) // 2, 36, 72, 72)
-    painter.setPen(QColor("#202020"))
+    painter.setPen(palette.color(QPalette.ColorRole.WindowText))
     font = painter.font()
     font.setPointSize(15)
     font.setBold(True)
@@ -37,7 +41,8 @@ def splash_screen(message: str = "Opening your photo library…") -> QSplashScre
     painter.drawText(0, 124, SIZE[0], 30, Qt.AlignmentFlag.AlignHCenter, "clipfind")
     painter.end()
     splash = QSplashScreen(pixmap)
-    splash.showMessage(message, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, QColor("#505050"))
+    splash.showMessage(message, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
+                       palette.color(QPalette.ColorRole.PlaceholderText))
     splash.show()
     QApplication.processEvents()
     return splash

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, QRunnable, QSize, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from clipfind.errors import LockedError
-from clipfind.library import Library, Watcher, WatchNotice, thumbnail
+from clipfind.library import Library, ThumbCache, Watcher, WatchNotice, thumbnail
 from clipfind.records import Control, IndexReport
 
 from .tasks import Relay, Task, TaskRunner
@@ -133,13 +133,13 @@ class _ThumbnailSignals(QObject):
 
 
 class _ThumbnailJob(QRunnable):
-    def __init__(self, path: str, size: int, signals: _ThumbnailSignals) -> None:
+    def __init__(self, path: str, size: int, signals: _ThumbnailSignals, disk: ThumbCache | None = None) -> None:
         super().__init__()
-        self.path, self.size, self.signals = path, size, signals
+        self.path, self.size, self.signals, self.disk = path, size, signals, disk
 
     def run(self) -> None:
         try:
-            image = thumbnail(self.path, self.size)
+            image = self.disk.thumbnail(self.path) if self.disk is not None else thumbnail(self.path, self.size)
             data = image.tobytes("raw", "RGB")
             qimage = QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888).copy()
         except Exception:
@@ -148,13 +148,18 @@ class _ThumbnailJob(QRunnable):
 
 
 class ThumbnailLoader(QObject):
-    """Decodes thumbnails in a thread pool (EXIF-upright, HEIC, CMYK via clipfind's loader)."""
+    """Decodes thumbnails in a thread pool (EXIF-upright, HEIC, CMYK via clipfind's loader); with ``disk``
+    (Library.thumbnails) through the home's thumbnail cache, so a second start reads small files. The
+    photo asked for last is decoded first: after a fast scroll, what is on screen comes before what
+    was scrolled past."""
 
     ready = Signal(str, QImage)
 
-    def __init__(self, size: int = 200, parent: QObject | None = None) -> None:
+    def __init__(self, size: int = 200, parent: QObject | None = None, disk: ThumbCache | None = None) -> None:
         super().__init__(parent)
         self.size = QSize(size, size)
+        self.disk = disk
+        self._asked = 0
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(2)
         self._signals = _ThumbnailSignals()
@@ -165,7 +170,8 @@ class ThumbnailLoader(QObject):
         if path in self._pending:
             return
         self._pending.add(path)
-        self._pool.start(_ThumbnailJob(path, self.size.width(), self._signals))
+        self._asked += 1
+        self._pool.start(_ThumbnailJob(path, self.size.width(), self._signals, self.disk), self._asked % 2**30)
 
     def cancel_pending(self) -> None:
         self._pool.clear()

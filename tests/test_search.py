@@ -142,3 +142,28 @@ def test_approximate_path_agrees_with_exact(searcher: Searcher, monkeypatch: pyt
     assert ranked() == exact
     assert ranked(Filters(folder="/p/a")) == filtered_exact
     assert len(searcher.index) == 4
+
+
+def test_tag_filter_restricts_candidates_with_the_other_filters(searcher: Searcher) -> None:
+    with pytest.raises(ClipfindError, match="tags are not available"):
+        searcher.search(build_query(["beach"]), 10, Filters(tag="dogs"))
+    ids = {h.photo.path: h.photo.id for h in searcher.search(build_query(["dog"]), 10)}
+    asked: list[str] = []
+
+    def tag_ids(tag: str) -> np.ndarray:
+        asked.append(tag)
+        return np.array(sorted([ids["/p/b/dog.jpg"], ids["/p/b/snowdog.jpg"], ids["/p/a/beach.jpg"]]))
+
+    searcher._tag_ids = tag_ids
+    assert set(paths(searcher.search(build_query(["beach"]), 10, Filters(tag="dogs")))) == {
+        "/p/b/dog.jpg", "/p/b/snowdog.jpg", "/p/a/beach.jpg"}
+    assert paths(searcher.search(build_query(["beach"]), 10, Filters(tag="dogs", folder="/p/a"))) == ["/p/a/beach.jpg"]
+    assert asked == ["dogs", "dogs"]
+
+
+def test_sorted_by_date_and_counted(searcher: Searcher) -> None:
+    results = searcher.search_results(build_query(["beach"]), 2, Filters(sort="date"))
+    assert paths(results.hits) == ["/p/a/beach_people.jpg", "/p/a/beach.jpg"]  # the best 2, newest first
+    assert results.passed == 4 and results.cutoff is None
+    few = searcher.search_results(build_query(["beach"]), 3, Filters(auto_cutoff=True))
+    assert few.cutoff is None and len(few.hits) == 3  # four photos: too few to tell a bulk from a tail

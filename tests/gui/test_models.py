@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QModelIndex, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage
+from PySide6.QtGui import QIcon, QImage, QPixmap
 
 from clipfind.records import DupeGroup, DupeMember, PhotoInfo, SearchHit
 from gui.dupes_view import DupeSelection, threshold_hint
+from gui.grid_view import NameRole, PixmapRole, ScoreRole
 from gui.results_model import CACHE_SIZE, HitRole, ResultsModel, ThumbnailCache
 
 
@@ -61,7 +62,9 @@ def test_results_model_rows_roles_and_reset(model, qtbot) -> None:
     assert first.data(Qt.ItemDataRole.DisplayRole) == "0.912  p1.jpg"
     assert first.data(Qt.ItemDataRole.ToolTipRole) == "/pics/p1.jpg\nsimilarity 0.912"
     assert first.data(HitRole) is results.hits[0]
-    assert first.data(Qt.ItemDataRole.UserRole + 2) is None  # no other custom role (PathRole, ScoreRole: gone)
+    # the grid draws the name and the score badge from their own roles, the thumbnail uncropped
+    assert first.data(NameRole) == "p1.jpg" and first.data(ScoreRole) == 0.91234
+    assert isinstance(first.data(PixmapRole), QPixmap)
     assert results.data(QModelIndex()) is None and results.data(results.index(5)) is None
 
 
