@@ -66,7 +66,7 @@ class MarksDialog(QDialog):
         header.setStretchLastSection(False)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         self.status = QLabel("Loading…")
-        self.status.setStyleSheet("color: palette(placeholder-text);")
+        self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # follows a light/dark switch
         self.take_back = QPushButton("Take back")
         self.take_back.setToolTip("Forget the selected marks: their photos can be shown as duplicates again")
         self.take_back.setEnabled(False)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import (
     QAbstractItemModel, QObject, QPoint, QPointF, QRect, QRunnable, QSize, Qt, QThreadPool, Signal,
 )
-from PySide6.QtGui import QImage, QKeySequence, QMouseEvent, QPainter, QPaintEvent, QPixmap, QShortcut
+from PySide6.QtGui import QImage, QKeySequence, QMouseEvent, QPainter, QPaintEvent, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView, QDialog, QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
@@ -219,7 +219,7 @@ class PhotoPreview(QDialog):
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.info = QLabel()
-        self.info.setStyleSheet("color: palette(placeholder-text);")
+        self.info.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # follows a light/dark switch
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # a narrow window elides
         self.position = QLabel()
 

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget, QPushButton, QSizePolicy, QTreeView,
-    QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
 )
 
 from .icons import icon
@@ -49,7 +60,7 @@ class WelcomePage(QWidget):
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         mark = QLabel()
-        mark.setPixmap(icon("clipfind").pixmap(QSize(72, 72)))
+        self._glyphs: list[tuple[QLabel, str, int]] = [(mark, "clipfind", 72)]  # redrawn when the palette changes
         mark.setAlignment(Qt.AlignmentFlag.AlignHCenter)
         self.title = QLabel("Find your photos by what is in them")
         font = self.title.font()
@@ -65,13 +76,13 @@ class WelcomePage(QWidget):
         body = self.text.font()
         body.setPointSizeF(body.pointSizeF() * 1.15)
         self.text.setFont(body)
-        self.text.setStyleSheet("color: palette(placeholder-text);")
+        self.text.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # follows a light/dark switch
 
         points = QVBoxLayout()
         points.setSpacing(12)
         for name, head, line in POINTS:
             glyph = QLabel()
-            glyph.setPixmap(icon(name).pixmap(QSize(24, 24)))
+            self._glyphs.append((glyph, name, 24))
             glyph.setAlignment(Qt.AlignmentFlag.AlignTop)
             said = QLabel(f"<b>{head}</b><br>{line}")
             said.setWordWrap(True)
@@ -104,7 +115,7 @@ class WelcomePage(QWidget):
         self.hint = QLabel("Ctrl- or Shift-click to choose several folders at once; subfolders are included.")
         self.hint.setWordWrap(True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-        self.hint.setStyleSheet("color: palette(placeholder-text);")
+        self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # follows a light/dark switch
 
         column = QVBoxLayout()
         column.setSpacing(0)
@@ -124,16 +135,27 @@ class WelcomePage(QWidget):
         self.column = QWidget()
         self.column.setLayout(column)
         self.column.setMaximumWidth(COLUMN)
-        self.column.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.column.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        middle = QHBoxLayout()  # the column takes the width up to COLUMN; narrower, its text wraps
+        middle.addStretch(1)
+        middle.addWidget(self.column, 100)
+        middle.addStretch(1)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 24, 24, 24)
         outer.addStretch(1)
-        outer.addWidget(self.column, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addLayout(middle)
         outer.addStretch(2)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 (Qt naming)
-        self.column.setFixedWidth(min(COLUMN, max(200, self.width() - 48)))  # wraps in a narrow window
-        super().resizeEvent(event)
+        self._draw_glyphs()
+
+    def _draw_glyphs(self) -> None:
+        for label, name, side in self._glyphs:
+            label.setPixmap(icon(name).pixmap(QSize(side, side)))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt naming)
+        if event.type() == QEvent.Type.PaletteChange:  # light <-> dark: pixmaps drawn in the old ink
+            self._draw_glyphs()
+        super().changeEvent(event)
 
     def chosen(self) -> list[str]:
         return [self.folders.item(i).text() for i in range(self.folders.count())]
@@ -145,7 +167,7 @@ class WelcomePage(QWidget):
     def add_folder(self, folder: str) -> None:
         folder = os.path.abspath(folder)
         if folder not in self.chosen():
-            self.folders.addItem(icon("folder"), folder)
+            self.folders.addItem(QListWidgetItem(icon("folder"), folder))
         self._update()
 
     def remove_selected(self) -> None:

@@ -124,3 +124,18 @@ def shoot(widget: QWidget, name: str, qtbot=None, settle_ms: int = 0) -> Path:
     path = ARTIFACTS / f"{name}.png"
     widget.grab().save(str(path))
     return path
+
+
+@pytest.fixture
+def dark() -> Iterator[None]:
+    """The app in its dark palette for one test (gui.theme), the light one restored after."""
+    from PySide6.QtWidgets import QApplication
+
+    from gui import theme
+
+    app = QApplication.instance()
+    before = app.palette()
+    theme.apply(app, True)
+    yield
+    app.setPalette(before)
+    app.setStyleSheet(app.styleSheet())

@@ -4,13 +4,12 @@ similar and trash as signals, decoding off the GUI thread; light and dark screen
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QApplication, QListWidget
+from PySide6.QtWidgets import QListWidget
 
 from clipfind.records import PhotoInfo
 from gui import preview as preview_module
@@ -38,16 +37,6 @@ def photos(tmp_path: Path) -> list[PhotoInfo]:
         image.save(path, quality=90)
         made.append(_photo(path, number))
     return made
-
-
-@pytest.fixture
-def dark() -> Iterator[None]:
-    app = QApplication.instance()
-    before = app.palette()
-    theme.apply(app, True)
-    yield
-    app.setPalette(before)
-    app.setStyleSheet(app.styleSheet())
 
 
 def _open(photos: list[PhotoInfo], qtbot, index: int = 0) -> PhotoPreview:

@@ -65,7 +65,7 @@ def _retarget(home: Path, old: Path, new: Path) -> None:
 
 
 def _searchable(home: Path) -> set[str]:
-    result = run_cli(home, "search", "a photo", "-k", "1000", "--json")
+    result = run_cli(home, "search", "a photo", "-k", "1000", "--min-score", "-1", "--json")  # every photo
     assert result.code == 0 and "Traceback" not in result.stderr, result.stderr
     assert result.lines == [], result.lines
     return {hit["path"] for hit in json.loads(result.stdout)}
