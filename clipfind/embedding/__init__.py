@@ -10,6 +10,8 @@ ONNX Runtime, or never runs it, stays free of their seconds of start-up and ~750
     encoder     ImageEncoder: what the indexer needs from an image encoder
     preprocess  open_clip's eval transform in Pillow and numpy (FastPreprocess)
     tokenizer   CLIP's BPE tokenizer in numpy (BpeTokenizer)
+    hf_tokenizer  open_clip's HFTokenizer (XLM-R, the multilingual model) through `tokenizers`, no
+                torch or transformers (HfTokenizer); the `multilingual` extra
     runtime     this machine (cores, CPU flags) and the recorded choice of how it runs a model,
                 where the exported towers live
     onnx        the exported towers through ONNX Runtime (OnnxImageEncoder, OnnxTextEncoder)
@@ -35,5 +37,5 @@ Where the old flat modules went:
 This __init__ imports nothing, so importing any light module stays light.
 """
 
-LIGHT_MODULES = ("spec", "table", "encoder", "preprocess", "tokenizer", "runtime", "onnx")
+LIGHT_MODULES = ("spec", "table", "encoder", "preprocess", "tokenizer", "hf_tokenizer", "runtime", "onnx")
 TORCH_MODULES = ("torch_model", "download", "calibrate")

@@ -27,8 +27,11 @@ from clipfind.embedding import table
 from clipfind.embedding.spec import HF_HUB_PREFIX, ModelSpec
 from clipfind.errors import ModelLoadError, one_line
 
+TOKENIZER_FILE = "tokenizer.json"  # a Hugging Face tokenizer as one file, read by `tokenizers` (Rust, no torch)
+
 DownloadProgressFn = Callable[[int, int | None], None]
-"""(bytes_done, bytes_total or None) of the weights file being downloaded: what
+"""(bytes_done, bytes_total or None) of the file being downloaded (the weights; for a model with a
+Hugging Face text tower, its tokenizer first, then the weights): what
 clipfind.library.Library takes as `download_progress`. (clipfind.indexer.ProgressFn is another
 thing: indexing progress.)"""
 
@@ -51,6 +54,23 @@ def hub_weights(spec: ModelSpec) -> HubFile | None:
     filename = filename or HF_WEIGHTS_NAME
     # open_clip tries the .safetensors twin of a weights file first, then the file itself.
     return HubFile(repo, (*_get_safe_alternatives(filename), filename))
+
+
+def hub_text_files(text_cfg: dict[str, Any]) -> list[HubFile]:
+    """What open_clip's Hugging Face text tower and tokenizer read from the Hub besides the weights
+    (xlm-roberta-base-ViT-B-32: xlm-roberta-base's config.json and tokenizer.json). transformers
+    builds the tower from the text model's config (the CLIP weights then replace its own) and
+    AutoTokenizer reads the tokenizer repo's config and tokenizer.json; the tokenizer's other files
+    are optional. A local folder (a test model) needs nothing from the Hub."""
+    files: list[HubFile] = []
+    model, tokenizer = text_cfg.get("hf_model_name"), text_cfg.get("hf_tokenizer_name")
+    if model and not os.path.isdir(model):
+        files.append(HubFile(model, (hf_constants.CONFIG_NAME,)))
+    if tokenizer and not os.path.isdir(tokenizer):
+        if tokenizer != model:
+            files.append(HubFile(tokenizer, (hf_constants.CONFIG_NAME,)))
+        files.append(HubFile(tokenizer, (TOKENIZER_FILE,)))
+    return files
 
 
 def _progress_bar(progress: DownloadProgressFn) -> type[tqdm]:
@@ -81,13 +101,19 @@ def quiet(done: int, total: int | None) -> None:
     """Progress sink for the small config file: only the weights deserve a bar."""
 
 
-def what(spec: ModelSpec) -> str:
+def what(spec: ModelSpec, hub: HubFile | None = None) -> str:
+    """What is being downloaded, for messages: the weights, or (`hub` given) a text-side file."""
+    if hub is not None:
+        return f"{spec.name}'s text model files ({hub.repo})"
     return spec.name if spec.is_hub_repo else f"the weights for {spec.name} ({spec.pretrained})"
 
 
-def _offline_message(spec: ModelSpec, reason: str) -> str:
+def _offline_message(spec: ModelSpec, reason: str, text_file: HubFile | None = None) -> str:
     row = table.lookup(spec.name, spec.pretrained)
     size = f" (about {row.download_text})" if row else ""
+    if text_file is not None:  # a checkpoint file would not help: the tokenizer comes from the Hub
+        return (f"Could not download {what(spec, text_file)}: {reason}. "
+                f"Connect once to download them with the model{size}.")
     if spec.is_hub_repo:
         return f"Could not download {spec.name}: {reason}. Connect once to download it{size}."
     return (
@@ -96,18 +122,21 @@ def _offline_message(spec: ModelSpec, reason: str) -> str:
     )
 
 
-def fetch(spec: ModelSpec, hub: HubFile, progress: DownloadProgressFn | None) -> str:
+def fetch(spec: ModelSpec, hub: HubFile, progress: DownloadProgressFn | None, *, text_file: bool = False) -> str:
     """Path of `hub` in the local Hugging Face cache, downloading it first if it is not there.
 
     A plain hf_hub_download retries for ~20 s per file when there is no network; one quick HEAD
-    request tells us instead, and its answer says which candidate the repo has.
+    request tells us instead, and its answer says which candidate the repo has. `text_file`: `hub`
+    is one of hub_text_files(), not the weights (the messages say so).
     """
+    about = what(spec, hub if text_file else None)
+    text_hub = hub if text_file else None
     for filename in hub.candidates:
         cached = try_to_load_from_cache(hub.repo, filename)
         if isinstance(cached, str):
             return cached
     if hf_constants.HF_HUB_OFFLINE:
-        raise ModelLoadError(_offline_message(spec, "offline mode is on (HF_HUB_OFFLINE is set)"))
+        raise ModelLoadError(_offline_message(spec, "offline mode is on (HF_HUB_OFFLINE is set)", text_hub))
     for filename in hub.candidates:
         try:
             get_hf_file_metadata(hf_hub_url(hub.repo, filename), timeout=hf_constants.HF_HUB_ETAG_TIMEOUT)
@@ -119,16 +148,16 @@ def fetch(spec: ModelSpec, hub: HubFile, progress: DownloadProgressFn | None) ->
             ) from e
         except HfHubHTTPError as e:
             raise ModelLoadError(
-                f"Could not download {what(spec)}: the Hugging Face Hub answered {e.response.status_code}. "
+                f"Could not download {about}: the Hugging Face Hub answered {e.response.status_code}. "
                 "Try again later."
             ) from e
         except Exception as e:  # no answer at all: name resolution, refused connection, timeout
-            raise ModelLoadError(_offline_message(spec, "no internet connection")) from e
+            raise ModelLoadError(_offline_message(spec, "no internet connection", text_hub)) from e
         try:
             return hf_hub_download(hub.repo, filename, tqdm_class=_progress_bar(progress) if progress else None)
         except Exception as e:
             raise ModelLoadError(
-                f"Downloading {what(spec)} failed: {one_line(e)}. Run the command again to resume."
+                f"Downloading {about} failed: {one_line(e)}. Run the command again to resume."
             ) from e
     raise ModelLoadError(f"Hugging Face repository {hub.repo} has no {' or '.join(hub.candidates)}.")
 

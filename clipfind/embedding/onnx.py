@@ -4,20 +4,24 @@ Once clipfind.embedding.calibrate has measured ONNX Runtime as the way to run a 
 machine and exported the towers, indexing and text search need neither torch nor open_clip:
 importing them costs seconds and about 750 MB of resident memory before any weights are loaded.
 Images are prepared by clipfind.embedding.preprocess.FastPreprocess and text by
-clipfind.embedding.tokenizer.BpeTokenizer, both rebuilt from what is saved beside the exports
-(the export's info file, EXPORT_INFO_SUFFIX).
+clipfind.embedding.tokenizer.BpeTokenizer (CLIP's tokenizer) or, for a model whose text tower is a
+Hugging Face model (xlm-roberta-base-ViT-B-32), clipfind.embedding.hf_tokenizer.HfTokenizer, all
+rebuilt from what is saved beside the exports (the export's info file, EXPORT_INFO_SUFFIX). Such a
+text tower's export takes the token ids alone, like CLIP's: it computes its attention mask from the
+padding id inside the graph, as open_clip's HFTextEncoder does.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import PIL.Image
 
+from clipfind.embedding.hf_tokenizer import HfTokenizer
 from clipfind.embedding.preprocess import FastPreprocess
 from clipfind.embedding.runtime import cpu_threads, load_choice, machine_key, onnx_path, quantised_path
 from clipfind.embedding.spec import ONNX_MODES, ModelSpec, warn_if_random
@@ -70,7 +74,8 @@ class OnnxImageEncoder:
 class OnnxTextEncoder:
     """Text queries -> unit vectors, like ClipModel.encode_texts."""
 
-    def __init__(self, path: Path, dim: int, tokenizer: BpeTokenizer) -> None:
+    def __init__(self, path: Path, dim: int, tokenizer: Callable[[list[str]], np.ndarray]) -> None:
+        """`tokenizer`: a BpeTokenizer or an HfTokenizer, texts -> (n, context) int64 ids."""
         self.dim = dim
         self._tokenizer = tokenizer
         self._session = open_session(path)
@@ -124,7 +129,13 @@ def open_exported_text(spec: ModelSpec, home: Path, device: str | None, precisio
         info = _export_info(path, spec)
         if info is None:
             return None
-        tokenizer = BpeTokenizer(path.parent / info["merges"], int(info["context_length"]))
+        tokenizer: Callable[[list[str]], np.ndarray]
+        if "hf_tokenizer" in info:  # needs the `tokenizers` package: without it the torch path says so
+            tokenizer = HfTokenizer(
+                path.parent / info["hf_tokenizer"], int(info["context_length"]), int(info["pad_id"])
+            )
+        else:
+            tokenizer = BpeTokenizer(path.parent / info["merges"], int(info["context_length"]))
         encoder = OnnxTextEncoder(path, int(info["dim"]), tokenizer)
     except Exception:  # missing or damaged: the torch model answers, and exports again when it can
         return None

@@ -4,7 +4,15 @@ Every row is an open_clip (architecture, pretrained tag) pair that tests/embeddi
 against the installed open_clip. Download sizes are the fp32 checkpoints (parameters x 4 bytes).
 Licences are those the weights are published under; read them before commercial use. Speeds in
 the notes are bench/inference.py's image-tower rates in the mode clipfind picks on that machine.
-SigLIP models are left out: their tokenizers need the `transformers` package.
+
+Rows with an `extra` need that optional install of clipfind; their download adds the text model's
+tokenizer and config (a few MB) to the checkpoint's size. The multilingual row's text tower is a
+Hugging Face model (xlm-roberta-base), which open_clip builds with `transformers`: hence
+`pip install 'clipfind[multilingual]'`. Its tokenizer runs without torch (clipfind.embedding.hf_tokenizer),
+so once the text tower is exported to ONNX a query needs neither torch nor transformers.
+Left out: xlm-roberta-large-ViT-H-14 (about 1.2 billion parameters, a 4.8 GB download: for a GPU,
+not a desktop CPU), the nllb-clip models (NLLB's tokenizer prefixes a language code the user would
+have to pick; weights CC-BY-NC), and SigLIP models (their tokenizers are not in clipfind's extras).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ class ModelRow:
     licence: str  # licence of the published weights
     download_mb: int  # approximate size of the weights download
     note: str
+    extra: str = ""  # the optional install it needs: pip install 'clipfind[extra]'
 
     @property
     def download_text(self) -> str:
@@ -62,6 +71,13 @@ MODELS: tuple[ModelRow, ...] = (
     ModelRow(
         "MobileCLIP-S2", "datacompdr", 512, 256, "Apple AMLR (research use; read it first)", 397,
         "quality above ViT-B-16 and a little faster; 3x slower than ViT-B-32",
+    ),
+    ModelRow(
+        "xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k", 512, 224, "MIT (LAION)", 1465,
+        "multilingual: queries in the 100 languages of its text tower, xlm-roberta-base; the image tower "
+        "has ViT-B-32's architecture (so about its indexing speed); not measured here; "
+        "needs `pip install 'clipfind[multilingual]'`",
+        extra="multilingual",
     ),
 )
 

@@ -2,6 +2,13 @@
 
 Weights come through open_clip's own loading path, after clipfind.embedding.download has made
 sure they are in the local Hugging Face cache; open_clip then runs with the Hub offline.
+
+A model whose text tower is a Hugging Face model (xlm-roberta-base-ViT-B-32) needs `transformers`,
+the `multilingual` extra: open_clip builds that tower and its tokenizer with it. Checked before
+anything is downloaded, with a one-line error that says how to install it. Its tokenizer's files
+(config.json, tokenizer.json) are fetched with the weights, so open_clip finds them offline. Once
+the text tower is exported to ONNX, the query side runs with clipfind.embedding.hf_tokenizer
+instead, without torch or transformers.
 """
 
 from __future__ import annotations
@@ -24,7 +31,18 @@ import torch
 from open_clip.constants import HF_CONFIG_NAME
 
 from clipfind.embedding import calibrate
-from clipfind.embedding.download import DownloadProgressFn, HubFile, fetch, hub_offline, hub_weights, quiet, what
+from clipfind.embedding.download import (
+    TOKENIZER_FILE,
+    DownloadProgressFn,
+    HubFile,
+    fetch,
+    hub_offline,
+    hub_text_files,
+    hub_weights,
+    quiet,
+    what,
+)
+from clipfind.embedding.hf_tokenizer import HfTokenizer, missing_extra
 from clipfind.embedding.onnx import OnnxTextEncoder, save_export_info
 from clipfind.embedding.preprocess import FastPreprocess, fast_preprocess
 from clipfind.embedding.runtime import Choice, cpu_threads, load_choice, machine_key, onnx_path, save_choice
@@ -42,9 +60,11 @@ from clipfind.errors import ModelLoadError, one_line
 from clipfind.home import atomic_write
 from clipfind.records import Vectors
 
-# Queries an exported text tower must encode like torch does (long, odd and plain ones).
+# Queries an exported text tower must encode like torch does (long, odd, plain and non-English ones:
+# the multilingual model's tokenizer is checked through them too).
 FIDELITY_QUERIES = ("dog on a beach at sunset", "a photo of my grandmother's 80th birthday party, with cake and "
-                    "candles, in the garden", "東京の夜景", "IMG_2041", "🐶", "")
+                    "candles, in the garden", "東京の夜景", "собака на пляже", "Crème brûlée à Noël", "IMG_2041",
+                    "🐶", "")
 
 
 
@@ -150,6 +170,10 @@ class ClipModel:
             for text in texts:  # it cuts a long query to its context without a word
                 if len(tokenizer.encode(text)) + 2 > tokenizer.context_length:
                     warn_cut(text, tokenizer.context_length)
+        elif _is_plain_hf(tokenizer):
+            for text in texts:  # so does open_clip's HFTokenizer
+                if len(tokenizer.tokenizer(tokenizer.clean_fn(text)).input_ids) > tokenizer.context_length:
+                    warn_cut(text, tokenizer.context_length)
         tokens = tokenizer(list(texts)).to(self.device)
         with torch.inference_mode():
             features = self._model.encode_text(tokens, normalize=True)
@@ -195,23 +219,39 @@ class ClipModel:
         vectors match torch's within the same tolerance as the image tower's."""
         assert self._home is not None
         tokenizer = self._tokenizer
-        if not (isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer) and tokenizer.reduction_fn is None
-                and tokenizer.clean_fn is open_clip.tokenizer.get_clean_fn("lower") and tokenizer.context_length):
-            return  # a tokenizer clipfind.embedding.tokenizer does not reproduce
         path = onnx_path(self._home, self.spec, "text")
-        merges = path.parent / Path(open_clip.tokenizer.default_bpe()).name
+        torch_free: Callable[[], Callable[[list[str]], np.ndarray]]
+        if (isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer) and tokenizer.reduction_fn is None
+                and tokenizer.clean_fn is open_clip.tokenizer.get_clean_fn("lower") and tokenizer.context_length):
+            merges = path.parent / Path(open_clip.tokenizer.default_bpe()).name
+            info: dict[str, Any] = {"merges": merges.name, "context_length": tokenizer.context_length}
+
+            def torch_free() -> Callable[[list[str]], np.ndarray]:
+                with atomic_write(merges) as tmp:
+                    shutil.copyfile(open_clip.tokenizer.default_bpe(), tmp)
+                return BpeTokenizer(merges, tokenizer.context_length)
+        elif _is_plain_hf(tokenizer):
+            # The tokenizer transformers built (it may differ from the hub's file: see hf_tokenizer).
+            saved = path.with_name(path.stem + "." + TOKENIZER_FILE)
+            pad_id = int(tokenizer.tokenizer.pad_token_id)
+            info = {"hf_tokenizer": saved.name, "context_length": tokenizer.context_length, "pad_id": pad_id}
+
+            def torch_free() -> Callable[[list[str]], np.ndarray]:
+                with atomic_write(saved) as tmp:
+                    tokenizer.tokenizer.backend_tokenizer.save(str(tmp))
+                return HfTokenizer(saved, tokenizer.context_length, pad_id)
+        else:
+            return  # a tokenizer clipfind.embedding does not reproduce
         try:
             tokens = tokenizer(list(FIDELITY_QUERIES))
             calibrate.export_onnx(calibrate.TextTower(self._model).eval(), tokens[:2], path, "tokens")
-            with atomic_write(merges) as tmp:
-                shutil.copyfile(open_clip.tokenizer.default_bpe(), tmp)
-            check = OnnxTextEncoder(path, self.dim, BpeTokenizer(merges, tokenizer.context_length))
+            check = OnnxTextEncoder(path, self.dim, torch_free())
             if float((check.encode_texts(FIDELITY_QUERIES) * self.encode_texts(FIDELITY_QUERIES)).sum(1).min()) < (
                 calibrate.FIDELITY
             ):
                 path.unlink()
                 return
-            save_export_info(path, self.spec, self.dim, merges=merges.name, context_length=tokenizer.context_length)
+            save_export_info(path, self.spec, self.dim, **info)
         except Exception:  # the torch text tower keeps answering; nothing is lost but start-up time
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -227,6 +267,14 @@ class ClipModel:
         if mode != "fp32":
             # The fp32 tower is no longer needed: keeping it would hold a second copy of the weights.
             self._model.visual = torch.nn.Identity()
+
+
+def _is_plain_hf(tokenizer: object) -> bool:
+    """open_clip's HFTokenizer in the setting clipfind.embedding.hf_tokenizer reproduces."""
+    return (isinstance(tokenizer, open_clip.tokenizer.HFTokenizer) and not tokenizer.tokenizer_mode
+            and not tokenizer.strip_sep_token and tokenizer.clean_fn is open_clip.tokenizer.get_clean_fn("whitespace")
+            and bool(tokenizer.context_length) and tokenizer.tokenizer.pad_token_id is not None
+            and hasattr(tokenizer.tokenizer, "backend_tokenizer"))
 
 
 def _unit_rows(features: torch.Tensor) -> Vectors:
@@ -278,6 +326,19 @@ def _load_failure(spec: ModelSpec, weights: str | None, e: Exception) -> ModelLo
     return ModelLoadError(f"Could not load {spec.name}: {one_line(e)}")
 
 
+def _model_config(spec: ModelSpec, config_path: str | None) -> dict[str, Any]:
+    """The architecture's open_clip config: the hub repo's, or open_clip's own."""
+    if config_path:
+        with open(config_path, encoding="utf-8") as f:
+            return dict(json.load(f)["model_cfg"])
+    return dict(open_clip.get_model_config(spec.name))
+
+
+def _needs_transformers(model_cfg: dict[str, Any]) -> bool:
+    text_cfg = model_cfg.get("text_cfg", {})
+    return bool(text_cfg.get("hf_model_name") or text_cfg.get("hf_tokenizer_name"))
+
+
 @contextmanager
 def _seeded_if_random(spec: ModelSpec) -> Iterator[None]:
     """Random weights are the same in every process, so vectors stored by one run match the next."""
@@ -311,6 +372,12 @@ def load_model(
     warn_if_random(spec)
     hub = hub_weights(spec)
     config_path = fetch(spec, HubFile(hub.repo, (HF_CONFIG_NAME,)), quiet) if spec.is_hub_repo and hub else None
+    model_cfg = _model_config(spec, config_path)
+    if _needs_transformers(model_cfg):
+        if open_clip.hf_model.transformers is None:  # what open_clip checks before it fails deep inside
+            raise missing_extra(f"{spec.name} (its text tower is a Hugging Face model)", "transformers")
+        for text_file in hub_text_files(model_cfg.get("text_cfg", {})):  # before the weights: they are small
+            fetch(spec, text_file, progress if text_file.candidates == (TOKENIZER_FILE,) else quiet, text_file=True)
     weights = fetch(spec, hub, progress) if hub else None
     tag = open_clip.get_pretrained_cfg(spec.name, spec.pretrained or "") if not spec.is_file else {}
     try:
@@ -332,11 +399,7 @@ def load_model(
 
         # MobileCLIP's FastViT blocks have training-time branches; fusing them is much faster and equivalent.
         model = reparameterize_model(model, inplace=True)
-    if config_path:
-        with open(config_path, encoding="utf-8") as f:
-            dim = int(json.load(f)["model_cfg"]["embed_dim"])
-    else:
-        dim = int(open_clip.get_model_config(spec.name)["embed_dim"])
+    dim = int(model_cfg["embed_dim"])
     if torch_device.type == "cpu":
         configure_cpu_threads()  # the same thread count that ONNX Runtime gets
     return ClipModel(

@@ -5,9 +5,12 @@ No weights are needed: names, tags and sizes are checked against open_clip's reg
 
 from __future__ import annotations
 
+import re
+
 import open_clip
 import pytest
 import timm
+import tomllib
 
 from clipfind.embedding import table as model_table
 from clipfind.embedding.spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
@@ -33,9 +36,32 @@ def test_row_dim_and_image_size_match_the_config(row: ModelRow) -> None:
 
 
 @pytest.mark.parametrize("row", MODELS, ids=ROW_IDS)
-def test_row_needs_no_extra_package(row: ModelRow) -> None:
-    """Models whose tokenizer comes from `transformers` (SigLIP, ...) are not listed: it is not a dependency."""
-    assert "hf_tokenizer_name" not in open_clip.get_model_config(row.name)["text_cfg"]
+def test_row_names_the_extra_it_needs(row: ModelRow) -> None:
+    """A model whose text tower and tokenizer come from `transformers` (xlm-roberta-base-ViT-B-32) is
+    listed with the `multilingual` extra, which installs it; the others need no extra. SigLIP
+    models, whose tokenizers open_clip picks by name, are not listed at all."""
+    text_cfg = open_clip.get_model_config(row.name)["text_cfg"]
+    hf = "hf_tokenizer_name" in text_cfg or "hf_model_name" in text_cfg
+    assert row.extra == ("multilingual" if hf else "")
+    assert "siglip" not in row.name.lower()
+    if row.extra:
+        assert f"pip install 'clipfind[{row.extra}]'" in row.note
+
+
+def test_the_extras_are_in_pyproject() -> None:
+    """pip install 'clipfind[multilingual]' installs what the torch path (transformers) and the
+    torch-free tokenizer (tokenizers) need."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    for extra in {row.extra for row in MODELS if row.extra}:
+        names = {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower() for requirement in extras[extra]}
+        assert {"transformers", "tokenizers"} <= names, extras[extra]
+
+
+def test_the_multilingual_row() -> None:
+    row = lookup("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k")
+    assert row is not None and row.dim == 512 and row.download_text == "1.5 GB"
+    assert open_clip.get_model_config(row.name)["text_cfg"]["hf_tokenizer_name"] == "xlm-roberta-base"
+    assert default_tag("xlm-roberta-base-ViT-B-32") == "laion5b_s13b_b90k"
 
 
 def test_rows_are_unique_and_described() -> None:

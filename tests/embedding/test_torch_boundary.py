@@ -17,7 +17,7 @@ import pytest
 import clipfind.embedding as embedding
 from tests.helpers import ROOT
 
-HEAVY = ("torch", "open_clip", "torchvision", "timm")
+HEAVY = ("torch", "open_clip", "torchvision", "timm", "transformers")
 PROBE = "import importlib, json, sys; importlib.import_module(sys.argv[1]); print(json.dumps(sorted(sys.modules)))"
 
 
