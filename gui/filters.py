@@ -11,8 +11,15 @@ from __future__ import annotations
 import re
 
 from PySide6.QtCore import QDate, QPoint, Qt, Signal
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QCalendarWidget, QLineEdit, QStyle, QWidget
+from PySide6.QtGui import QAction, QIcon
+from PySide6.QtWidgets import QCalendarWidget, QLineEdit, QWidget
+
+from .icons import TintedSvgEngine
+
+# A small calendar in the palette's text colour (the style's own arrow was black on the dark theme).
+_CALENDAR = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="currentColor" '
+             b'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><rect x="3" y="5" width="18" '
+             b'height="16" rx="2"/><path d="M3 10h18M8 3v4M16 3v4"/></svg>')
 
 _FORMATS = (
     (re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$"), ("y", "m", "d")),
@@ -54,7 +61,7 @@ class DateField(QLineEdit):
         self.setToolTip("A date (2019-03-04), a month (2019-03) or a year (2019)")
         self.setText(date.toString("yyyy-MM-dd"))
         self.setMaximumWidth(130)
-        pick = QAction(self.style().standardIcon(QStyle.StandardPixmap.SP_ArrowDown), "Pick a date", self)
+        pick = QAction(QIcon(TintedSvgEngine(_CALENDAR)), "Pick a date", self)  # drawn in the text colour
         pick.triggered.connect(self._calendar)
         self.addAction(pick, QLineEdit.ActionPosition.TrailingPosition)
         self.textEdited.connect(self._typed)

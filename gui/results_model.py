@@ -1,7 +1,12 @@
-"""The search results as a Qt list model, with thumbnails filled in lazily as they decode."""
+"""The search results as a Qt list model, with thumbnails filled in lazily as they decode.
+
+Results are SearchHits; photos shown without a query (a tag album, the map's selection) are hits whose
+score is NaN: they draw no score badge and no score in their caption or tooltip.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -85,12 +90,14 @@ class ResultsModel(QAbstractListModel):
         if not index.isValid() or index.row() >= len(self.hits):
             return None
         hit = self.hits[index.row()]
+        scored = not math.isnan(hit.score)  # photos shown without a query (an album, the map's) have no score
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{hit.score:.3f}  {os.path.basename(hit.photo.path)}"
+            name = os.path.basename(hit.photo.path)
+            return f"{hit.score:.3f}  {name}" if scored else name
         if role == Qt.ItemDataRole.DecorationRole:
             return QIcon(self.cache.get(hit.photo.path) or self.cache.placeholder)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{hit.photo.path}\nsimilarity {hit.score:.3f}"
+            return f"{hit.photo.path}\nsimilarity {hit.score:.3f}" if scored else hit.photo.path
         if role == HitRole:
             return hit
         if role == NameRole:
@@ -98,7 +105,7 @@ class ResultsModel(QAbstractListModel):
         if role == PixmapRole:
             return self.cache.get(hit.photo.path) or self.cache.placeholder
         if role == ScoreRole:
-            return hit.score
+            return hit.score if scored else None
         return None
 
     def sections(self) -> list[tuple[str, int, int]]:

@@ -1,5 +1,6 @@
 """The app's models alone, without a window or a library (issue 10, item 6), as vorta tests its table models:
-ResultsModel (the search grid), DupeSelection (what a duplicates clean-up takes) and threshold_hint."""
+ResultsModel (the search grid), DupeSelection (what a duplicates clean-up takes), threshold_hint, and the
+search tab's count label and date order."""
 
 from __future__ import annotations
 
@@ -170,3 +171,32 @@ def test_selection_counts_a_photo_in_two_groups_once() -> None:
 ])
 def test_threshold_hint_says_what_a_similarity_means(value: float, words: str) -> None:
     assert words in threshold_hint(value)
+
+
+def test_photos_without_a_score_show_no_score(model) -> None:
+    """An album or the map's photos are hits with a NaN score: the caption, tooltip and badge leave it out."""
+    results, _ = model
+    results.set_hits([SearchHit(photo(1, "beach.jpg"), float("nan")), *hits(0.31)])
+    first, second = results.index(0), results.index(1)
+    assert first.data(Qt.ItemDataRole.DisplayRole) == "beach.jpg" and first.data(ScoreRole) is None
+    assert first.data(Qt.ItemDataRole.ToolTipRole) == "/pics/beach.jpg"
+    assert second.data(ScoreRole) == pytest.approx(0.31) and "0.310" in second.data(Qt.ItemDataRole.DisplayRole)
+
+
+def test_the_count_label_says_how_many_passed_and_which_cut_off() -> None:
+    from clipfind.records import SearchResults
+    from gui.search_view import by_date, results_text
+
+    shown = tuple(hits(0.3, 0.29))
+    assert results_text(SearchResults(shown, 2, 0.241, automatic=True), 2) == "2 photos match · weaker than 0.24 hidden"
+    assert results_text(SearchResults(shown, 131, 0.2, automatic=True), 2) == (
+        "2 of 131 photos match · weaker than 0.20 hidden")
+    assert results_text(SearchResults(shown, 1200, None, estimated=True), 2) == "2 of about 1,200 photos match"
+    assert results_text(SearchResults(shown, 5, 0.25), 2) == "2 of 5 photos match · score 0.25 or more"
+    assert results_text(SearchResults(shown[:1], 1, -1.0), 1) == "1 photo matches"  # a saved "every match"
+    assert results_text(SearchResults(shown, 3, None), 1, gone=2) == "1 photo matches"  # two were trashed
+    assert results_text(SearchResults((), 0, 0.3, automatic=True), 0).startswith("no matching photos")
+    dated = [PhotoInfo(1, "/a.jpg", 1, 0, "h1", taken_at="2019-05-01T10:00:00"),
+             PhotoInfo(2, "/b.jpg", 1, 0, "h2", taken_at="2021-01-01T10:00:00"),
+             PhotoInfo(3, "/c.jpg", 1, 0, "h3", taken_at="2020-01-01T10:00:00")]
+    assert [p.path for p in by_date(dated)] == ["/b.jpg", "/c.jpg", "/a.jpg"]

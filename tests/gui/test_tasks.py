@@ -14,6 +14,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from clipfind.records import SearchResults
 from gui.tasks import TaskRunner, on_gui_thread
 from tests.gui.conftest import Heartbeat
 
@@ -201,7 +202,8 @@ def test_busy_state_is_shown_while_a_search_runs(make_window, qtbot, monkeypatch
     window = make_window()
     qtbot.waitUntil(lambda: window.tasks.idle, timeout=120_000)
     release = threading.Event()
-    monkeypatch.setattr(window.library, "search", lambda *a, **k: release.wait(5) and [])
+    monkeypatch.setattr(window.library, "search_results",
+                        lambda *a, **k: release.wait(5) and SearchResults((), 0, None))
     window._show_welcome(False)
     window.search.text.setText("a dog")
     window.search.run_search()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from clipfind.catalog import Catalog, to_db
@@ -25,25 +25,19 @@ from tests.gui.conftest import Heartbeat, indexed_home, shoot
 from tests.helpers import copy_photos, needs_shared_data
 
 
-def _dark(palette: QPalette) -> QPalette:
-    dark = QPalette(palette)
-    for role, colour in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.Base, "#202124"),
-                         (QPalette.ColorRole.WindowText, "#e8eaed"), (QPalette.ColorRole.Text, "#e8eaed"),
-                         (QPalette.ColorRole.Button, "#303134"), (QPalette.ColorRole.ButtonText, "#e8eaed"),
-                         (QPalette.ColorRole.Highlight, "#8ab4f8"), (QPalette.ColorRole.PlaceholderText, "#9aa0a6")):
-        dark.setColor(role, QColor(colour))
-    return dark
-
-
 def _shoot_light_and_dark(view, name: str, qtbot) -> None:  # noqa: ANN001
+    """Light, then the app's own dark palette (gui.theme, as the app draws on a dark system), then light again."""
+    from gui import theme
+
     app = QApplication.instance()
     light = app.palette()
     shoot(view, f"{name}-light", qtbot, 800)
-    app.setPalette(_dark(light))
+    theme.apply(app, True)
     try:
         shoot(view, f"{name}-dark", qtbot, 300)
     finally:
         app.setPalette(light)
+        app.setStyleSheet(app.styleSheet())
 
 
 @pytest.fixture

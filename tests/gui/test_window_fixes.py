@@ -40,8 +40,9 @@ def test_enter_in_the_search_field_searches_even_with_a_photo_selected(make_wind
     _ready(window, 6, qtbot)
     view = window.search
     queries: list[object] = []
-    search = window.library.search
-    monkeypatch.setattr(window.library, "search", lambda query, *a: queries.append(query) or search(query, *a))
+    search = window.library.search_results
+    monkeypatch.setattr(window.library, "search_results",
+                        lambda query, *a: queries.append(query) or search(query, *a))
     window.focus_search()
     qtbot.keyClicks(view.text, "a red barn")
     qtbot.keyClick(view.text, Qt.Key.Key_Return)
