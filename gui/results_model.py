@@ -12,7 +12,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPalette, QPixmap
 
 from clipfind.records import SearchHit
 
@@ -45,7 +45,8 @@ class ThumbnailCache:
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         side = loader.size.width()
         self.placeholder = QPixmap(side, side)
-        self.placeholder.fill(QColor("#e9ecef"))
+        # a quiet tile of the theme in force (light or dark), where the thumbnail will be
+        self.placeholder.fill(QGuiApplication.palette().color(QPalette.ColorRole.AlternateBase))
         loader.ready.connect(self._store)
 
     def get(self, path: str) -> QPixmap | None:
