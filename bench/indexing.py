@@ -3,6 +3,8 @@
     python -m bench.indexing            # 48 phone-size photos and the 117 real photos
     python -m bench.indexing --full     # 200 phone-size photos and 514 ordinary photos
     python -m bench.indexing --memory   # only the peak memory of a first and a later `clipfind index`
+    python -m bench.indexing --device cuda   # the model on a GPU: batch as large as fills it, and
+                                             # indexing with each number of decode workers
 
 Figures (issue 5, targets 1, 2 and 7):
 - decode: ms per 12 MP JPEG to a model-ready tensor with clipfind's reduced-scale decode, and
@@ -16,6 +18,14 @@ Figures (issue 5, targets 1, 2 and 7):
 - peak resident memory of `clipfind index` as a fresh process: the first run on a machine (it
   measures the modes and exports the towers) and a later one; of the whole process tree, sampled
   every 10 ms, and as the kernel's high-water marks of the process and of its children.
+
+With --device cuda or mps (issue 14) the model runs on that GPU at the batch size clipfind makes it
+there (ClipModel.batch_size_for; --batch N to set it), in the mode auto picks there, and indexing
+end to end runs once per number of decode workers (--workers N M ...; default: the indexer's own
+number, then one per usable CPU but one, clipfind.embedding.runtime.decode_workers_for), each on a
+fresh catalog: on a GPU decoding, not the model, is the bound, so the rate is read against the
+workers that fed it. The memory of a CLI process is a CPU figure and is left out there. Without
+such a device it says so in one line and measures nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from bench.common import (
     percentile,
     section,
 )
+from bench.inference import add_device_options, device_missing, gpu_name
 
 MODEL = "ViT-B-32"
 BATCH = 32
@@ -53,7 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--model", default=MODEL, help=f"open_clip model name (default {MODEL})")
     p.add_argument("--memory", action="store_true", help="only the memory of a first and a later run")
+    add_device_options(p)
+    p.add_argument("--workers", type=int, nargs="+", default=None, metavar="N",
+                   help="decode workers to index with, one run each (default: the indexer's own number; "
+                   "on a GPU also one per usable CPU but one)")
     args = p.parse_args(argv)
+    missing = device_missing(args.device)
+    if missing:
+        print(f"bench.indexing: {missing}", flush=True)
+        return 0
+    if args.device != "cpu":
+        return _gpu(args)
     phone_count, ordinary_count = (200, 514) if args.full else (48, 117)
     if args.memory:
         work = Path(tempfile.mkdtemp(prefix="clipfind-bench-"))
@@ -108,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             ("ordinary photos", work / "ordinary", ordinary, 50.0),
         ):
             section(f"indexing end to end, {label} ({len(files)})")
-            rate = _index_rate(lib, folder, len(files))
+            rate = _index_rate(lib, folder, len(files), workers=(args.workers or [None])[0])
             naive = _naive_rate(files[: min(len(files), 2 * BATCH)], fp32, transform)
             figure("clipfind index (model loaded, fresh catalog)", rate, "img/s", target=f">= {absolute:.0f}",
                    met=rate >= absolute)
@@ -125,6 +146,63 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _gpu(args) -> int:  # type: ignore[no-untyped-def]
+    """Indexing with the model on a GPU: the model-only ceiling at the GPU's batch size, then end to
+    end once per number of decode workers."""
+    warnings.filterwarnings("ignore", message=".*random weights.*")
+    import torch
+
+    from clipfind.embedding.runtime import decode_workers_for
+    from clipfind.imageload import load_image
+    from clipfind.library import Library
+
+    device = torch.device(args.device)
+    phone_count, ordinary_count = (200, 514) if args.full else (96, 234)
+    work = Path(tempfile.mkdtemp(prefix="clipfind-bench-"))
+    try:
+        lib = Library(work / "home", args.model, "none", device=args.device)
+        model = lib.model()
+        batch = args.batch or model.batch_size_for(BATCH)
+        default_workers = lib.indexer(batch_size=batch).workers
+        workers = args.workers or sorted({default_workers, decode_workers_for(args.device, _usable_cpus())})
+        section(f"indexing on {args.device} ({gpu_name(device)}): {args.model}, random weights, batch {batch}, "
+                f"decode workers {', '.join(map(str, workers))} (threads; the indexer's own number: {default_workers})")
+        phone = make_phone_photos(work / "phone", phone_count)
+        ordinary = make_ordinary_photos(work / "ordinary", ordinary_count)
+        note(f"made {len(phone)} JPEGs of 4000x3000 and {len(ordinary)} of 0.2-2 MP (quality 90) "
+             "from ../shared/data/photos")
+
+        sample = [model.preprocess(load_image(p, model.image_size).image) for p in ordinary[:batch]]
+        prepared = torch.stack([sample[i % len(sample)] for i in range(batch)])
+        model.encode_images(prepared)  # settles the mode on this GPU (measures once, as a first index run)
+        note(model.choice.summary() if model.choice else f"image encoder mode: {model.mode}")
+        ceiling = _model_only(model.encode_images, prepared)
+        figure(f"model only, clipfind ({model.mode}, batch {batch}, host tensors in)", ceiling, "img/s")
+        fp32 = _fp32_tower(args.model, device)
+        figure(f"model only, torch eager fp32 (batch {batch})", _model_only(lambda b: fp32(b).cpu().numpy(),
+                                                                            prepared), "img/s")
+        for label, folder, files in (("12 MP photos", work / "phone", phone),
+                                     ("ordinary photos", work / "ordinary", ordinary)):
+            section(f"indexing end to end on {args.device}, {label} ({len(files)}), batch {batch}")
+            for n in workers:
+                fresh = Library(work / f"home-{label[:2]}-{n}", args.model, "none", device=args.device)
+                fresh._model = model  # the same loaded model and mode: only the catalog is new
+                rate = _index_rate(fresh, folder, len(files), batch=batch, workers=n)
+                figure(f"clipfind index, {n} decode workers", rate, "img/s")
+                figure("  / model-only ceiling", rate / ceiling, "", digits=2)
+                fresh._model = None
+                fresh.close()
+        note("the memory of a `clipfind index` process is a CPU figure: run without --device for it")
+        lib.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _memory(work: Path, folder: Path, count: int, model: str) -> None:
@@ -163,17 +241,19 @@ def _open_clip_transform(model):  # type: ignore[no-untyped-def]
     return image_transform_v2(PreprocessCfg(**model._model.visual.preprocess_cfg), is_train=False)
 
 
-def _fp32_tower(name: str):  # type: ignore[no-untyped-def]
+def _fp32_tower(name: str, device=None):  # type: ignore[no-untyped-def]
     """The plain torch fp32 image tower, as a separate model (clipfind's may have been converted)."""
     import open_clip
     import torch
 
     torch.manual_seed(0)
     visual = open_clip.create_model(name, pretrained=None).visual.eval()
+    if device is not None:
+        visual = visual.to(device)
 
     def run(batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return torch.nn.functional.normalize(visual(batch), dim=-1)
+            return torch.nn.functional.normalize(visual(batch.to(device) if device is not None else batch), dim=-1)
 
     return run
 
@@ -202,10 +282,11 @@ def _model_only(encode, prepared, repeats: int = 3) -> float:  # type: ignore[no
     return repeats * len(prepared) / (time.perf_counter() - start)
 
 
-def _index_rate(lib, folder: Path, count: int) -> float:  # type: ignore[no-untyped-def]
+def _index_rate(lib, folder: Path, count: int, *, batch: int = BATCH,  # type: ignore[no-untyped-def]
+                workers: int | None = None) -> float:
     """Photos per second; a file clipfind cannot read (one real TIFF) counts as done, not as fast."""
     start = time.perf_counter()
-    report = lib.indexer(batch_size=BATCH).run([str(folder)])
+    report = lib.indexer(batch_size=batch, **({"workers": workers} if workers else {})).run([str(folder)])
     seconds = time.perf_counter() - start
     if report.encoded + report.failed != count or report.encoded < 0.95 * count:
         raise SystemExit(f"bench: expected {count} photos indexed, got {report}")

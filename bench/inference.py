@@ -2,6 +2,8 @@
 
     python -m bench.inference               # 32 photos; ViT-B-32, ViT-B-32-256, MobileCLIP2-S0
     python -m bench.inference --full        # 64 photos, and torch.compile too (minutes to compile)
+    python -m bench.inference --device cuda # on a GPU (cuda or mps): ViT-B-32 and ViT-L-14, every mode
+                                            # a GPU is offered, at the batch size that fills it
 
 For each model, every variant encodes the same prepared batch of real photos from
 ../shared/data/photos (random weights of the real architecture: speed and fidelity are
@@ -10,6 +12,11 @@ eager fp32 in the same run, and the minimum over the photos of the cosine betwee
 vector and fp32's. A variant may be chosen by clipfind's "auto" only if that minimum is at least
 0.999 (clipfind.embedding.calibrate.FIDELITY) and it is at least 1.1x faster than fp32; the last line of
 each table says what auto picked here, measuring on 32 of the photos as a first index run does.
+
+With --device cuda or mps the batch is as large as clipfind makes it on that GPU
+(ClipModel.batch_size_for: up to 256, by its free memory; --batch N to set it), the photos repeated
+to fill it, and the rates wait for the device. Auto measures on that whole batch, as a first index
+run on a GPU does. Without such a device it says so in one line and measures nothing.
 """
 
 from __future__ import annotations
@@ -25,18 +32,31 @@ from pathlib import Path
 from bench.common import note, parser, real_photos, section
 
 MODELS = ("ViT-B-32", "ViT-B-32-256", "MobileCLIP2-S0")
+GPU_MODELS = ("ViT-B-32", "ViT-L-14")  # what issue 14 asks a GPU's figures for
+DEVICES = ("cpu", "cuda", "mps")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODELS), help="open_clip model names")
+    p.add_argument("--models", nargs="+", default=None,
+                   help=f"open_clip model names (default: {', '.join(MODELS)}; on a GPU {', '.join(GPU_MODELS)})")
+    add_device_options(p)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
+    missing = device_missing(args.device)
+    if missing:
+        print(f"bench.inference: {missing}", flush=True)
+        return 0
     import torch
 
+    if args.device != "cpu":
+        with tempfile.TemporaryDirectory(prefix="clipfind-bench-") as tmp:
+            for name in args.models or GPU_MODELS:
+                _gpu_table(name, torch.device(args.device), args.batch, Path(tmp))
+        return 0
     count = 64 if args.full else 32
     with tempfile.TemporaryDirectory(prefix="clipfind-bench-") as tmp:
-        for name in args.models:
+        for name in args.models or MODELS:
             _table(name, count, Path(tmp), compile_too=args.full)
     note(f"{torch.get_num_threads()} torch threads; bf16 is native on this CPU: "
          f"{_native_bf16()}; with emulated bf16 it is slow and never chosen")
@@ -91,6 +111,78 @@ def _table(name: str, count: int, tmp: Path, *, compile_too: bool) -> None:
         print(f"  {label:<34} {rate:7.1f} {rate / base_rate:7.2f} {cosine:11.5f}  {eligible}", flush=True)
     choice, _, _ = runtime.calibrate(visual, batch[:32], cpu, tmp / f"{name}-auto.onnx")
     note(f"clipfind auto on this machine: {choice.mode} ({choice.summary()})")
+
+
+def add_device_options(p) -> None:  # type: ignore[no-untyped-def]
+    """--device and --batch, shared with bench.indexing."""
+    p.add_argument("--device", choices=DEVICES, default="cpu", help="where the model runs (default cpu)")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="photos per batch on a GPU (default: as many as fill it, as clipfind does)")
+
+
+def device_missing(device: str) -> str | None:
+    """Why `device` cannot run here (one line), or None where it can."""
+    if device == "cpu":
+        return None
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return (f"--device cuda asked for, but torch {torch.__version__} finds no CUDA GPU on this machine; "
+                "nothing measured (run it where there is one, or with --device cpu).")
+    if device == "mps" and not torch.backends.mps.is_available():
+        return (f"--device mps asked for, but torch {torch.__version__} finds no MPS GPU (Apple silicon) here; "
+                "nothing measured (run it where there is one, or with --device cpu).")
+    return None
+
+
+def gpu_name(device) -> str:  # type: ignore[no-untyped-def]
+    from clipfind.embedding.calibrate import device_label, gpu_free_bytes
+
+    free = gpu_free_bytes(device)
+    return device_label(device) + (f", {free / 2**30:.1f} GiB free" if free is not None else "")
+
+
+def _gpu_table(name: str, device, batch_size: int | None, tmp: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every mode a GPU is offered, on one batch of real photos as large as clipfind makes it there."""
+    import torch
+
+    from clipfind.embedding import calibrate as runtime
+    from clipfind.embedding.spec import ModelSpec
+    from clipfind.embedding.torch_model import load_model
+    from clipfind.imageload import load_image
+
+    model = load_model(ModelSpec(name, None), device=device.type, precision="fp32")
+    size = batch_size or model.batch_size_for(32)
+    photos = real_photos()
+    prepared = [model.preprocess(load_image(p, model.image_size).image) for p in photos[:size]]
+    batch = torch.stack([prepared[i % len(prepared)] for i in range(size)]).to(device)
+    visual = model._model.visual
+    section(f"{name}: image tower on {device.type} ({gpu_name(device)}), batch {size} "
+            f"({len(prepared)} real photos, {model.image_size} px)")
+    base_rate, reference = runtime.time_tower(visual, batch, repeats=5)
+    rows: list[tuple[str, float, float]] = [("fp32 (reference)", base_rate, 1.0)]
+    for mode in runtime.supported_modes(device):
+        if mode == "fp32":
+            continue
+        try:
+            tower = runtime.build_tower(mode, visual, device)
+            rate, features = runtime.time_tower(tower, batch, repeats=5)
+        except Exception as exc:
+            note(f"{mode}: could not run ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+            continue
+        finally:
+            tower = None
+            runtime.release_memory()
+        rows.append((mode, rate, runtime.min_cosine(reference, features)))
+    print(f"  {'mode':<34} {'img/s':>8} {'x fp32':>7} {'min cosine':>11}  cosine >= 0.999   batch", flush=True)
+    for label, rate, cosine in rows:
+        eligible = "yes" if cosine >= runtime.FIDELITY else "NO "
+        print(f"  {label:<34} {rate:8.1f} {rate / base_rate:7.2f} {cosine:11.5f}  {eligible:<16} {size:>5}",
+              flush=True)
+    choice, _, _ = runtime.calibrate(visual, batch, device, tmp / f"{name}-auto.onnx")
+    note(f"clipfind auto on this GPU: {choice.mode} ({choice.summary()})")
+    del model, visual, batch, reference
+    runtime.release_memory()
 
 
 def _channels_last(visual):  # type: ignore[no-untyped-def]

@@ -12,8 +12,9 @@ ONNX Runtime, or never runs it, stays free of their seconds of start-up and ~750
     tokenizer   CLIP's BPE tokenizer in numpy (BpeTokenizer)
     hf_tokenizer  open_clip's HFTokenizer (XLM-R, the multilingual model) through `tokenizers`, no
                 torch or transformers (HfTokenizer); the `multilingual` extra
-    runtime     this machine (cores, CPU flags) and the recorded choice of how it runs a model,
-                where the exported towers live
+    runtime     this machine (cores, CPU flags, whether a CUDA GPU is likely) and the recorded choice
+                of how it runs a model, keyed by the device that runs it; where the exported towers
+                live; the batch size and decode workers that keep a GPU fed
     onnx        the exported towers through ONNX Runtime (OnnxImageEncoder, OnnxTextEncoder)
 
 Torch (imports torch and open_clip; load these only to run the model with torch):

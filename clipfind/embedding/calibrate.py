@@ -2,13 +2,20 @@
 
 The same open_clip weights can run several ways: torch eager fp32 (the reference, works
 everywhere), the whole tower cast to bfloat16 (fast only on CPUs and GPUs with native bf16;
-emulated elsewhere and then many times slower), int8 dynamic quantisation of its Linear layers,
-or the tower exported once to ONNX Runtime. Which is fastest depends on the machine, and the
-faster ones move the vectors a little, so clipfind measures instead of guessing: on the first
-batch of the user's own photos it times every way this machine supports, compares each one's
-vectors with fp32's, and keeps the fastest whose cosine to fp32 is at least FIDELITY for every
-photo. The choice is cached in the home, keyed by model, weights, library versions and CPU, so
-later runs start at once. `precision="fp32"` forces the plain path.
+emulated elsewhere and then many times slower), the whole tower cast to float16 (on a CUDA or
+MPS GPU only, where half precision runs on its tensor cores), int8 dynamic quantisation of its
+Linear layers, or the tower exported once to ONNX Runtime (the last two on a CPU only). Which is
+fastest depends on the machine, and the faster ones move the vectors a little, so clipfind
+measures instead of guessing: on the first batch of the user's own photos it times every way this
+machine supports, compares each one's vectors with fp32's, and keeps the fastest whose cosine to
+fp32 is at least FIDELITY for every photo. The choice is cached in the home, keyed by model,
+weights, library versions, CPU and the device that runs it (a GPU by its name, see device_label),
+so later runs start at once and a CPU's choice is never taken for a GPU's. `precision="fp32"`
+forces the plain path.
+
+On a GPU the timings wait for the device (its kernels run asynchronously) and warm up on the whole
+batch, whose first run picks the kernels; gpu_free_bytes and per_image_bytes tell how many photos
+fill one (runtime.batch_size_for, asked through torch_model.ClipModel.batch_size_for).
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ from typing import Any
 import torch
 
 from clipfind.embedding.onnx import open_session
-from clipfind.embedding.runtime import ONNX_OPSET, Choice, cpu_flags, quantised_path
-from clipfind.embedding.spec import ONNX_MODES, PRECISIONS
+from clipfind.embedding.runtime import ONNX_OPSET, Choice, apple_chip, cpu_flags, quantised_path
+from clipfind.embedding.spec import GPU_KINDS, ONNX_MODES, PRECISIONS
 from clipfind.errors import one_line
 from clipfind.home import atomic_write
 
@@ -66,8 +73,11 @@ def onnx_available() -> bool:
 
 
 def supported_modes(device: torch.device) -> list[str]:
-    """The modes worth trying here; fp32 first, as the reference."""
+    """The modes worth trying here; fp32 first, as the reference. fp16 on a GPU only: CUDA and
+    MPS run it natively (tensor cores), a CPU emulates most of it."""
     modes = ["fp32"]
+    if device.type in GPU_KINDS:
+        modes.append("fp16")
     if native_bf16(device):
         modes.append("bf16")
     if device.type == "cpu":
@@ -81,9 +91,8 @@ def build_tower(mode: str, visual: torch.nn.Module, device: torch.device, onnx_p
     """The image tower `visual` (fp32, eval mode) run in `mode`; the original module is not changed."""
     if mode == "fp32":
         return visual
-    if mode == "bf16":
-        half = _copy_structure(visual, lambda t: t.to(torch.bfloat16)).to(torch.bfloat16)
-        return lambda x: half(x.to(torch.bfloat16)).float()
+    if mode in ("bf16", "fp16"):
+        return _cast_tower(visual, torch.bfloat16 if mode == "bf16" else torch.float16)
     if mode == "int8":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice for eager quantisation
@@ -96,6 +105,52 @@ def build_tower(mode: str, visual: torch.nn.Module, device: torch.device, onnx_p
             raise ValueError("the onnx modes need a file to export to")
         return _onnx_tower(visual, onnx_path, quantised=mode == "onnx-int8")
     raise ValueError(f"unknown precision {mode!r}; use one of {', '.join(PRECISIONS)}")
+
+
+def _cast_tower(visual: torch.nn.Module, dtype: torch.dtype) -> Tower:
+    """The whole tower in `dtype` (a copy on the same device); images cast in, features out as float32."""
+    half = _copy_structure(visual, lambda t: t.to(dtype)).to(dtype)
+    return lambda x: half(x.to(dtype)).float()
+
+
+def device_label(device: torch.device) -> str:
+    """What a measured choice depends on besides the CPU: the kind of device, and a GPU by its name
+    (runtime.machine_key): "cpu", "cuda:NVIDIA H100 80GB HBM3", "mps:Apple M2 Pro"."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return f"mps:{apple_chip()}"
+    return device.type
+
+
+def gpu_free_bytes(device: torch.device) -> int | None:
+    """Memory free on the GPU `device` now, or None on a CPU (or a GPU that cannot say)."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        if device.type == "mps":
+            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    except (RuntimeError, AttributeError):  # an older torch, a driver that will not say
+        pass
+    return None
+
+
+def per_image_bytes(visual: torch.nn.Module, image_size: int) -> int:
+    """A generous bound on the memory one more photo in a batch takes while the tower runs (no
+    gradients: one block's activations at a time). For open_clip's ViTs from its shape: tokens x
+    (the MLP's and the projections' rows + the attention map), 4 bytes each, twice over for what the
+    kernels keep beside them. Other towers (ConvNeXt, MobileCLIP) get a flat 32 MiB."""
+    transformer = getattr(visual, "transformer", None)
+    width = getattr(transformer, "width", None)
+    patch = getattr(visual, "patch_size", None)
+    if not isinstance(width, int) or patch is None:
+        return 32 * 2**20
+    patch = patch if isinstance(patch, int) else int(patch[0])
+    blocks = getattr(transformer, "resblocks", None)
+    heads = getattr(getattr(blocks[0], "attn", None), "num_heads", 16) if blocks else 16
+    grid = getattr(visual, "grid_size", None)
+    tokens = (int(grid[0]) * int(grid[1]) if grid else (image_size // patch) ** 2) + 1
+    return 2 * 4 * tokens * (12 * width + heads * tokens)
 
 
 def _copy_structure(visual: torch.nn.Module, convert: Callable[[torch.Tensor], torch.Tensor]) -> torch.nn.Module:
@@ -416,6 +471,8 @@ def release_memory() -> None:
     """Hand freed memory back to the system now: a tower just dropped leaves hundreds of MB in the
     C allocator's free lists, which glibc keeps (and counts in the process's memory) unless asked."""
     gc.collect()
+    if torch.cuda.is_initialized():  # a tower freed on the GPU: its blocks back to the driver
+        torch.cuda.empty_cache()
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None).malloc_trim(0)
@@ -432,14 +489,27 @@ def _better(mode: str, rate: float, than: str, than_rate: float) -> bool:
 
 
 def time_tower(tower: Tower, batch: torch.Tensor, repeats: int = 1) -> tuple[float, torch.Tensor]:
-    """(images per second, features) for `batch`, after a small warm-up call."""
+    """(images per second, features) for `batch`, after a warm-up call: a small one on a CPU, the
+    whole batch on a GPU (whose first call at a batch size picks its kernels). On a GPU the clock
+    stops once the device has finished, not when the kernels are queued."""
+    on_gpu = batch.device.type in GPU_KINDS
     with torch.inference_mode():
-        tower(batch[:2])
+        tower(batch if on_gpu else batch[:2])
+        synchronize(batch.device)
         start = time.perf_counter()
         for _ in range(repeats):
             features = tower(batch)
+        synchronize(batch.device)
         seconds = time.perf_counter() - start
     return repeats * len(batch) / seconds, features.float()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until the work queued on `device` is done (a CPU's is done when the call returns)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def min_cosine(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -23,7 +23,7 @@ import PIL.Image
 
 from clipfind.embedding.hf_tokenizer import HfTokenizer
 from clipfind.embedding.preprocess import FastPreprocess
-from clipfind.embedding.runtime import cpu_threads, load_choice, machine_key, onnx_path, quantised_path
+from clipfind.embedding.runtime import cpu_threads, cuda_likely, load_choice, machine_key, onnx_path, quantised_path
 from clipfind.embedding.spec import ONNX_MODES, ModelSpec, warn_if_random
 from clipfind.embedding.tokenizer import BpeTokenizer
 from clipfind.home import atomic_write
@@ -144,10 +144,14 @@ def open_exported_text(spec: ModelSpec, home: Path, device: str | None, precisio
 
 
 def onnx_mode(spec: ModelSpec, home: Path, device: str | None, precision: str) -> str | None:
-    """The ONNX Runtime mode this machine runs `spec` in (as measured, or as asked), if any."""
+    """The ONNX Runtime mode this machine runs `spec` in (as measured, or as asked), if any. On a
+    GPU none: with no device asked for and a CUDA GPU likely here, torch picks the device and the
+    mode (a choice measured on the CPU is keyed apart from a GPU's: runtime.machine_key)."""
     if device not in (None, "cpu"):
         return None
     if precision in ONNX_MODES:
         return precision
+    if device is None and precision == "auto" and cuda_likely():
+        return None
     choice = load_choice(home, machine_key(spec, device)) if precision == "auto" else None
     return choice.mode if choice is not None and choice.mode in ONNX_MODES else None

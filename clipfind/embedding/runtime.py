@@ -1,5 +1,5 @@
 """This machine, and the record of how it runs each model: which mode calibration chose, and
-where the exported towers live.
+where the exported towers live; how many photos fill a batch on a GPU (batch_size_for).
 
 Light to import (no torch): a process that finds here that the model runs through ONNX Runtime
 on this machine, with the export already made, indexes without importing torch at all (see
@@ -12,11 +12,14 @@ import hashlib
 import json
 import os
 import platform
+import shutil
+import subprocess
+import sys
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from clipfind.embedding.spec import MODES, ModelSpec
+from clipfind.embedding.spec import GPU_KINDS, MODES, ModelSpec
 from clipfind.home import ONNX_FOLDER, atomic_write
 
 CHOICE_FILE = "runtime.json"
@@ -59,15 +62,76 @@ def export_key(spec: ModelSpec) -> str:
     return _digest(parts)
 
 
-def machine_key(spec: ModelSpec, device: str | None) -> str:
+def machine_key(spec: ModelSpec, device: str | None, runs_on: str = "cpu") -> str:
     """What a measured choice depends on; a change in any of these measures again. `device` is the
     one asked for (None: the fastest present), so that a process can look the choice up without
-    importing torch to find out which devices exist."""
+    importing torch to find out which devices exist; `runs_on` is the device that runs the model
+    (calibrate.device_label: "cpu", or a GPU's kind and name), so that a choice measured on the CPU
+    is never taken on a GPU, nor one GPU's on another. A CPU's key is the one it always was."""
     parts = [
         export_key(spec), device or "auto", str(cpu_threads()), package_version("onnxruntime"), cpu_name(),
         " ".join(sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni"})),
     ]
+    if runs_on != "cpu":
+        parts.append(runs_on)
     return _digest(parts)
+
+
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the NVIDIA driver shows (Linux)
+
+
+def cuda_likely() -> bool:
+    """Whether torch would probably find a CUDA GPU here, told without importing it: an NVIDIA GPU
+    the driver shows (Linux: /proc/driver/nvidia/gpus; Windows: nvidia-smi on the PATH), not hidden
+    by CUDA_VISIBLE_DEVICES, and a torch build for CUDA (the nvidia-* runtime wheels beside it, or a
+    "+cu" version). Used where a process that would take the ONNX Runtime path on a CPU must leave
+    the choice to torch instead (clipfind.embedding.onnx.onnx_mode)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    try:
+        driver = any(NVIDIA_GPUS.iterdir())
+    except OSError:
+        driver = sys.platform == "win32" and shutil.which("nvidia-smi") is not None
+    if not driver:
+        return False
+    torch_version = package_version("torch")
+    runtimes = ("nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime-cu11", "nvidia-cuda-runtime")
+    return "+cu" in torch_version or any(package_version(name) for name in runtimes)
+
+
+def apple_chip() -> str:
+    """The Apple chip's name ("Apple M2 Pro"): an MPS GPU is known by it."""
+    try:
+        out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5)
+        name = out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    return name or platform.machine()
+
+
+# Photos per model batch on a GPU: enough to fill it (a CPU batch of 32 leaves most of a GPU idle),
+# and no more than half its free memory; powers of two, for the kernels.
+GPU_BATCH_CEILING = 256
+GPU_MEMORY_SHARE = 0.5
+
+
+def batch_size_for(device_kind: str, *, requested: int = 32, free_bytes: int | None = None,
+                   per_image_bytes: int = 32 * 2**20) -> int:
+    """Photos per model batch on a device of `device_kind` ("cpu", "cuda", "mps"): `requested` on a
+    CPU; on a GPU the largest power of two up to GPU_BATCH_CEILING whose photos take at most
+    GPU_MEMORY_SHARE of `free_bytes` (`per_image_bytes` each: calibrate.per_image_bytes), never fewer
+    than `requested`. Without a figure for the free memory, 128. clipfind.embedding.torch_model's
+    ClipModel.batch_size_for asks it with the model's own figures."""
+    if device_kind not in GPU_KINDS:
+        return requested
+    if free_bytes is None:
+        fits = 128
+    else:
+        fits = int(GPU_MEMORY_SHARE * free_bytes // max(1, per_image_bytes))
+    size = 1
+    while size * 2 <= min(GPU_BATCH_CEILING, fits):
+        size *= 2
+    return max(requested, size)
 
 
 def onnx_path(home: Path, spec: ModelSpec, tower: str = "image") -> Path:
@@ -80,6 +144,15 @@ def onnx_path(home: Path, spec: ModelSpec, tower: str = "image") -> Path:
 def quantised_path(path: Path) -> Path:
     """The quantised twin of an exported image tower (same folder, same sidecar)."""
     return path.with_name(path.stem + ".int8.onnx")
+
+
+def decode_workers_for(device_kind: str, usable_cpus: int) -> int:
+    """Decode workers that keep a model on `device_kind` fed: on a CPU up to 4 (the model shares the
+    cores with them); on a GPU, where decoding and not the model is the bound, one per usable CPU
+    but one (left to the process that batches, feeds the GPU and commits)."""
+    if device_kind in GPU_KINDS:
+        return max(1, usable_cpus - 1)
+    return max(1, min(4, usable_cpus))
 
 
 def load_choice(home: Path, key: str) -> Choice | None:

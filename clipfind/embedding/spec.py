@@ -13,7 +13,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from clipfind.embedding import table
-from clipfind.errors import ModelLoadError
+from clipfind.errors import ClipfindError, ModelLoadError
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable  # Python 3.11+; only a type here
@@ -23,8 +23,10 @@ DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 HF_HUB_PREFIX = "hf-hub:"
 TINY_MODEL = "clipfind-tiny"  # a few-MB architecture for tests and benchmarks, config shipped with clipfind
 # How the image tower runs (clipfind.embedding.calibrate); "auto" measures once per machine and model.
-MODES = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
+MODES = ("fp32", "bf16", "fp16", "int8", "onnx", "onnx-int8")
 ONNX_MODES = ("onnx", "onnx-int8")  # run by ONNX Runtime: no torch needed once exported
+GPU_MODES = ("fp16",)  # on a CUDA or MPS device only: a CPU emulates half precision, many times slower
+GPU_KINDS = ("cuda", "mps")  # torch device types that are a GPU
 PRECISIONS = ("auto", *MODES)
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz")
 
@@ -92,6 +94,17 @@ class ModelSpec:
         if is_checkpoint_path(pretrained):
             return cls(name, os.path.abspath(os.path.expanduser(pretrained)))
         return cls(name, pretrained.lower().replace("-", "_"))
+
+
+def check_precision(precision: str, device_kind: str) -> None:
+    """Refuse, before anything is loaded, a precision that the device cannot run (`device_kind`: a
+    torch device type, "cpu", "cuda" or "mps"). A ClipfindError, not a ModelLoadError: the indexer
+    goes on without a model that cannot be loaded (no weights yet), not without one asked for wrong."""
+    if precision in GPU_MODES and device_kind not in GPU_KINDS:
+        raise ClipfindError(
+            f"--precision {precision} runs on a GPU only (cuda or mps), and the model runs on {device_kind} here; "
+            "use --precision auto (measures what is fastest here) or fp32."
+        )
 
 
 def model_configs() -> Traversable:

@@ -45,12 +45,21 @@ from clipfind.embedding.download import (
 from clipfind.embedding.hf_tokenizer import HfTokenizer, missing_extra
 from clipfind.embedding.onnx import OnnxTextEncoder, save_export_info
 from clipfind.embedding.preprocess import FastPreprocess, fast_preprocess
-from clipfind.embedding.runtime import Choice, cpu_threads, load_choice, machine_key, onnx_path, save_choice
+from clipfind.embedding.runtime import (
+    Choice,
+    batch_size_for,
+    cpu_threads,
+    load_choice,
+    machine_key,
+    onnx_path,
+    save_choice,
+)
 from clipfind.embedding.spec import (
     ONNX_MODES,
     PRECISIONS,
     TINY_MODEL,
     ModelSpec,
+    check_precision,
     model_configs,
     unknown_model,
     warn_if_random,
@@ -132,9 +141,12 @@ class ClipModel:
         size = model.visual.preprocess_cfg["size"]  # what open_clip's own transform resizes to
         self.image_size: int = size if isinstance(size, int) else int(size[0])
         self._transform = fast_preprocess(transform) or transform
+        # Read now: once the tower runs in another mode, the fp32 one is gone (see _use).
+        self._per_image_bytes = calibrate.per_image_bytes(model.visual, self.image_size)
         self._tokenizer = tokenizer
         if precision not in PRECISIONS:
             raise ModelLoadError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
+        check_precision(precision, device.type)
         self.precision = precision  # asked for; `mode` is what runs once the image tower is first used
         self.mode: str | None = None
         self.choice: Choice | None = None
@@ -160,6 +172,12 @@ class ClipModel:
             with torch.inference_mode():
                 features = self._tower(batch)
         return _unit_rows(torch.nn.functional.normalize(features.float(), dim=-1))
+
+    def batch_size_for(self, requested: int = 32) -> int:
+        """Photos per model batch for this model where it runs: `requested` on a CPU; on a GPU as
+        many as fill it (up to 256, by the memory free now: clipfind.embedding.runtime.batch_size_for)."""
+        return batch_size_for(self.device.type, requested=requested, free_bytes=calibrate.gpu_free_bytes(self.device),
+                              per_image_bytes=self._per_image_bytes)
 
     def encode_texts(self, texts: Sequence[str]) -> Vectors:
         """Queries -> (n, dim) unit vectors in the same space as the images."""
@@ -196,7 +214,7 @@ class ClipModel:
                 ) from exc
             self._use(self.precision, tower, exported)
             return None
-        key = machine_key(self.spec, self._requested_device)
+        key = machine_key(self.spec, self._requested_device, calibrate.device_label(self.device))
         cached = load_choice(self._home, key) if self._home else None
         if cached is not None:
             with contextlib.suppress(Exception):  # e.g. onnxruntime uninstalled since: measure again
@@ -366,6 +384,7 @@ def load_model(
     clipfind.embedding.calibrate); in "auto" the measured choice is cached in `home`.
     """
     torch_device = pick_device(device)
+    check_precision(precision, torch_device.type)  # before any download
     if spec.name == TINY_MODEL:
         register_tiny_model()
     _check_spec(spec)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from clipfind.embedding import calibrate, runtime
-from clipfind.embedding.spec import MODES, TINY_MODEL, ModelSpec
+from clipfind.embedding.spec import GPU_MODES, MODES, TINY_MODEL, ModelSpec
 from clipfind.embedding.torch_model import ClipModel, load_model
 from clipfind.errors import ClipfindError, ModelLoadError
 from clipfind.library import Library
@@ -52,7 +52,7 @@ def _pretend_bf16(monkeypatch: pytest.MonkeyPatch, *, native: bool) -> None:
 FLOORS = {"fp32": 0.99999, "onnx": 0.99999, "bf16": calibrate.FIDELITY, "int8": 0.99, "onnx-int8": 0.99}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", [m for m in MODES if m not in GPU_MODES])  # fp16: test_gpu_path.py
 def test_every_mode_keeps_vectors_close_to_fp32(
     mode: str, tmp_path: Path, images: torch.Tensor, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
