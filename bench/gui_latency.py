@@ -191,13 +191,13 @@ class Heartbeat:
 
 def guard_signal_refcounts() -> None:
     """Apply gui/compat.py of this repository whatever gui copy is measured (an older copy lacks it):
-    PySide6 6.12.0 loses a reference to True per Python emit, and a long run would abort."""
+    PySide6 6.12.0 loses a reference to True per Python emit and to None per void call, and a long run would abort."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_clipfind_gui_compat", common.ROOT / "gui" / "compat.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.keep_bools_alive()
+    module.keep_singletons_alive()
 
 
 class GcPauses:

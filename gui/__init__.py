@@ -1,5 +1,5 @@
 """The clipfind desktop app (PySide6): a thin front end over the clipfind core."""
 
-from .compat import keep_bools_alive
+from .compat import keep_singletons_alive
 
-keep_bools_alive()
+keep_singletons_alive()

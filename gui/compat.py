@@ -1,4 +1,13 @@
-"""Work-arounds for defects of the Qt binding that the app would otherwise crash on."""
+"""Work-arounds for defects of the Qt binding that the app would otherwise crash on.
+
+PySide6 6.12.0 on Python < 3.12 returns two singletons without the new reference a caller owns:
+``True`` from ``SignalInstance.emit`` and ``None`` from every wrapped method that returns nothing
+(``QWidget.update()``, ``setToolTip()``, ``QPainter.drawRect()``, ``QPointF.setX()``...). Each call
+takes one reference away; after enough of them Python frees the singleton and aborts ("Fatal Python
+error: bool_dealloc" / "none_dealloc"), in a long session or at exit. Python 3.12+ makes both
+immortal, so only older interpreters are hit. Where a call is seen to take a reference, the
+singleton gets a reference count no run can use up, which is what 3.12 does for them anyway.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +15,33 @@ import ctypes
 import sys
 
 
-def keep_bools_alive() -> bool:
-    """Guard against PySide6 6.12.0's ``SignalInstance.emit``, which returns True without a new reference.
+def _immortal(*values: object) -> None:
+    for value in values:
+        ctypes.c_ssize_t.from_address(id(value)).value += 1 << 40  # ob_refcnt, the first field of every object
 
-    Each ``signal.emit(...)`` made from Python then takes one reference from ``True``; after a few
-    thousand emits (progress, thumbnails, tasks) the interpreter frees ``True`` and aborts with "Fatal
-    Python error: bool_dealloc", usually at exit. Python 3.12+ makes ``True`` immortal, so only older
-    interpreters are hit. Where one emit is seen to take a reference, ``True`` and ``False`` get a
-    reference count no run can use up, which is what 3.12 does for them anyway. Returns whether it did.
-    """
+
+def keep_singletons_alive() -> tuple[bool, bool]:
+    """Both guards (module docstring): (whether True/False were guarded, whether None was)."""
+    return keep_bools_alive(), keep_none_alive()
+
+
+def keep_none_alive() -> bool:
+    """Guard None where a void Qt method is seen to take a reference from it. Returns whether it did."""
+    if sys.version_info >= (3, 12):
+        return False
+    from PySide6.QtCore import QPointF
+
+    point = QPointF()
+    before = sys.getrefcount(None)
+    point.setX(1.0)
+    if sys.getrefcount(None) >= before:
+        return False
+    _immortal(None)
+    return True
+
+
+def keep_bools_alive() -> bool:
+    """Guard True and False where ``signal.emit(...)`` is seen to take a reference. Returns whether it did."""
     if sys.version_info >= (3, 12):
         return False
     from PySide6.QtCore import QObject, Signal
@@ -27,6 +54,5 @@ def keep_bools_alive() -> bool:
     probe.ping.emit()
     if sys.getrefcount(True) >= before:
         return False
-    for value in (True, False):
-        ctypes.c_ssize_t.from_address(id(value)).value += 1 << 40  # ob_refcnt, the first field of every object
+    _immortal(True, False)
     return True

@@ -40,3 +40,32 @@ def test_the_guard_only_acts_where_emit_takes_a_reference() -> None:
     before = sys.getrefcount(True)
     acted = keep_bools_alive()
     assert acted == (sys.getrefcount(True) > before + 1000)
+
+
+VOID_CALLS = """
+import sys
+{imports}
+from PySide6.QtCore import QPointF
+
+point = QPointF()
+for i in range(200_000):  # more than None's reference count at start
+    point.setX(1.0)
+print("called")
+"""
+
+
+def test_many_void_calls_do_not_free_none_once_gui_is_imported() -> None:
+    """PySide6 6.12.0 takes a reference from None per call of a method that returns nothing (update(),
+    setToolTip(), drawRect()...): a long session, or the map's frames, freed None ("none_dealloc")."""
+    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", VOID_CALLS.format(imports="import gui")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "called" in proc.stdout, proc.stderr[-2000:]
+    assert "none_dealloc" not in proc.stderr
+
+
+def test_the_none_guard_only_acts_where_a_void_call_takes_a_reference() -> None:
+    from gui.compat import keep_none_alive
+
+    before = sys.getrefcount(None)
+    acted = keep_none_alive()
+    assert acted == (sys.getrefcount(None) > before + 1000)
