@@ -692,12 +692,12 @@ class DupesView(QWidget):
         self.working.setRange(0, 0)  # indeterminate
         self.working_label = QLabel()
         self.working_label.setStyleSheet(f"color: {css('info')};")
+        self.working_label.setWordWrap(True)  # a long line held a narrow window at 1,100 px
         self.working_row = QWidget()  # the busy state: the slider and the groups on screen stay usable meanwhile
         working = QHBoxLayout(self.working_row)
         working.setContentsMargins(0, 0, 0, 0)
-        working.addWidget(self.working_label)
         working.addWidget(self.working)
-        working.addStretch(1)
+        working.addWidget(self.working_label, 1)
         self.working_row.hide()
 
         self.undo_label = QLabel()

@@ -461,11 +461,9 @@ def test_timeline_is_newest_first_by_capture_then_file_date_in_months(catalog: C
 
 
 @pytest.mark.slow
-def test_timeline_of_100k_photos_is_read_in_well_under_two_seconds(tmp_path: Path) -> None:
-    """Measured: about 0.35 s of SQL and 0.3 s building the rows at 100k photos on a busy 2-core machine;
-    off the GUI thread in the app (the bound is generous, for loaded CI machines)."""
-    import time
-
+def test_timeline_of_100k_photos_is_whole_and_newest_first(tmp_path: Path) -> None:
+    """At library scale (its time is a benchmark's: about 0.35 s of SQL and 0.3 s building the rows at 100k
+    photos on a busy 2-core machine, off the GUI thread in the app)."""
     from clipfind.catalog import to_db
     from clipfind.records import Timeline
 
@@ -476,11 +474,9 @@ def test_timeline_of_100k_photos_is_read_in_well_under_two_seconds(tmp_path: Pat
     with cat.transaction():
         cat._db.executemany("INSERT INTO files (path, size, mtime_ns, content_hash, taken_at, status, indexed_at) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    start = time.perf_counter()
     timeline = Timeline.of(cat.timeline())
-    seconds = time.perf_counter() - start
     folders = cat.photo_folders()
     cat.close()
     assert len(timeline.photos) == 100_000 and sum(m.count for m in timeline.months) == 100_000
     assert list(timeline.dates) == sorted(timeline.dates, reverse=True) and len(folders) == 140
-    assert seconds < 2.0, f"{seconds:.2f} s"
+    assert [m.month for m in timeline.months] == sorted({d[:7] for d in timeline.dates}, reverse=True)

@@ -3,6 +3,7 @@ built from real photos with chosen vectors; and a heartbeat that measures event-
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
@@ -126,9 +127,9 @@ def shoot(widget: QWidget, name: str, qtbot=None, settle_ms: int = 0) -> Path:
     return path
 
 
-@pytest.fixture
-def dark() -> Iterator[None]:
-    """The app in its dark palette for one test (gui.theme), the light one restored after."""
+@contextlib.contextmanager
+def dark_palette() -> Iterator[None]:
+    """The app in its own dark palette (gui.theme, as it draws on a dark system), the light one restored after."""
     from PySide6.QtWidgets import QApplication
 
     from gui import theme
@@ -136,6 +137,22 @@ def dark() -> Iterator[None]:
     app = QApplication.instance()
     before = app.palette()
     theme.apply(app, True)
-    yield
-    app.setPalette(before)
-    app.setStyleSheet(app.styleSheet())
+    try:
+        yield
+    finally:
+        app.setPalette(before)
+        app.setStyleSheet(app.styleSheet())
+
+
+@pytest.fixture
+def dark() -> Iterator[None]:
+    """The dark palette for one test."""
+    with dark_palette():
+        yield
+
+
+def shoot_light_and_dark(widget: QWidget, name: str, qtbot) -> None:  # noqa: ANN001
+    """``name-light.png``, then ``name-dark.png`` in the dark palette; light again after."""
+    shoot(widget, f"{name}-light", qtbot, 800)
+    with dark_palette():
+        shoot(widget, f"{name}-dark", qtbot, 300)

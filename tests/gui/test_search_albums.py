@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
 
 from clipfind.library import Library
 from clipfind.tags import load_vocabulary
@@ -27,7 +26,7 @@ from gui.results_model import ThumbnailCache
 from gui.search_view import SearchView
 from gui.tasks import on_gui_thread
 from gui.workers import ThumbnailLoader
-from tests.gui.conftest import shoot
+from tests.gui.conftest import shoot, shoot_light_and_dark
 from tests.helpers import copy_photos, needs_shared_data
 
 DIM = 32
@@ -146,21 +145,6 @@ def _names(view: SearchView) -> list[str]:
     return [Path(h.photo.path).stem.rsplit("_", 1)[0] for h in view.model.hits]
 
 
-def _light_and_dark(widget, name: str, qtbot) -> None:  # noqa: ANN001
-    """Light, then the app's dark palette (gui.theme), then light again."""
-    from gui import theme
-
-    app = QApplication.instance()
-    before = app.palette()
-    shoot(widget, f"{name}-light", qtbot, 800)
-    theme.apply(app, True)
-    try:
-        shoot(widget, f"{name}-dark", qtbot, 300)
-    finally:
-        app.setPalette(before)
-        app.setStyleSheet(app.styleSheet())
-
-
 def test_tag_albums_list_clean_up_first_and_show_their_photos(view: SearchView, qtbot) -> None:
     entries = view.albums.items()
     assert entries[0][:2] == ("all", "")
@@ -176,7 +160,7 @@ def test_tag_albums_list_clean_up_first_and_show_their_photos(view: SearchView, 
     assert changed[-1] == [h.photo.path for h in view.model.hits]
     assert all(math.isnan(h.score) for h in view.model.hits)  # an album has no score: no badge
     view.grid.setFocus()
-    _light_and_dark(view, "tag-albums", qtbot)
+    shoot_light_and_dark(view, "tag-albums", qtbot)
 
     # a query within the album: only screenshots, however well other photos match
     _search(view, qtbot, "dog")
@@ -203,7 +187,7 @@ def test_the_cut_off_hides_weak_matches_and_sort_orders_by_date(view: SearchView
     assert results is not None and results.automatic and results.cutoff is not None
     assert results.passed == 7 and set(_names(view)) == {"dog", "dogbeach"}
     assert view.count.text() == f"7 photos match · weaker than {results.cutoff:.2f} hidden"
-    _light_and_dark(view, "search-results", qtbot)
+    shoot_light_and_dark(view, "search-results", qtbot)
 
     view.weaker.setChecked(True)  # every match, best first: the search runs again at once
     _idle(view, qtbot)
@@ -249,7 +233,7 @@ def test_saved_searches_are_saved_listed_run_and_deleted(view: SearchView, qtbot
     assert view.model.rowCount() == 60 and view.weaker.isChecked()
     assert view.count.text() == "Good dogs: 60 photos match"
     assert view.albums.current() == ("saved", "Good dogs")
-    _light_and_dark(view, "saved-search", qtbot)
+    shoot_light_and_dark(view, "saved-search", qtbot)
 
     view.albums.delete_requested.emit("Good dogs")  # the list's context menu
     _idle(view, qtbot)

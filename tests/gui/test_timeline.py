@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
 
 from clipfind.catalog import Catalog, to_db
 from clipfind.library import Library
@@ -21,23 +20,8 @@ from gui.grid_view import GAP, MARGIN
 from gui.results_model import ThumbnailCache
 from gui.search_view import SearchView
 from gui.workers import ThumbnailLoader
-from tests.gui.conftest import Heartbeat, indexed_home, shoot
+from tests.gui.conftest import Heartbeat, indexed_home, shoot_light_and_dark
 from tests.helpers import copy_photos, needs_shared_data
-
-
-def _shoot_light_and_dark(view, name: str, qtbot) -> None:  # noqa: ANN001
-    """Light, then the app's own dark palette (gui.theme, as the app draws on a dark system), then light again."""
-    from gui import theme
-
-    app = QApplication.instance()
-    light = app.palette()
-    shoot(view, f"{name}-light", qtbot, 800)
-    theme.apply(app, True)
-    try:
-        shoot(view, f"{name}-dark", qtbot, 300)
-    finally:
-        app.setPalette(light)
-        app.setStyleSheet(app.styleSheet())
 
 
 @pytest.fixture
@@ -137,7 +121,7 @@ def test_timeline_of_100k_photos_scrolls_smoothly_in_months(make_view, tmp_path:
         _idle(view, qtbot)
         assert model.rowCount() == 100_000
         bar.setValue(0)
-        _shoot_light_and_dark(view, "timeline-100k", qtbot)
+        shoot_light_and_dark(view, "timeline-100k", qtbot)
     finally:
         library.close()
 
@@ -180,7 +164,7 @@ def test_timeline_search_selection_and_disk_thumbnails(make_view, folder: Path, 
 
         # thumbnails are decoded once and kept in the home
         qtbot.waitUntil(lambda: len(list((home / "thumbs").rglob("*.jpg"))) == 10, timeout=60_000)
-        _shoot_light_and_dark(view, "timeline", qtbot)
+        shoot_light_and_dark(view, "timeline", qtbot)
         again = make_view(library)  # a second start: thumbnails come from the disk cache
         _idle(again, qtbot)
         again.timeline.viewport().repaint()
@@ -201,7 +185,7 @@ def test_timeline_search_selection_and_disk_thumbnails(make_view, folder: Path, 
         qtbot.keyClick(view.text, Qt.Key.Key_Return)
         _idle(view, qtbot)
         assert view.pages.currentWidget() is view.grid and view.model.rowCount() == 10
-        _shoot_light_and_dark(view, "timeline-search-results", qtbot)
+        shoot_light_and_dark(view, "timeline-search-results", qtbot)
         view.text.clear()
         assert view.pages.currentWidget() is grid and view.count.text() == "10 photos"
 
@@ -213,7 +197,7 @@ def test_timeline_search_selection_and_disk_thumbnails(make_view, folder: Path, 
             qtbot.mouseMove(grid.viewport(), mark)
             qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=mark)
         assert view.selection_bar.isVisible() and view.selected_label.text() == "2 photos selected"
-        _shoot_light_and_dark(view, "timeline-selection", qtbot)
+        shoot_light_and_dark(view, "timeline-selection", qtbot)
         view.bulk_buttons["copy"].click()
         chosen = [model.photos[0].path, model.photos[2].path]
         assert QGuiApplication.clipboard().text().splitlines() == chosen
