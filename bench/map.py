@@ -15,12 +15,22 @@ first call is timed apart, on 5,000 vectors (above 4,096 UMAP takes its approxim
 path, which compiles too), so the figures below are the steady ones.
 
 Default N: 10,000; `--full`: 10,000 and 100,000 (a few minutes on two cores).
+
+The map view (gui/map_view.py) at 100,000 points (`--view-points`), offscreen: frames while panning
+and zooming, each a timed synchronous repaint (the paint event: numpy splats the dots into one image,
+thumbnails and names on top), far out (every point a dot) and zoomed in (thumbnails, level of
+detail), with the nearest-point lookup a hover does per mouse move. The points are synthetic
+clustered blobs (no UMAP: this part measures drawing); every thumbnail is one decoded real photo, so
+decoding is not what is timed. Held against 30 frames per second, the least that reads as smooth
+panning. `--only view` or `--only layout` runs one part.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -83,11 +93,138 @@ def measure(n: int, seed: int) -> None:
     common.figure("old photos' median move in the recompute", float(np.median(moved)), "of the map", digits=3)
 
 
+VIEW_SIZE = (1200, 800)  # the map's widget, pixels
+FRAMES = 60  # pan and zoom steps per measurement
+
+
+def synthetic_map(n: int, seed: int = 0) -> object:
+    """A PhotoMap of ``n`` points in ~n/1,600 named gaussian blobs inside [0, 1]^2, 5 % noise."""
+    from clipfind.photomap import MapCluster, PhotoMap
+    from clipfind.records import PhotoInfo
+
+    rng = np.random.default_rng(seed)
+    k = max(4, n // 1_600)
+    centres = rng.uniform(0.08, 0.92, (k, 2))
+    which = rng.integers(0, k, n)
+    xy = centres[which] + rng.normal(0, 1, (n, 2)) * rng.uniform(0.01, 0.035, (k, 1))[which]
+    cluster = which.astype(np.int32)
+    noise = rng.random(n) < 0.05
+    xy[noise] = rng.uniform(0, 1, (int(noise.sum()), 2))
+    cluster[noise] = -1
+    xy = np.clip(xy, 0, 1).astype(np.float32)
+    photos = tuple(PhotoInfo(i, f"/bench/map/{i:06d}.jpg", 1, 0, f"h{i}", 4, 3) for i in range(n))
+    clusters = tuple(MapCluster(c, (f"cluster {c}",), int((cluster == c).sum()), *np.median(xy[cluster == c], axis=0)
+                                .tolist()) for c in range(k))
+    return PhotoMap(photos, xy, cluster, clusters)
+
+
+class _OnePhoto:
+    """Stands in for the app's ThumbnailCache: every path is one decoded photo (decoding is not timed)."""
+
+    def __init__(self) -> None:
+        from PySide6.QtGui import QColor, QImage, QPixmap
+
+        image = QImage(200, 150, QImage.Format.Format_RGB32)
+        image.fill(QColor(120, 140, 90))
+        try:
+            from clipfind.library import thumbnail
+
+            photo = thumbnail(str(common.real_photos()[0]), 200)
+            data = photo.tobytes("raw", "RGB")
+            image = QImage(data, photo.width, photo.height, 3 * photo.width, QImage.Format.Format_RGB888).copy()
+        except (SystemExit, Exception):  # no real photos here: a flat one draws the same
+            pass
+        self.pixmap = QPixmap.fromImage(image)
+
+    def get(self, path: str) -> object:
+        return self.pixmap
+
+
+def _frames(canvas: object, steps: list[tuple[str, float]]) -> list[float]:
+    """Milliseconds of each synchronous repaint after a pan or zoom step."""
+    out = []
+    for kind, amount in steps:
+        if kind == "pan":
+            canvas.pan_by(amount, amount * 0.6)
+        else:
+            canvas.zoom_by(amount)
+        start = time.perf_counter()
+        canvas.repaint()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def _report(name: str, frames: list[float], canvas: object) -> None:
+    median, p95 = common.percentile(frames, 50), common.percentile(frames, 95)
+    common.figure(f"{name}: frame, median", median, "ms", digits=1)
+    common.figure(f"{name}: frame, 95th percentile", p95, "ms", digits=1)
+    common.figure(f"{name}: frames per second (median)", 1000 / max(median, 1e-9), "fps", target=">= 30",
+                  met=1000 / max(median, 1e-9) >= 30)
+    common.note(f"{canvas.dots_drawn:,} points in sight, {canvas.thumbs_drawn} thumbnails in the last frame")
+
+
+def measure_view(n: int) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QPointF
+    from PySide6.QtWidgets import QApplication
+
+    import gui  # noqa: F401  (gui/compat.py guards None and True against PySide6 6.12.0's lost references)
+    from gui.map_view import MapCanvas, prepare
+
+    common.section(f"map view: {n:,} points, {VIEW_SIZE[0]}x{VIEW_SIZE[1]} px, offscreen, timed repaints")
+    app = QApplication.instance() or QApplication([])
+    photo_map = synthetic_map(n)
+    with common.timer() as t:
+        data = prepare(photo_map)
+    common.figure("lookups built (k-d tree, off the GUI thread in the app)", t() * 1000, "ms", digits=0)
+    canvas = MapCanvas(None)
+    canvas.cache = _OnePhoto()
+    canvas.resize(*VIEW_SIZE)
+    canvas.show()
+    app.processEvents()
+    canvas.set_data(data)
+    canvas.fit()
+    canvas.repaint()
+    wiggle = [("pan", 12.0 if i % 2 else -12.0) if i % 3 else ("zoom", 1.04 if i % 2 else 1 / 1.04)
+              for i in range(FRAMES)]
+    _report("far out, panning and zooming", _frames(canvas, wiggle), canvas)
+    densest = max(data.photo_map.clusters, key=lambda c: c.size)
+    canvas.zoom_to(QPointF(densest.x, densest.y), 4)
+    canvas.repaint()
+    _report("4x on the densest cluster (dots)", _frames(canvas, wiggle), canvas)
+    zoom = 4.0
+    while canvas.thumbs_drawn == 0 and zoom < 400:
+        zoom *= 1.1
+        canvas.zoom_to(QPointF(densest.x, densest.y), zoom)
+        canvas.repaint()
+    common.note(f"thumbnails from {zoom:.1f}x on (the most thumbnails a frame draws)")
+    _report(f"{zoom:.1f}x, thumbnails", _frames(canvas, wiggle), canvas)
+    canvas.zoom_to(QPointF(densest.x, densest.y), zoom * 3)
+    canvas.repaint()
+    _report(f"{zoom * 3:.0f}x, thumbnails close in", _frames(canvas, wiggle), canvas)
+    rng = np.random.default_rng(1)
+    moves = [QPointF(*p) for p in rng.uniform((0, 0), VIEW_SIZE, (500, 2)).tolist()]
+    canvas.fit()
+    canvas.repaint()
+    start = time.perf_counter()
+    for p in moves:
+        canvas.point_at(p)
+    common.figure("hover lookup per mouse move (far out)", (time.perf_counter() - start) / len(moves) * 1e6, "us",
+                  digits=0)
+    canvas.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", metavar="N",
                    help="library sizes (default: 10000; --full adds 100000)")
+    p.add_argument("--only", choices=("layout", "view"), help="run one part: the layout, or the view's frames")
+    p.add_argument("--view-points", type=int, default=100_000, metavar="N", help="points in the map view (100000)")
     args = p.parse_args(argv)
+    if args.only != "layout":
+        measure_view(args.view_points)
+    if args.only == "view":
+        return 0
     sizes = args.sizes or ((10_000, 100_000) if args.full else (10_000,))
     common.section("numba's first compile")
     with common.timer() as t:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -402,6 +402,50 @@ def photo_map(layout: Layout, photos: Sequence[PhotoInfo], row_of: dict[str, int
     return PhotoMap(tuple(shown), xy, cluster, tuple(clusters), layout.generation)
 
 
+@dataclass(frozen=True)
+class MapWork:
+    """A map with the catalog already read: what is left (UMAP where a layout is due, naming, the
+    front end's arrays) touches neither the catalog nor the model, so a front end runs it on a
+    thread of its own and the library's lane stays free for searches meanwhile.
+
+    ``layout`` is the finished layout where none is due (stored, or extended); otherwise ``vectors``
+    are laid out by :meth:`run`. ``path`` is where the new layout is kept (None: not kept).
+    """
+
+    ids: Ids
+    layout: Layout | None
+    vectors: Vectors | None
+    generation: int
+    model: str
+    path: Path | None
+    photos: tuple[PhotoInfo, ...]
+    row_of: dict[str, int]
+    vocabulary: tuple[Sequence[str], Vectors] | None = None
+
+    @property
+    def size(self) -> int:
+        """How many points (one per content) the map has."""
+        return int(self.ids.size)
+
+    @property
+    def lays_out(self) -> bool:
+        """Whether :meth:`run` lays the map out from scratch (UMAP: seconds to a minute)."""
+        return self.layout is None
+
+    def run(self) -> PhotoMap:
+        """The map: laid out where due (and kept at ``path``), clusters named by the vocabulary."""
+        layout = self.layout
+        if layout is None:
+            vectors = self.vectors if self.vectors is not None else np.zeros((0, 0), np.float32)
+            layout = compute_layout(self.ids, vectors)
+        if layout.generation != self.generation or layout.model != self.model:
+            layout = replace(layout, generation=self.generation, model=self.model)
+            if self.path is not None and self.model:
+                save_layout(self.path, layout)  # a cache: a failure to write costs the layout next time
+        names = name_clusters(layout, self.vocabulary[0], self.vocabulary[1]) if self.vocabulary is not None else None
+        return photo_map(layout, self.photos, self.row_of, names)
+
+
 _FIELDS = ("ids", "xy", "cluster", "centroids", "mean")
 
 
@@ -437,6 +481,6 @@ def save_layout(path: Path, layout: Layout) -> None:
 
 
 __all__ = [
-    "FIT_MAX", "SEED", "Layout", "MapCluster", "MapPoint", "PhotoMap", "compute_layout", "exact_knn",
+    "FIT_MAX", "SEED", "Layout", "MapCluster", "MapPoint", "MapWork", "PhotoMap", "compute_layout", "exact_knn",
     "extend_layout", "load_layout", "name_clusters", "needs_refit", "photo_map", "place", "save_layout",
 ]

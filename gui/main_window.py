@@ -1,4 +1,4 @@
-"""The main window: search and duplicates tabs, model status banner, indexing in the status bar."""
+"""The main window: search, duplicates and map tabs, model status banner, indexing in the status bar."""
 
 from __future__ import annotations
 
@@ -26,10 +26,12 @@ from PySide6.QtWidgets import (
 
 from clipfind.errors import ClipfindError, LockedError, ModelLoadError, ModelMismatchError
 from clipfind.library import Library
+from clipfind.records import SearchHit
 
 from .dialogs import ErrorsDialog, FoldersDialog
 from .dupes_view import DupesView
 from .icons import icon
+from .map_view import MapView
 from .preview import install_quick_look
 from .results_model import ThumbnailCache
 from .search_view import SearchView, holds_photo
@@ -41,7 +43,7 @@ from .welcome import WelcomePage, choose_folders
 from .workers import FolderWatch, IndexWorker, ThumbnailLoader
 
 if TYPE_CHECKING:
-    from clipfind.records import Counts, Failure, IndexReport, Progress
+    from clipfind.records import Counts, Failure, IndexReport, PhotoInfo, Progress
 
 
 def _duration(seconds: float | None) -> str:
@@ -106,8 +108,11 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.search, icon("search"), "Search")
         self.tabs.addTab(self.dupes, icon("duplicates"), "Duplicates")
+        self.map = MapView(library, self.cache, self.tasks)
+        self.tabs.addTab(self.map, icon("map"), "Map")
+        self._wire_map()
         self.tabs.currentChanged.connect(self._tab_changed)
-        for view in (self.search, self.dupes):
+        for view in (self.search, self.dupes, self.map):
             view.status.connect(self.statusBar().showMessage)
         self.search.photos_trashed.connect(self._collection_changed)
         # the duplicates tab updates its own groups in place after a clean-up or its undo (and regroups quietly)
@@ -196,6 +201,26 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.pause_button)
         status.addPermanentWidget(self.watch_state)
         status.addPermanentWidget(self.counts)
+
+    def _wire_map(self) -> None:
+        """The map hands its selections and "find similar" to the search tab, and rings the search's results."""
+        self.map.selection_made.connect(self._map_selection)
+        self.map.find_similar.connect(self._map_similar)
+        self.map.trash_requested.connect(self._map_trash)
+        self.search.results_changed.connect(self.map.highlight)
+
+    def _map_selection(self, photos: list[PhotoInfo]) -> None:
+        """A rectangle or lasso on the map: its photos in the results grid, where every grid action works."""
+        self.search.show_photos(photos, "Selected on the map")
+        self.tabs.setCurrentWidget(self.search)
+
+    def _map_similar(self, path: str) -> None:
+        self.search.set_query_image(path)  # which runs the search
+        self.tabs.setCurrentWidget(self.search)
+
+    def _map_trash(self, photos: list[PhotoInfo]) -> None:
+        """Trash asked for in the map's preview: the search view's one confirmation and undo."""
+        self.search.trash([SearchHit(p, float("nan")) for p in photos])
 
     def show_shortcuts(self) -> None:
         """The keyboard shortcut sheet (F1 or ?)."""
@@ -319,7 +344,7 @@ class MainWindow(QMainWindow):
 
     def _set_library(self, library: Library) -> None:
         self.library = library
-        for view in (self.search, self.dupes):
+        for view in (self.search, self.dupes, self.map):
             view.library = library
 
     # -- folders and indexing -----------------------------------------------------------------
@@ -569,6 +594,7 @@ class MainWindow(QMainWindow):
         updates its groups in place)."""
         self._update_counts()
         self.search.drop_missing()
+        self.map.refresh()
         if not regroup_dupes:
             return
         self.dupes.stale = True
@@ -607,6 +633,7 @@ class MainWindow(QMainWindow):
         self.indexer = None
         self.cache.loader.wait()
         self.search.shutdown()  # the grids' thumbnail decodes
+        self.map.shutdown()
         self._gc_timer.stop()
         gc.unfreeze()
         gc.collect()

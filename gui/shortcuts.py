@@ -31,6 +31,13 @@ SHORTCUTS: list[tuple[str, list[tuple[str, str]]]] = [
         ("Delete", "Move to trash (asks first)"),
         ("Space or Esc", "Close"),
     ]),
+    ("Map", [
+        ("Wheel, + / −", "Zoom in and out around the pointer; 0 fits every photo"),
+        ("Drag", "Pan"),
+        ("Shift+drag", "Select the photos in a rectangle: they open in the search results"),
+        ("Alt+drag", "Select with a lasso"),
+        ("Click / right-click", "Preview a photo / find similar photos"),
+    ]),
     ("Duplicates", [
         ("↑ / ↓", "Previous / next group"),
         ("Space", "Tick or untick the photo for removal"),

@@ -136,7 +136,60 @@ def test_the_facade_names_clusters_from_a_vocabulary(library: Path, tiny_env: Pa
         assert all(isinstance(p, MapPoint) for p in photo_map.points())
         for cluster in photo_map.clusters:
             assert isinstance(cluster, MapCluster) and cluster.names and set(cluster.names) <= set(texts)
-        assert lib.photo_map().clusters == tuple(
-            MapCluster(c.cluster, (), c.size, c.x, c.y) for c in photo_map.clusters), "no vocabulary: unnamed"
+        assert lib.photo_map(named=False).clusters == tuple(
+            MapCluster(c.cluster, (), c.size, c.x, c.y) for c in photo_map.clusters), "named=False: unnamed"
     finally:
         lib.close()
+
+
+def test_clusters_are_named_by_the_tag_vocabulary_by_default(library: Path, tiny_env: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from clipfind.library import Library
+
+    lib = Library(tiny_env)
+    try:
+        tags = set(lib.tag_phrases()[0])
+        photo_map = lib.photo_map()
+    finally:
+        lib.close()
+    assert photo_map.clusters, "20 photos of a few scenes make at least one cluster"
+    for cluster in photo_map.clusters:
+        assert cluster.names and set(cluster.names) <= tags
+    code, out, err = cli(capsys, "map")
+    assert code == 0, err
+    for cluster in photo_map.clusters:
+        assert f"({', '.join(cluster.names)})" in out, "the command prints each cluster's names"
+
+
+def test_without_the_text_tower_the_map_is_unnamed(library: Path, tiny_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from clipfind.errors import ModelLoadError
+    from clipfind.library import Library
+
+    def offline(self: Library) -> None:
+        raise ModelLoadError("no weights: offline")
+
+    monkeypatch.setattr(Library, "tag_phrases", offline)
+    lib = Library(tiny_env)
+    try:
+        photo_map = lib.photo_map()
+        work = lib.map_work()
+    finally:
+        lib.close()
+    assert len(photo_map) == 21 and all(c.names == () for c in photo_map.clusters)
+    assert work.size == 20 and not work.lays_out, "the layout is kept: the second map only reads it"
+    assert work.run().xy.tolist() == photo_map.xy.tolist()
+    code, out, err = cli(capsys, "map")
+    assert code == 0 and "(" not in out and "clusters unnamed" in err
+
+
+def test_json_does_not_load_the_text_tower(library: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from clipfind.library import Library
+
+    def refuse(self: Library) -> None:
+        raise AssertionError("--json has no names: no text tower")
+
+    monkeypatch.setattr(Library, "tag_phrases", refuse)
+    code, out, err = cli(capsys, "map", "--json")
+    assert code == 0, err
