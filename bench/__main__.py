@@ -17,7 +17,7 @@ import time
 
 from bench.common import ROOT
 
-BENCHMARKS = ("indexing", "inference", "query", "ann", "dupes", "dupes_quality", "startup", "watch")
+BENCHMARKS = ("indexing", "inference", "query", "ann", "dupes", "dupes_quality", "startup", "watch", "map", "cluster")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,8 +67,8 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                        "(tests only) (default: $CLIPFIND_PRETRAINED, else the model's default tag)")
     group.add_argument("--precision", default=default, choices=PRECISIONS,
                        help="how the image encoder runs: auto measures once which is fastest here while "
-                       "keeping the vectors within 0.999 cosine of fp32; fp32 forces the plain path "
-                       "(default: $CLIPFIND_PRECISION, else auto)")
+                       "keeping the vectors within 0.999 cosine of fp32; fp32 forces the plain path; "
+                       "fp16 on a GPU only (default: $CLIPFIND_PRECISION, else auto)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set a damaged catalog aside and index the folders again from the photos, keeping "
                    "the \"not duplicates\" marks that can still be read")
     p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="decoding threads")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="decoding threads (with --cluster: worker processes)")
+    p.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="read, decode and embed the photos on a Ray cluster: 'local' starts one on this machine, "
+                   "'auto' or 'ray://HOST:10001' joins one; the folders must be at the same paths on every worker "
+                   "(needs: pip install 'clipfind[cluster]')")
     p.add_argument("--json", action="store_true", help="print a JSON summary (with --watch: one JSON line per batch)")
     p.add_argument("--watch", action="store_true",
                    help="after indexing, keep watching the folders and index what changes in them, in batches, "
@@ -353,6 +358,8 @@ CANCELLED = "cancelled, run again to continue"
 def cmd_index(lib: Library, args: argparse.Namespace) -> int:
     if args.poll and not args.watch:
         raise ClipfindError("--poll goes with --watch")
+    if args.cluster is not None and args.watch:
+        raise ClipfindError("--cluster indexes once: watching a folder stays on this machine; run it without --watch")
     if args.watch:
         return _index_and_watch(lib, args)
     return _index_once(lib, args)
@@ -421,6 +428,9 @@ def _index_once(lib: Library, args: argparse.Namespace) -> int:
                 bar.set_description_str("fingerprinting")
             bar.total = p.total
             bar.n = p.done
+            workers = getattr(p, "workers", 0)  # a --cluster run's ClusterProgress
+            if workers:
+                bar.set_description_str(f"{_count(workers, 'worker')}")
             bar.set_postfix_str(f"{p.failed} unreadable" if p.failed else "", refresh=False)
             bar.refresh()
         elif p.phase in ("scanning", "saving"):
@@ -436,7 +446,8 @@ def _index_once(lib: Library, args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         report = lib.index_folders(args.folders or None, progress=on_progress, control=control,
-                                   batch_size=args.batch_size, workers=args.workers, reembed=args.reembed)
+                                   batch_size=args.batch_size, workers=args.workers, reembed=args.reembed,
+                                   cluster=args.cluster)
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
@@ -753,7 +764,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_map(lib: Library, args: argparse.Namespace) -> int:
     if args.png and args.size < 64:
         raise ClipfindError(f"--size must be at least 64 pixels, got {args.size}")
-    photo_map = lib.photo_map()
+    photo_map = lib.photo_map(named=not args.json)  # names come from the text tower: not loaded for JSON
     if args.json:
         _print_json([{"path": point.photo.path, "x": point.x, "y": point.y, "cluster": point.cluster}
                      for point in photo_map.points()])
@@ -770,6 +781,8 @@ def cmd_map(lib: Library, args: argparse.Namespace) -> int:
     for cluster in photo_map.clusters:
         print(f"cluster {cluster.cluster}: {_count(cluster.size, 'photo')}"
               + (f"  ({', '.join(cluster.names)})" if cluster.names else ""))
+    if photo_map.clusters and not any(c.names for c in photo_map.clusters):
+        _say("clusters unnamed: the model could not be loaded to name them")
     return 0
 
 

@@ -9,6 +9,12 @@ each new or changed photo is still read, hashed, decoded once and fingerprinted,
 without a vector, so the identical and same-photo tiers of the duplicates work before the model
 is downloaded. Such a run binds the catalog to no model; the next run with the model embeds those
 photos (they count as to do though unchanged on disk).
+
+With a cluster (clipfind.cluster, `clipfind index --cluster ADDRESS`), only where the files are read,
+decoded and embedded changes: the plan's files go to the cluster's workers, which run the same
+`prepare_file` and the same model loaders, and their records come back here, where the catalog is
+asked about known content as the local threads ask it, and each chunk is committed by the same
+`_commit_batch`. The scan, the diff, the catalog and the index stay on this machine.
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ from clipfind.imageload import MAX_FILE_BYTES, LoadedImage, content_hash, load_i
 from clipfind.records import Control, IndexReport, Progress
 from clipfind.scan import ScannedFile, hidden_below, scan_folders, scan_paths
 
-__all__ = ["Control", "IndexReport", "Indexer", "Progress", "ProgressFn"]
+__all__ = ["ClusterProgress", "Control", "IndexReport", "Indexer", "Progress", "ProgressFn", "prepare_file"]
 
 if TYPE_CHECKING:
+    from clipfind.cluster import Cluster
     from clipfind.embedding.encoder import ImageEncoder
     from clipfind.embedding.spec import ModelSpec
 
@@ -49,6 +56,13 @@ FINGERPRINT_SIDE = 224  # the least decode size a fingerprint is taken from (mos
 
 
 ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterProgress(Progress):
+    """Progress of a run whose photos are embedded on a cluster: the same bar, with its workers."""
+
+    workers: int = 0
 
 
 @dataclass(slots=True)
@@ -64,6 +78,7 @@ class _Prepared:
     thumb: bytes | None = None  # the pixel fingerprint (clipfind.fingerprint), from the decode already done
     capture: str | None = None
     decoded: bool = False  # the pixels were decoded in this run (the model's batch fills with these)
+    vector: Any = None  # (dim,) float32, where a cluster worker embedded it (the tensor stays there)
     error: str | None = None
     transient: bool = False  # the error may go away without the file changing (permissions, I/O)
     known_content: bool = False  # the catalog already has these bytes (with a vector, where the model runs)
@@ -102,8 +117,12 @@ class Indexer:
         *,
         batch_size: int = 32,
         workers: int | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
+        """cluster: where the photos are read, decoded and embedded instead of this machine's threads
+        (clipfind.cluster); the scan, the diff and every catalog write stay here."""
         self.home = home
+        self.cluster = cluster
         self.spec = spec
         self._load_model = load_model
         self.batch_size = batch_size
@@ -176,6 +195,7 @@ class Indexer:
         if reembed:
             _refuse_partial_reembed(plan)
             model = self._load_model()  # re-embedding is asked of the model: without it, nothing to do
+            self._fill_device(model)
             _bind(catalog, model, reembed=True)
             plan = self._plan(catalog, roots, IndexReport(), control)  # every photo is new now
         unloaded: str | None = None  # why the model could not be loaded, when it could not
@@ -188,6 +208,7 @@ class Indexer:
                 unloaded = str(exc)
                 plan = plan.without_waiting()
             else:
+                self._fill_device(model)
                 _bind(catalog, model)
         report.unchanged = plan.unchanged
         if control.cancelled:  # the model took a while to load: a Ctrl+C meanwhile stops here
@@ -237,6 +258,13 @@ class Indexer:
             self._save_index(catalog, index)
         self._fingerprint_older(catalog, emit, control, report)
         emit(Progress("done", len(plan.todo), len(plan.todo), report.failed, report.rate, 0.0, None))
+
+    def _fill_device(self, model: ImageEncoder) -> None:
+        """On a GPU, batches large enough to keep it busy (known only once the model is loaded: its free
+        memory); on a CPU the batch size stays as asked."""
+        sizer = getattr(model, "batch_size_for", None)  # torch models; an ONNX encoder runs on the CPU
+        if sizer is not None:
+            self.batch_size = max(self.batch_size, int(sizer(self.batch_size)))
 
     def _roots(self, catalog: Catalog, folders: Iterable[str] | None) -> list[str]:
         if folders is None:
@@ -307,6 +335,9 @@ class Indexer:
         report: IndexReport,
     ) -> None:
         """Read, decode and record every photo of the plan, in batches; model None: without vectors."""
+        if self.cluster is not None and model is not None:
+            self._embed_on_cluster(self.cluster, catalog, index, model, plan, emit, control, report)
+            return
         total = len(plan.todo)
         started = time.monotonic()
         last_save = started
@@ -351,37 +382,77 @@ class Indexer:
                 for fut in in_flight:
                     fut.cancel()
 
+    def _embed_on_cluster(
+        self,
+        cluster: Cluster,
+        catalog: Catalog,
+        index: VectorIndex,
+        model: ImageEncoder,
+        plan: _Plan,
+        emit: ProgressFn,
+        control: Control,
+        report: IndexReport,
+    ) -> None:
+        """The plan's photos read, decoded and embedded by the cluster's workers, and recorded here as
+        they come back, a transaction per chunk: what the catalog already has is reused exactly as in
+        a local run (the workers cannot ask it, so it is asked here, as each file comes back)."""
+        total = len(plan.todo)
+        started = last_save = time.monotonic()
+        done = 0
+        # Hashes of the photos gone from their paths: most are moves, which the workers only hash.
+        gone = [k.id for k in plan.missing.values() if k.status == "ok" and k.embedded]
+        moved = frozenset(p.content_hash for p in catalog.photos(ids=gone)) if gone else frozenset()
+        again: list[ScannedFile] = []  # hashed only, as moves, but no longer known: decoded after all
+
+        def chunks() -> Iterator[list[_Prepared]]:
+            yield from cluster.prepare(plan.todo, moved)
+            if again:
+                yield from cluster.prepare(list(again))
+
+        results = chunks()
+        try:
+            for chunk in results:
+                batch: list[_Prepared] = []
+                for p in chunk:
+                    if p.content_hash is not None and not self._known_here(catalog, p):
+                        again.append(p.file)
+                        continue
+                    batch.append(p)
+                if batch:
+                    self._commit_batch(catalog, index, model, batch, plan, report)
+                    done += len(batch)
+                    rate = done / max(time.monotonic() - started, 1e-9)
+                    eta = (total - done) / rate if rate > 0 else None
+                    emit(ClusterProgress("indexing", done, total, report.failed, rate, eta, batch[-1].file.path,
+                                         cluster.workers))
+                control.wait_if_paused()
+                if control.cancelled:
+                    report.cancelled = True
+                    break
+                if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
+                    self._save_index(catalog, index)
+                    last_save = time.monotonic()
+        finally:
+            results.close()
+            model.notices.extend(n for n in cluster.notices if n not in model.notices)
+
+    @staticmethod
+    def _known_here(catalog: Catalog, p: _Prepared) -> bool:
+        """Settle a worker's file against the catalog as the local threads do before decoding: content
+        the catalog has a vector for is reused. False: the worker skipped the decode of a content the
+        catalog no longer has (a move already taken by another copy of it), so it must be decoded."""
+        assert p.content_hash is not None
+        stored = catalog.vector_by_hash(p.content_hash, embedded=True)
+        if stored is not None:
+            p.known_content, p.stored, p.vector, p.error, p.transient = True, stored, None, None, False
+            return True
+        return not p.known_content
+
     def _prepare(self, file: ScannedFile, model: ImageEncoder | None) -> _Prepared:
         """Runs in a worker thread: read once, hash, and decode only content the catalog lacks (without
         the model: content it lacks entirely; with it: content it has no vector for)."""
-        item = _Prepared(file)
-        try:
-            if file.skip is not None:
-                raise ImageLoadError(file.skip)
-            if file.size > MAX_FILE_BYTES:
-                raise ImageLoadError(f"file too large ({file.size // 2**20} MiB)")
-            data = read_photo(file.path)
-            item.content_hash = content_hash(data)
-            item.stored = self._reader().vector_by_hash(item.content_hash, embedded=model is not None)
-            if item.stored is not None:
-                item.known_content = True
-                return item
-            # Never decoded smaller than the fingerprint wants: its confirmation is tuned on that size.
-            side = FINGERPRINT_SIDE if model is None else max(model.image_size, FINGERPRINT_SIDE)
-            loaded = load_image(data, min_side=side, name=file.path)
-            if model is not None:
-                item.tensor = model.preprocess(loaded.image)
-            item.decoded = True
-            item.width, item.height, item.taken_at = loaded.width, loaded.height, loaded.taken_at
-            item.thumb, item.capture = _fingerprint(loaded)
-        except ImageLoadError as exc:
-            item.error = str(exc)
-        except OSError as exc:
-            item.error = f"cannot read file: {exc.strerror or exc}"
-            item.transient = True
-        except Exception as exc:  # a decoder bug must cost one photo, not the whole run
-            item.error = f"unexpected error: {type(exc).__name__}: {exc}"
-        return item
+        embedded = model is not None
+        return prepare_file(file, model, lambda h: self._reader().vector_by_hash(h, embedded=embedded))
 
     def _fingerprint_older(self, catalog: Catalog, emit: ProgressFn, control: Control, report: IndexReport) -> None:
         """Fingerprint the photos embedded before fingerprints existed (schema 2), or whose capture
@@ -429,7 +500,9 @@ class Indexer:
         images = [(p, p.tensor) for p in batch if p.tensor is not None]
         vectors = model.encode_images(np.stack([np.asarray(t) for _, t in images])) if images and model else None
         vector_of = {id(p): vectors[i] for i, (p, _) in enumerate(images)} if vectors is not None else {}
-        report.encoded += len(images)
+        embedded_elsewhere = [p for p in batch if p.vector is not None and not p.known_content]  # cluster workers
+        vector_of.update((id(p), p.vector) for p in embedded_elsewhere)
+        report.encoded += len(images) + len(embedded_elsewhere)
         new_ids: list[int] = []
         dropped: list[int] = []
         with catalog.transaction():
@@ -577,6 +650,45 @@ def _changed(known: KnownFile | None, f: ScannedFile) -> bool:
     if known is None or known.size != f.size or known.mtime_ns != f.mtime_ns:
         return True
     return f.ino is not None and (known.ino != f.ino or known.ctime_ns != f.ctime_ns)
+
+
+def prepare_file(
+    file: ScannedFile, model: ImageEncoder | None, known: Callable[[str], StoredContent | bool | None],
+) -> _Prepared:
+    """One file of a plan, read once: hashed, and decoded and preprocessed (for `model`, or for the
+    fingerprint alone without one) unless `known(hash)` says the catalog has its content already: a
+    StoredContent, or True where the caller cannot look it up (a cluster worker, told the hashes of the
+    photos gone from their paths). A file that cannot be read costs itself only: the reason is kept
+    in `error`. Shared by the local indexer's threads and the cluster's workers (clipfind.cluster)."""
+    item = _Prepared(file)
+    try:
+        if file.skip is not None:
+            raise ImageLoadError(file.skip)
+        if file.size > MAX_FILE_BYTES:
+            raise ImageLoadError(f"file too large ({file.size // 2**20} MiB)")
+        data = read_photo(file.path)
+        item.content_hash = content_hash(data)
+        found = known(item.content_hash)
+        if found:
+            item.stored = found if isinstance(found, StoredContent) else None
+            item.known_content = True
+            return item
+        # Never decoded smaller than the fingerprint wants: its confirmation is tuned on that size.
+        side = FINGERPRINT_SIDE if model is None else max(model.image_size, FINGERPRINT_SIDE)
+        loaded = load_image(data, min_side=side, name=file.path)
+        if model is not None:
+            item.tensor = model.preprocess(loaded.image)
+        item.decoded = True
+        item.width, item.height, item.taken_at = loaded.width, loaded.height, loaded.taken_at
+        item.thumb, item.capture = _fingerprint(loaded)
+    except ImageLoadError as exc:
+        item.error = str(exc)
+    except OSError as exc:
+        item.error = f"cannot read file: {exc.strerror or exc}"
+        item.transient = True
+    except Exception as exc:  # a decoder bug must cost one photo, not the whole run
+        item.error = f"unexpected error: {type(exc).__name__}: {exc}"
+    return item
 
 
 def _fingerprint(loaded: LoadedImage) -> tuple[bytes, str | None]:

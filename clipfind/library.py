@@ -52,7 +52,7 @@ from clipfind.embedding.spec import PRECISIONS, ModelSpec, check_model_name
 from clipfind.errors import ClipfindError, LockedError
 from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, SAME_FILE, WriterLock, atomic_write, resolve_home
 from clipfind.imageload import PHOTO_EXTENSIONS
-from clipfind.photomap import Layout, MapCluster, MapPoint, PhotoMap
+from clipfind.photomap import Layout, MapCluster, MapPoint, MapWork, PhotoMap
 from clipfind.rebuild import rebuild_catalog
 from clipfind.records import (
     Control,
@@ -105,6 +105,7 @@ __all__ = [
     "Library",
     "MapCluster",
     "MapPoint",
+    "MapWork",
     "PhotoMap",
     "WatchNotice",
     "Watcher",
@@ -370,6 +371,7 @@ class Library:
         workers: int | None = None,
         reembed: bool = False,
         only: Sequence[str] | None = None,
+        cluster: str | None = None,
     ) -> IndexReport:
         """Bring the catalog in step with the photo folders: new, changed, moved and deleted files.
 
@@ -389,6 +391,11 @@ class Library:
                 folders: only these are looked at and diffed against the catalog, so a watcher's batch
                 costs what changed, not the size of the folder. A photo deleted elsewhere waits for
                 the next run without it.
+            cluster: a Ray cluster's address (``local``, ``auto``, ``ray://HOST:10001``): the photos to
+                read are read, decoded and embedded by its workers (clipfind.cluster), which must see
+                the folders at the same paths; the scan and the catalog stay here. ``workers`` is then
+                the number of worker processes (default: one per CPU, or per GPU where it has GPUs).
+                Needs the ``cluster`` extra (Ray); a model the workers cannot load stops the run.
 
         When the model cannot be loaded (no weights offline: ModelLoadError) the run goes on
         without it: the photos are recorded with their fingerprints but no vectors, so the identical
@@ -399,13 +406,19 @@ class Library:
         catalog holds another model's vectors (and not ``reembed``), StorageError when the home
         cannot be written.
         """
+        folder_list = list(folders) if folders is not None else None
+        if cluster is not None:
+            from clipfind.cluster import Cluster
+            from clipfind.indexer import Indexer
+
+            with Cluster(cluster, self.spec, home=self.home, device=self._device, precision=self.precision,
+                         batch_size=batch_size, workers=workers) as on:
+                return Indexer(self.home, self.spec, on.load_encoder, batch_size=batch_size, cluster=on).run(
+                    folder_list, progress=progress, control=control, reembed=reembed, only=only)
         options = {"batch_size": batch_size}
         if workers:
             options["workers"] = workers
-        return self.indexer(**options).run(
-            list(folders) if folders is not None else None, progress=progress, control=control, reembed=reembed,
-            only=only,
-        )
+        return self.indexer(**options).run(folder_list, progress=progress, control=control, reembed=reembed, only=only)
 
     def watch(
         self,
@@ -909,7 +922,7 @@ class Library:
         return ThumbCache(self.home / THUMBS_FOLDER, side)
 
     # -- the map ---------------------------------------------------------------------------------
-    def photo_map(self, vocabulary: tuple[Sequence[str], Vectors] | None = None) -> PhotoMap:
+    def photo_map(self, vocabulary: tuple[Sequence[str], Vectors] | None = None, *, named: bool = True) -> PhotoMap:
         """Every embedded photo placed in 2D, with clusters (clipfind.photomap says how and why).
 
         Laid out once per catalog generation and kept in the home: after a change the stored map
@@ -919,19 +932,21 @@ class Library:
         ``python -m bench.map``), an extension about a second: call it off the GUI thread.
 
         Args:
-            vocabulary: (phrases, their vectors in this catalog's model) to name the clusters by;
-                None leaves the clusters unnamed.
+            vocabulary: (phrases, their vectors in this catalog's model) to name the clusters by.
+            named: without a vocabulary, name the clusters by the library's tag vocabulary
+                (:meth:`tag_phrases`) where the model's text tower can be had; unnamed otherwise.
+        """
+        return self.map_work(vocabulary, named=named).run()
+
+    def map_work(self, vocabulary: tuple[Sequence[str], Vectors] | None = None, *,
+                 named: bool = True) -> MapWork:
+        """:meth:`photo_map` in two steps: this one reads the catalog (and the vocabulary's vectors,
+        which may open the text tower) and must run where Library calls run; the returned
+        :class:`MapWork`'s ``run()`` does the rest (UMAP where a layout is due) and touches neither
+        catalog nor model, so the app runs it on a thread of its own. Arguments as for :meth:`photo_map`.
         """
         from clipfind.home import MAP_FILE
-        from clipfind.photomap import (
-            compute_layout,
-            extend_layout,
-            load_layout,
-            name_clusters,
-            needs_refit,
-            save_layout,
-        )
-        from clipfind.photomap import photo_map as make_map
+        from clipfind.photomap import CLUSTER_MIN, extend_layout, load_layout, needs_refit
 
         model = self.catalog.model_identity or ""
         path = self.home / MAP_FILE
@@ -942,25 +957,29 @@ class Library:
             photos = self.catalog.photos()
             changed = (self.catalog.vectors(since_generation=saved.generation)[0]
                        if saved is not None and saved.generation < generation else None)
+            layout: Layout | None = None
             vectors = None
             if saved is not None and saved.generation == generation:
                 layout = saved
             elif saved is not None and changed is not None and not needs_refit(saved, ids.size):
                 layout = extend_layout(saved, ids, self._vectors_in_order, self._map_knn(saved, ids, changed),
                                        changed)
-            else:  # read here, laid out below: UMAP's seconds need no read transaction held open
+            else:  # read here, laid out by MapWork.run: UMAP's seconds need no read transaction held open
                 vectors = (self._vectors_of_rows(ids) if ids.size
                            else np.zeros((0, self.catalog.dim or 0), np.float32))
-        if vectors is not None:
-            layout = compute_layout(ids, vectors)
-        if layout is not saved:
-            layout = dataclasses.replace(layout, generation=generation, model=model)
-            if model:
-                save_layout(path, layout)  # a cache: a failure to write costs the layout next time
+        if vocabulary is None and named and ids.size >= 2 * CLUSTER_MIN:  # fewer: no cluster to name
+            vocabulary = self._map_vocabulary()
         row_set = set(ids.tolist())
         row_of = {p.content_hash: p.id for p in photos if p.id in row_set}
-        names = name_clusters(layout, vocabulary[0], vocabulary[1]) if vocabulary is not None else None
-        return make_map(layout, photos, row_of, names)
+        return MapWork(ids, layout, vectors, generation, model, path, tuple(photos), row_of, vocabulary)
+
+    def _map_vocabulary(self) -> tuple[Sequence[str], Vectors] | None:
+        """The tag vocabulary to name clusters by; None where the text tower cannot be had (offline
+        without weights, a model that will not load): the map is still worth having unnamed."""
+        try:
+            return self.tag_phrases()
+        except ClipfindError:
+            return None
 
     def _vectors_in_order(self, ids: Ids) -> Vectors:
         """The stored vectors of these ids, in their order (each must have one)."""

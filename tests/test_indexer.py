@@ -379,3 +379,27 @@ def test_only_keeps_the_full_scans_guarantees(lib: Library, photo_folder: Path, 
     photo_folder.rename(away)
     report = index(lib, only=[str(photo_folder / "trip")])
     assert report.removed == 0 and lib.catalog.count("ok") == 10
+
+
+def test_a_gpu_model_gets_batches_that_fill_it(lib: Library, photo_folder: Path) -> None:
+    """The batch size follows the loaded model's device (ClipModel.batch_size_for: the request on a CPU,
+    up to 256 by free memory on a GPU); an encoder without it (ONNX, on the CPU) keeps the request."""
+    load = lib.image_encoder
+    asked: list[int] = []
+
+    class OnAGpu:
+        def __init__(self, model) -> None:  # noqa: ANN001
+            self._model = model
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self._model, name)
+
+        def batch_size_for(self, requested: int = 32) -> int:
+            asked.append(requested)
+            return 256
+
+    indexer = Indexer(lib.home, lib.spec, lambda: OnAGpu(load()), batch_size=4)
+    report = indexer.run([str(photo_folder)])
+    assert asked == [4] and indexer.batch_size == 256 and report.added > 0
+    model = load()
+    assert not hasattr(model, "batch_size_for") or model.batch_size_for(4) == 4  # on this CPU: as asked
