@@ -305,6 +305,16 @@ class PhotoPreview(QDialog):
                                                                                            len(self.photos) - 1)
         self._show()
 
+    def _elide_title(self) -> None:
+        """The path cut in the middle to the label's width: the folder's start and the file's name stay."""
+        path = self.title.toolTip()
+        self.title.setText(self.title.fontMetrics().elidedText(path, Qt.TextElideMode.ElideMiddle,
+                                                               max(self.title.width(), 40)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 (Qt naming)
+        super().resizeEvent(event)
+        self._elide_title()
+
     def resync(self) -> None:
         """Show what :attr:`source` holds now (the opener's results after a trash)."""
         if self.source is not None:
@@ -328,8 +338,8 @@ class PhotoPreview(QDialog):
             return
         name = os.path.basename(photo.path)
         self.setWindowTitle(name)
-        self.title.setText(photo.path)
         self.title.setToolTip(photo.path)
+        self._elide_title()
         self.info.setText(describe(photo))
         self.current_changed.emit(photo)
         image = self._images.get((photo.path, FIT_SIDE))

@@ -60,6 +60,9 @@ def test_the_photo_fits_its_window_and_steps_through_the_results(photos, qtbot) 
     qtbot.waitUntil(lambda: canvas.width() <= 600)
     assert canvas.target().width() <= canvas.width() < fitted.width()  # scales down with its window
     assert view.position.text() == "1 / 3" and not view.previous_button.isEnabled()
+    title = view.title.text()  # the long temporary path, cut in the middle: the file's name stays
+    assert "…" in title and title.endswith("photo-0.jpg") and title.startswith("/")
+    assert view.title.fontMetrics().horizontalAdvance(title) <= view.title.width()
     shoot(view, "preview-light", qtbot, 200)
 
     seen: list[PhotoInfo] = []
