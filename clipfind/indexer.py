@@ -1,8 +1,16 @@
-"""The background indexer: scan -> diff -> decode (worker threads) -> embed (batches) -> store.
+"""The background indexer: scan -> diff -> decode (worker threads or processes) -> embed (batches) -> store.
 
-Decoding runs in a thread pool ahead of the model, bounded so memory stays flat; the model
+Decoding runs in a pool ahead of the model, bounded so memory stays flat; the model
 thread writes each batch to the catalog in one transaction, so a kill loses at most the
 batch in flight and a restart skips every file already committed.
+
+The pool is threads where the model runs on the CPU (it shares the cores with them). Where it runs
+on a GPU (cuda, mps), decoding and not the model is the bound, and one process's threads share its
+GIL for the Python parts of read, hash, decode and fingerprint: there the files are decoded in
+worker processes (spawned, so they never import torch), one per CPU but one
+(clipfind.embedding.runtime.decode_workers_for), a few files per task. Each worker opens its own
+read-only catalog to ask about known content and preprocesses with the model's FastPreprocess (numpy),
+so what comes back is what a thread makes, with a numpy tensor. `Indexer(decode=...)` forces either.
 
 When the model cannot be loaded (no weights offline: ModelLoadError), the run goes on without it:
 each new or changed photo is still read, hashed, decoded once and fingerprinted, and recorded
@@ -19,22 +27,28 @@ asked about known content as the local threads ask it, and each chunk is committ
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
+import signal
 import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from clipfind.annindex import VectorIndex, open_index
 from clipfind.catalog import Catalog, FileStamp, KnownFile, StoredContent, folder_prefix, to_db
-from clipfind.embedding.spec import check_model_name
+from clipfind.embedding.preprocess import FastPreprocess
+from clipfind.embedding.runtime import decode_workers_for
+from clipfind.embedding.spec import GPU_KINDS, check_model_name
 from clipfind.errors import ClipfindError, ImageLoadError, ModelLoadError, StorageError, one_line
 from clipfind.fingerprint import thumbnail
 from clipfind.home import INDEX_FILE, WriterLock, remove_temp_files
@@ -53,6 +67,9 @@ RETRY_MTIME_NS = -1  # stored for files that could not be read: never equal to a
 INDEX_SAVE_SECONDS = 300.0
 FINGERPRINT_BATCH = 256  # photos fingerprinted per commit when an older catalog catches up
 FINGERPRINT_SIDE = 224  # the least decode size a fingerprint is taken from (most models' input size)
+PROCESS_CHUNK = 8  # files per task sent to a decode process: fewer round trips, still a flat memory
+
+Decode = Literal["auto", "threads", "processes"]
 
 
 ProgressFn = Callable[[Progress], None]
@@ -84,6 +101,16 @@ class _Prepared:
     known_content: bool = False  # the catalog already has these bytes (with a vector, where the model runs)
     # that content as stored, kept in case its row changes before commit
     stored: StoredContent | None = None
+
+
+@dataclass(frozen=True)
+class _DecodePool:
+    """Where the plan's files are read and decoded: threads, or worker processes; chunk: files per task."""
+
+    executor: Executor
+    workers: int
+    chunk: int
+    submit: Callable[[list[ScannedFile]], Future[list[_Prepared]]]
 
 
 @dataclass
@@ -118,14 +145,23 @@ class Indexer:
         batch_size: int = 32,
         workers: int | None = None,
         cluster: Cluster | None = None,
+        decode: Decode = "auto",
     ) -> None:
         """cluster: where the photos are read, decoded and embedded instead of this machine's threads
-        (clipfind.cluster); the scan, the diff and every catalog write stay here."""
+        (clipfind.cluster); the scan, the diff and every catalog write stay here.
+        decode: where the photos are decoded: "threads" of this process, "processes" (spawned, torch-free;
+        for a model on a GPU, which one process's threads cannot keep fed), or "auto": processes where
+        the loaded model runs on cuda or mps, threads otherwise. workers: threads, or processes
+        (default: clipfind.embedding.runtime.decode_workers_for the model's device)."""
+        if decode not in ("auto", "threads", "processes"):
+            raise ValueError(f"decode must be auto, threads or processes, not {decode!r}")
         self.home = home
         self.cluster = cluster
         self.spec = spec
         self._load_model = load_model
         self.batch_size = batch_size
+        self.decode = decode
+        self._workers_asked = workers
         self.workers = workers or min(4, _usable_cpus())
         self._local = threading.local()
         self._readers: list[Catalog] = []
@@ -342,9 +378,12 @@ class Indexer:
         started = time.monotonic()
         last_save = started
         done = 0
-        in_flight: deque[Future[_Prepared]] = deque()
+        pool = self._decode_pool(model, report)
+        in_flight: deque[tuple[Future[list[_Prepared]], list[ScannedFile]]] = deque()
+        ready: deque[_Prepared] = deque()  # a task's files come back together; the batch takes them one by one
         pending = iter(plan.todo)
-        max_in_flight = max(2 * self.batch_size, 4 * self.workers)
+        max_in_flight = max(2 * self.batch_size, 4 * pool.workers * pool.chunk)
+        queued = 0  # files in in_flight
         batch: list[_Prepared] = []
 
         def flush() -> None:
@@ -357,30 +396,84 @@ class Indexer:
                 emit(Progress("indexing", done, total, report.failed, rate, eta, batch[-1].file.path))
                 batch.clear()
 
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="clipfind-decode") as pool:
-            try:
-                while True:
-                    while len(in_flight) < max_in_flight and not control.cancelled:
-                        item = next(pending, None)
-                        if item is None:
-                            break
-                        in_flight.append(pool.submit(self._prepare, item, model))
+        try:
+            while True:
+                while queued < max_in_flight and not control.cancelled:
+                    files = [f for _, f in zip(range(pool.chunk), pending)]
+                    if not files:
+                        break
+                    in_flight.append((pool.submit(files), files))
+                    queued += len(files)
+                if not ready:
                     if not in_flight:
                         break
-                    batch.append(in_flight.popleft().result())
-                    images = sum(1 for p in batch if p.decoded)
-                    if images >= self.batch_size or len(batch) >= 4 * self.batch_size or not in_flight:
-                        flush()
-                        control.wait_if_paused()
-                        if control.cancelled:
-                            report.cancelled = True
-                            break
-                        if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
-                            self._save_index(catalog, index)
-                            last_save = time.monotonic()
-            finally:
-                for fut in in_flight:
-                    fut.cancel()
+                    try:
+                        prepared = in_flight[0][0].result()
+                    except BrokenProcessPool:
+                        # A decode process died (one that cannot start: a main module without the
+                        # `if __name__ == "__main__"` guard; a decoder crash; memory). Nothing it had is
+                        # committed: the same files are decoded again, in threads, in the same order.
+                        pool = self._in_threads(pool, model, report, in_flight)
+                        continue
+                    in_flight.popleft()
+                    queued -= len(prepared)
+                    ready.extend(prepared)
+                batch.append(ready.popleft())
+                images = sum(1 for p in batch if p.decoded)
+                if images >= self.batch_size or len(batch) >= 4 * self.batch_size or not (in_flight or ready):
+                    flush()
+                    control.wait_if_paused()
+                    if control.cancelled:
+                        report.cancelled = True
+                        break
+                    if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
+                        self._save_index(catalog, index)
+                        last_save = time.monotonic()
+        finally:
+            for future, _ in in_flight:
+                future.cancel()
+            pool.executor.shutdown(wait=True, cancel_futures=True)
+
+    def _in_threads(
+        self, broken: _DecodePool, model: ImageEncoder | None, report: IndexReport,
+        in_flight: deque[tuple[Future[list[_Prepared]], list[ScannedFile]]],
+    ) -> _DecodePool:
+        """Decoding moved from a broken process pool to threads: the files sent and not back are sent again."""
+        broken.executor.shutdown(wait=True, cancel_futures=True)
+        report.notices.append("the decoding processes stopped: the photos were decoded in threads instead (a script "
+                              'that indexes on a GPU needs its work under `if __name__ == "__main__":`)')
+        threads = self._decode_threads(model)
+        files = [f for _, chunk in in_flight for f in chunk]
+        in_flight.clear()
+        in_flight.extend((threads.submit([f]), [f]) for f in files)
+        return threads
+
+    def _decode_pool(self, model: ImageEncoder | None, report: IndexReport) -> _DecodePool:
+        """The pool that reads and decodes the plan's files.
+
+        Processes where asked (or, with "auto", where the model runs on a GPU) and the model's
+        preprocessing can run without torch; threads otherwise (a forced "processes" says why not)."""
+        device = getattr(getattr(model, "device", None), "type", None)
+        use_processes = self.decode == "processes" or (self.decode == "auto" and device in GPU_KINDS)
+        light = _light_preprocess(model) if model is not None else None
+        if use_processes and model is not None and light is None:
+            use_processes = False
+            if self.decode == "processes":
+                report.notices.append("this model's preprocessing needs torch: photos were decoded in threads, "
+                                      "not in processes")
+        if not use_processes:
+            return self._decode_threads(model)
+        workers = self._workers_asked or decode_workers_for(device or "cpu", _usable_cpus())
+        processes = decode_processes(workers, self.home / "catalog.sqlite3", model, light)
+        return _DecodePool(processes, workers, PROCESS_CHUNK, lambda files: processes.submit(_decode_files, files))
+
+    def _decode_threads(self, model: ImageEncoder | None) -> _DecodePool:
+        threads = ThreadPoolExecutor(self.workers, thread_name_prefix="clipfind-decode")
+
+        def prepare(files: list[ScannedFile]) -> list[_Prepared]:
+            return [self._prepare(f, model) for f in files]
+
+        return _DecodePool(threads, self.workers, 1, lambda files: threads.submit(prepare, files))
 
     def _embed_on_cluster(
         self,
@@ -652,8 +745,17 @@ def _changed(known: KnownFile | None, f: ScannedFile) -> bool:
     return f.ino is not None and (known.ino != f.ino or known.ctime_ns != f.ctime_ns)
 
 
+class Preprocessor(Protocol):
+    """What prepare_file needs of a model: its input side and its preprocessing (an ImageEncoder has both)."""
+
+    @property
+    def image_size(self) -> int: ...
+
+    def preprocess(self, image: Any) -> Any: ...
+
+
 def prepare_file(
-    file: ScannedFile, model: ImageEncoder | None, known: Callable[[str], StoredContent | bool | None],
+    file: ScannedFile, model: Preprocessor | None, known: Callable[[str], StoredContent | bool | None],
 ) -> _Prepared:
     """One file of a plan, read once: hashed, and decoded and preprocessed (for `model`, or for the
     fingerprint alone without one) unless `known(hash)` says the catalog has its content already: a
@@ -689,6 +791,61 @@ def prepare_file(
     except Exception as exc:  # a decoder bug must cost one photo, not the whole run
         item.error = f"unexpected error: {type(exc).__name__}: {exc}"
     return item
+
+
+# -- decode processes ----------------------------------------------------------------------
+# Spawned, so a worker starts from a fresh interpreter: it imports this module (and what it imports:
+# numpy, Pillow, sqlite3, never torch) and is handed, once, what it needs to prepare files as a thread
+# does. The main process turns nothing back: the numpy tensors stack into the model's batch as they are.
+
+
+def _light_preprocess(model: ImageEncoder) -> FastPreprocess | None:
+    """The model's preprocessing as a torch-free FastPreprocess, or None if it is another transform."""
+    # ClipModel keeps it as _transform (open_clip's own transform where no fast equivalent exists);
+    # OnnxImageEncoder as _preprocess.
+    for name in ("light_preprocess", "_transform", "_preprocess"):
+        found = getattr(model, name, None)
+        if isinstance(found, FastPreprocess):
+            return found
+    return None
+
+
+def decode_processes(
+    workers: int, catalog_path: Path, model: ImageEncoder | None, light: FastPreprocess | None,
+) -> ProcessPoolExecutor:
+    """A pool of `workers` spawned decode processes for _decode_files; model None: fingerprint only."""
+    setup = None if model is None or light is None else (model.image_size, light.to_dict())
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_decoder, initargs=(str(catalog_path), setup))
+
+
+@dataclass(frozen=True)
+class _LightModel:
+    """A decode process's stand-in for the model: its input side and its numpy preprocessing."""
+
+    image_size: int
+    preprocess: FastPreprocess
+
+
+_decoder: tuple[Catalog, _LightModel | None] | None = None  # in a decode process: its catalog and model
+
+
+def _start_decoder(catalog_path: str, setup: tuple[int, dict[str, Any]] | None) -> None:
+    """A decode process's initializer: its own read-only catalog, and the model's preprocessing."""
+    global _decoder
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the main process decides
+    light = None if setup is None else _LightModel(setup[0], FastPreprocess.from_dict(setup[1]))
+    catalog = Catalog(Path(catalog_path), create=False)
+    atexit.register(catalog.close)
+    _decoder = (catalog, light)
+
+
+def _decode_files(files: list[ScannedFile]) -> list[_Prepared]:
+    """Runs in a decode process: prepare_file for each file, as a thread does (Indexer._prepare)."""
+    assert _decoder is not None, "decode process not started by decode_processes"
+    catalog, model = _decoder
+    embedded = model is not None
+    return [prepare_file(f, model, lambda h: catalog.vector_by_hash(h, embedded=embedded)) for f in files]
 
 
 def _fingerprint(loaded: LoadedImage) -> tuple[bytes, str | None]:
