@@ -168,7 +168,8 @@ def _gpu(args) -> int:  # type: ignore[no-untyped-def]
         default_workers = lib.indexer(batch_size=batch).workers
         workers = args.workers or sorted({default_workers, decode_workers_for(args.device, _usable_cpus())})
         section(f"indexing on {args.device} ({gpu_name(device)}): {args.model}, random weights, batch {batch}, "
-                f"decode workers {', '.join(map(str, workers))} (threads; the indexer's own number: {default_workers})")
+                f"decode workers {', '.join(map(str, workers))} in threads and in processes (the indexer's own "
+                f"choice on a GPU: processes)")
         phone = make_phone_photos(work / "phone", phone_count)
         ordinary = make_ordinary_photos(work / "ordinary", ordinary_count)
         note(f"made {len(phone)} JPEGs of 4000x3000 and {len(ordinary)} of 0.2-2 MP (quality 90) "
@@ -187,13 +188,14 @@ def _gpu(args) -> int:  # type: ignore[no-untyped-def]
                                      ("ordinary photos", work / "ordinary", ordinary)):
             section(f"indexing end to end on {args.device}, {label} ({len(files)}), batch {batch}")
             for n in workers:
-                fresh = Library(work / f"home-{label[:2]}-{n}", args.model, "none", device=args.device)
-                fresh._model = model  # the same loaded model and mode: only the catalog is new
-                rate = _index_rate(fresh, folder, len(files), batch=batch, workers=n)
-                figure(f"clipfind index, {n} decode workers", rate, "img/s")
-                figure("  / model-only ceiling", rate / ceiling, "", digits=2)
-                fresh._model = None
-                fresh.close()
+                for decode in ("threads", "processes"):
+                    fresh = Library(work / f"home-{label[:2]}-{n}-{decode}", args.model, "none", device=args.device)
+                    fresh._model = model  # the same loaded model and mode: only the catalog is new
+                    rate = _index_rate(fresh, folder, len(files), batch=batch, workers=n, decode=decode)
+                    figure(f"clipfind index, {n} decode {decode}", rate, "img/s")
+                    figure("  / model-only ceiling", rate / ceiling, "", digits=2)
+                    fresh._model = None
+                    fresh.close()
         note("the memory of a `clipfind index` process is a CPU figure: run without --device for it")
         lib.close()
     finally:
@@ -283,10 +285,11 @@ def _model_only(encode, prepared, repeats: int = 3) -> float:  # type: ignore[no
 
 
 def _index_rate(lib, folder: Path, count: int, *, batch: int = BATCH,  # type: ignore[no-untyped-def]
-                workers: int | None = None) -> float:
+                workers: int | None = None, decode: str = "auto") -> float:
     """Photos per second; a file clipfind cannot read (one real TIFF) counts as done, not as fast."""
     start = time.perf_counter()
-    report = lib.indexer(batch_size=batch, **({"workers": workers} if workers else {})).run([str(folder)])
+    options = {"workers": workers} if workers else {}
+    report = lib.indexer(batch_size=batch, decode=decode, **options).run([str(folder)])
     seconds = time.perf_counter() - start
     if report.encoded + report.failed != count or report.encoded < 0.95 * count:
         raise SystemExit(f"bench: expected {count} photos indexed, got {report}")

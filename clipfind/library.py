@@ -350,12 +350,13 @@ class Library:
             self._onnx_image = open_exported(self.spec, self.home, self._device, self.precision)
         return self._onnx_image
 
-    def indexer(self, **options: int) -> Indexer:
+    def indexer(self, **options: Any) -> Indexer:
         """An indexer for this home and model, for callers that drive it themselves (benchmarks);
         front ends call :meth:`index_folders`.
 
         Args:
-            options: ``batch_size`` and ``workers`` (decoding threads) of :class:`Indexer`.
+            options: ``batch_size``, ``workers`` and ``decode`` ("auto", "threads", "processes") of
+                :class:`Indexer`.
         """
         from clipfind.indexer import Indexer
 
