@@ -422,17 +422,25 @@ class Indexer:
                 images = sum(1 for p in batch if p.decoded)
                 if images >= self.batch_size or len(batch) >= 4 * self.batch_size or not (in_flight or ready):
                     flush()
-                    control.wait_if_paused()
-                    if control.cancelled:
-                        report.cancelled = True
+                    last_save = self._between_batches(catalog, index, control, report, last_save)
+                    if report.cancelled:
                         break
-                    if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
-                        self._save_index(catalog, index)
-                        last_save = time.monotonic()
         finally:
             for future, _ in in_flight:
                 future.cancel()
             pool.executor.shutdown(wait=True, cancel_futures=True)
+
+    def _between_batches(self, catalog: Catalog, index: VectorIndex, control: Control, report: IndexReport,
+                         last_save: float) -> float:
+        """After a committed batch: wait while paused, note a cancel (report.cancelled), and save the
+        vector index every INDEX_SAVE_SECONDS so a kill costs little to catch up. Returns the last save's time."""
+        control.wait_if_paused()
+        if control.cancelled:
+            report.cancelled = True
+        elif time.monotonic() - last_save > INDEX_SAVE_SECONDS:
+            self._save_index(catalog, index)
+            return time.monotonic()
+        return last_save
 
     def _in_threads(
         self, broken: _DecodePool, model: ImageEncoder | None, report: IndexReport,
@@ -518,13 +526,9 @@ class Indexer:
                     eta = (total - done) / rate if rate > 0 else None
                     emit(ClusterProgress("indexing", done, total, report.failed, rate, eta, batch[-1].file.path,
                                          cluster.workers))
-                control.wait_if_paused()
-                if control.cancelled:
-                    report.cancelled = True
+                last_save = self._between_batches(catalog, index, control, report, last_save)
+                if report.cancelled:
                     break
-                if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
-                    self._save_index(catalog, index)
-                    last_save = time.monotonic()
         finally:
             results.close()
             model.notices.extend(n for n in cluster.notices if n not in model.notices)

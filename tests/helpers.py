@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,3 +70,16 @@ def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 def set_mtime(path: Path, seconds: float) -> None:
     os.utime(path, (seconds, seconds))
+
+
+def catalog_rows(home: Path, columns: str) -> dict[bytes, tuple[Any, ...]]:
+    """The catalog's files rows by path (the first column must be path), read-only from outside the Library."""
+    with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
+        return {r[0]: r for r in db.execute(f"SELECT {columns} FROM files")}
+
+
+def catalog_vectors(home: Path) -> dict[bytes, np.ndarray]:
+    """Every stored vector by path, read-only."""
+    with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
+        return {p: np.frombuffer(v, dtype=np.float32) for p, v in
+                db.execute("SELECT path, vector FROM files WHERE vector IS NOT NULL")}

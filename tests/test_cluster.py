@@ -25,7 +25,7 @@ import pytest
 from clipfind.catalog import Catalog
 from clipfind.errors import ClipfindError
 from clipfind.library import Library
-from tests.helpers import FORMATS, PHOTOS, copy_photos, needs_shared_data
+from tests.helpers import FORMATS, PHOTOS, catalog_rows, catalog_vectors, copy_photos, needs_shared_data
 
 pytestmark = needs_shared_data
 
@@ -85,23 +85,12 @@ def _index(home: Path, folder: Path, cluster: str | None = None, **options: Any)
         lib.close()
 
 
-def _rows(home: Path) -> dict[bytes, tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
-        return {r[0]: r for r in db.execute(f"SELECT {ROW} FROM files")}
-
-
-def _vectors(home: Path) -> dict[bytes, np.ndarray]:
-    with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
-        return {p: np.frombuffer(v, dtype=np.float32) for p, v in
-                db.execute("SELECT path, vector FROM files WHERE vector IS NOT NULL")}
-
-
 def assert_same_catalog(local: Path, cluster: Path) -> None:
-    rows_local, rows_cluster = _rows(local), _rows(cluster)
+    rows_local, rows_cluster = catalog_rows(local, ROW), catalog_rows(cluster, ROW)
     assert sorted(rows_cluster) == sorted(rows_local)
     for path, row in rows_local.items():
         assert rows_cluster[path] == row, path
-    vec_local, vec_cluster = _vectors(local), _vectors(cluster)
+    vec_local, vec_cluster = catalog_vectors(local), catalog_vectors(cluster)
     assert sorted(vec_cluster) == sorted(vec_local)
     for path, v in vec_local.items():
         assert float(v @ vec_cluster[path]) >= 0.9999, path

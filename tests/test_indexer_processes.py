@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import sys
 import threading
 import warnings
@@ -24,7 +23,7 @@ from clipfind.imageload import load_image, read_photo
 from clipfind.indexer import Control, Indexer, IndexReport, Progress, _light_preprocess, decode_processes
 from clipfind.library import Library
 from clipfind.scan import scan_folders
-from tests.helpers import FORMATS, copy_photos, needs_shared_data
+from tests.helpers import FORMATS, catalog_rows, catalog_vectors, copy_photos, needs_shared_data
 
 pytestmark = needs_shared_data
 
@@ -80,17 +79,6 @@ def _index(home: Path, folder: Path | None, decode: str, **options: Any) -> Inde
         lib.close()
 
 
-def _rows(home: Path) -> dict[bytes, tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
-        return {r[0]: r for r in db.execute(f"SELECT {ROW} FROM files")}
-
-
-def _vectors(home: Path) -> dict[bytes, np.ndarray]:
-    with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
-        return {p: np.frombuffer(v, dtype=np.float32) for p, v in
-                db.execute("SELECT path, vector FROM files WHERE vector IS NOT NULL")}
-
-
 def test_processes_make_the_catalog_threads_make(tmp_path: Path, mixed_folder: Path, pools: list[int]) -> None:
     threads = _index(tmp_path / "threads", mixed_folder, "threads")
     assert pools == []
@@ -98,11 +86,11 @@ def test_processes_make_the_catalog_threads_make(tmp_path: Path, mixed_folder: P
     assert pools == [decode_workers_for("cpu", len(os.sched_getaffinity(0)))]
     assert (processes.failed, processes.added + processes.copied) == (threads.failed, threads.added + threads.copied)
     assert processes.failed == len(BROKEN) and not processes.notices
-    rows, expected = _rows(tmp_path / "processes"), _rows(tmp_path / "threads")
+    rows, expected = catalog_rows(tmp_path / "processes", ROW), catalog_rows(tmp_path / "threads", ROW)
     assert rows == expected  # paths, stat, hashes, sizes, dates, statuses, error reasons, fingerprints
     assert sorted(r[8] for r in rows.values() if r[7] == "failed") == sorted(
         r[8] for r in expected.values() if r[7] == "failed")
-    vectors, reference = _vectors(tmp_path / "processes"), _vectors(tmp_path / "threads")
+    vectors, reference = catalog_vectors(tmp_path / "processes"), catalog_vectors(tmp_path / "threads")
     assert vectors.keys() == reference.keys() and len(vectors) == len(rows) - len(BROKEN)
     for path, v in vectors.items():
         assert float(v @ reference[path]) / float(np.linalg.norm(v) * np.linalg.norm(reference[path])) > 0.9999
@@ -161,11 +149,11 @@ def test_cancel_and_pause_in_processes_then_a_rerun_completes(tmp_path: Path, po
     home = tmp_path / "home"
     report = _index(home, folder, "processes", progress=on_progress, control=control)
     assert paused_once.is_set() and report.cancelled
-    stopped = sum(1 for r in _rows(home).values() if r[7] == "ok")
+    stopped = sum(1 for r in catalog_rows(home, ROW).values() if r[7] == "ok")
     assert 8 <= stopped < 24
     again = _index(home, None, "processes")
     assert not again.cancelled and again.unchanged == stopped and again.added == 24 - stopped
-    assert sum(1 for r in _rows(home).values() if r[7] == "ok") == 24
+    assert sum(1 for r in catalog_rows(home, ROW).values() if r[7] == "ok") == 24
     assert len(pools) == 2
 
 
@@ -221,6 +209,6 @@ def test_a_process_that_dies_leaves_the_files_to_threads(
     report = _index(tmp_path / "processes", mixed_folder, "processes")
     assert report.notices and "threads" in report.notices[0]
     _index(tmp_path / "threads", mixed_folder, "threads")
-    assert _rows(tmp_path / "processes") == _rows(tmp_path / "threads")
+    assert catalog_rows(tmp_path / "processes", ROW) == catalog_rows(tmp_path / "threads", ROW)
     assert report.failed == len(BROKEN)
 
