@@ -1091,11 +1091,12 @@ class Library:
                   for p, c in zip(phrases.vocabulary.phrases, counts) if c > 0]
         return sorted(albums, key=lambda a: (not a.cleanup, -a.count, a.title.casefold()))
 
-    def tag_album(self, tag: str) -> list[PhotoInfo]:
+    def tag_album(self, tag: str, filters: Filters | None = None) -> list[PhotoInfo]:
         """The photos carrying a tag, the surest first.
 
         Args:
             tag: a vocabulary tag or its album title, ignoring case ("receipts", "Receipts").
+            filters: its folder and dates narrow the album, as they narrow a search (the rest is ignored).
 
         Raises ClipfindError for a tag the vocabulary does not have.
         """
@@ -1105,6 +1106,9 @@ class Library:
             return []
         hit = table.tags == row
         where = hit.any(axis=1)
+        f = filters or Filters()
+        if f.folder is not None or f.date_from is not None or f.date_to is not None:
+            where &= np.isin(table.ids, self.catalog.ids_matching(f.folder, f.date_from, f.date_to))
         scores = np.where(hit, table.scores, -np.inf).max(axis=1)[where]
         ids = table.ids[where][np.argsort(-scores, kind="stable")]
         return self.photos(ids.tolist())

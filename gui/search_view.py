@@ -465,6 +465,8 @@ class SearchView(QWidget):
         self.refresh_timeline()
         if self.pages.currentWidget() is self.grid and self._has_query() and self.showing[0] in ("search", "saved"):
             self.run_search()
+        elif self.pages.currentWidget() is self.grid and self.showing[0] == "tag":
+            self.show_tag_album(self.showing[1])  # an album narrows with the folder and dates too
 
     # -- the timeline ----------------------------------------------------------------------------
     def refresh_timeline(self) -> None:
@@ -805,8 +807,9 @@ class SearchView(QWidget):
     def show_tag_album(self, tag: str) -> None:
         """The photos carrying a tag, the surest first (read off the event loop)."""
         self.albums.select("tag", tag)
-        self.tasks.submit(lambda: self.library.tag_album(tag), lambda photos: self._show_photos(photos, ("tag", tag)),
-                          self._task_failed, kind="search")
+        filters = self.filters()  # its folder and dates narrow the album too
+        self.tasks.submit(lambda: self.library.tag_album(tag, filters),
+                          lambda photos: self._show_photos(photos, ("tag", tag)), self._task_failed, kind="search")
 
     # -- the tag filter ------------------------------------------------------------------------------
     def set_tag(self, tag: str | None) -> None:

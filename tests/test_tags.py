@@ -200,6 +200,12 @@ def test_photo_tags_albums_and_the_tag_filter(tagged_lib: Library) -> None:
     from clipfind.library import build_query
     from clipfind.records import Filters
 
+    # the album narrowed by a folder and dates, as a search is
+    assert lib.tag_album("screenshots", Filters(folder="/q")) == []
+    assert [p.path for p in lib.tag_album("screenshots", Filters(folder="/p"))] == ["/p/shot1.png", "/p/shot2.png"]
+    january = Filters(date_from="2020-01-01T00:00:00", date_to="2020-01-31T23:59:59")  # shot1's; shot2 is February's
+    assert [p.path for p in lib.tag_album("screenshots", january)] == ["/p/shot1.png"]
+
     hits = lib.search(build_query(["dog"]), 10, Filters(tag="screenshots"))
     assert {h.photo.path for h in hits} == {"/p/shot1.png", "/p/shot2.png"}
     with pytest.raises(Exception, match="unknown tag 'screenshot'.*screenshots"):

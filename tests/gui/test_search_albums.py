@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QDate, Qt
 from PySide6.QtGui import QGuiApplication
 
 from clipfind.library import Library
@@ -161,6 +161,14 @@ def test_tag_albums_list_clean_up_first_and_show_their_photos(view: SearchView, 
     assert all(math.isnan(h.score) for h in view.model.hits)  # an album has no score: no badge
     view.grid.setFocus()
     shoot_light_and_dark(view, "tag-albums", qtbot)
+    # the album narrows with the dates, as a search does, and widens back
+    view.date_from.setDate(QDate(2100, 1, 1))
+    view.date_to.setDate(QDate(2100, 12, 31))
+    view.use_dates.setChecked(True)
+    qtbot.waitUntil(lambda: view.model.rowCount() == 0, timeout=10_000)
+    view.use_dates.setChecked(False)
+    qtbot.waitUntil(lambda: view.model.rowCount() == 4, timeout=10_000)
+    assert view.showing == ("tag", "screenshots") and _names(view) == ["screenshot"] * 4
 
     # a query within the album: only screenshots, however well other photos match
     _search(view, qtbot, "dog")
