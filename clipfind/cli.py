@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "the \"not duplicates\" marks that can still be read")
     p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                   help="decoding threads (with --cluster: worker processes)")
+                   help="decoding threads or processes (with --cluster: worker processes)")
+    p.add_argument("--decode", choices=("auto", "threads", "processes"), default="auto",
+                   help="decode photos in threads or in worker processes; auto: processes where the model "
+                   "runs on a GPU (decoding is the bound there), threads on a CPU")
     p.add_argument("--cluster", metavar="ADDRESS", default=None,
                    help="read, decode and embed the photos on a Ray cluster: 'local' starts one on this machine, "
                    "'auto' or 'ray://HOST:10001' joins one; the folders must be at the same paths on every worker "
@@ -447,7 +450,7 @@ def _index_once(lib: Library, args: argparse.Namespace) -> int:
     try:
         report = lib.index_folders(args.folders or None, progress=on_progress, control=control,
                                    batch_size=args.batch_size, workers=args.workers, reembed=args.reembed,
-                                   cluster=args.cluster)
+                                   cluster=args.cluster, decode=args.decode)
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()

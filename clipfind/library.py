@@ -373,6 +373,7 @@ class Library:
         reembed: bool = False,
         only: Sequence[str] | None = None,
         cluster: str | None = None,
+        decode: Literal["auto", "threads", "processes"] = "auto",
     ) -> IndexReport:
         """Bring the catalog in step with the photo folders: new, changed, moved and deleted files.
 
@@ -397,6 +398,9 @@ class Library:
                 the folders at the same paths; the scan and the catalog stay here. ``workers`` is then
                 the number of worker processes (default: one per CPU, or per GPU where it has GPUs).
                 Needs the ``cluster`` extra (Ray); a model the workers cannot load stops the run.
+            decode: where photos are decoded: "threads", "processes" (torch-free worker processes: for
+                a model on a GPU, which one process's threads cannot keep fed), or "auto" (processes
+                where the model runs on a GPU, threads otherwise).
 
         When the model cannot be loaded (no weights offline: ModelLoadError) the run goes on
         without it: the photos are recorded with their fingerprints but no vectors, so the identical
@@ -416,7 +420,7 @@ class Library:
                          batch_size=batch_size, workers=workers) as on:
                 return Indexer(self.home, self.spec, on.load_encoder, batch_size=batch_size, cluster=on).run(
                     folder_list, progress=progress, control=control, reembed=reembed, only=only)
-        options = {"batch_size": batch_size}
+        options: dict[str, Any] = {"batch_size": batch_size, "decode": decode}
         if workers:
             options["workers"] = workers
         return self.indexer(**options).run(folder_list, progress=progress, control=control, reembed=reembed, only=only)

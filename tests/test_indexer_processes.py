@@ -3,6 +3,7 @@ the same catalog as threads, torch-free workers, cancel and pause, and threads w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -212,3 +213,21 @@ def test_a_process_that_dies_leaves_the_files_to_threads(
     assert catalog_rows(tmp_path / "processes", ROW) == catalog_rows(tmp_path / "threads", ROW)
     assert report.failed == len(BROKEN)
 
+
+
+def test_the_cli_asks_for_processes_and_threads(tmp_path: Path, pools: list[int],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`clipfind index --decode processes|threads` reaches the indexer through Library.index_folders."""
+    from clipfind.cli import main
+
+    folder = tmp_path / "photos"
+    copy_photos(folder, 5)
+    common = ["--home", str(tmp_path / "home"), "--model", "clipfind-tiny", "--pretrained", "none",
+              "--precision", PRECISION]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # random weights
+        assert main([*common, "index", "--decode", "processes", "--workers", "2", "--json", str(folder)]) == 0
+        assert pools == [2] and json.loads(capsys.readouterr().out)["added"] == 5
+        copy_photos(tmp_path / "more", 3, "skimage_data")
+        assert main([*common, "index", "--decode", "threads", "--json", str(tmp_path / "more")]) == 0
+    assert pools == [2] and json.loads(capsys.readouterr().out)["added"] == 3  # no second process pool
