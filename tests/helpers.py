@@ -83,3 +83,12 @@ def catalog_vectors(home: Path) -> dict[bytes, np.ndarray]:
     with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
         return {p: np.frombuffer(v, dtype=np.float32) for p, v in
                 db.execute("SELECT path, vector FROM files WHERE vector IS NOT NULL")}
+
+
+def committed_rows(home: Path) -> int:
+    """How many files rows the catalog holds now, read from outside while an indexer writes (0 until it exists)."""
+    try:
+        with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT count(*) FROM files").fetchone()[0]
+    except sqlite3.Error:
+        return 0

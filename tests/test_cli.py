@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from PIL import Image
 
 from clipfind.catalog import Catalog
-from tests.helpers import FORMATS, PHOTOS, copy_photos, needs_shared_data
+from tests.helpers import FORMATS, PHOTOS, committed_rows, copy_photos, needs_shared_data
 
 pytestmark = needs_shared_data
 
@@ -150,14 +149,14 @@ def test_sigkill_mid_run_then_resume_indexes_each_file_once(tmp_path: Path) -> N
         target = (attempt + 1) * total // 4
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if _committed(home) >= target:
+            if committed_rows(home) >= target:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
                 break
             time.sleep(0.05)
         proc.wait()
     assert kills >= 2, "the indexer finished before it could be killed: make the folder larger"
-    before_resume = _committed(home)
+    before_resume = committed_rows(home)
     assert 0 < before_resume < total
     resumed = as_json(clipfind(home, "index", "--json"))
     assert resumed["added"] == total - before_resume  # nothing committed before a kill is redone
@@ -167,14 +166,6 @@ def test_sigkill_mid_run_then_resume_indexes_each_file_once(tmp_path: Path) -> N
     assert len(paths) == len(set(paths)) == total
     assert cat.count("ok") == total
     cat.close()
-
-
-def _committed(home: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=1) as db:
-            return db.execute("SELECT count(*) FROM files").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 @pytest.mark.parametrize(

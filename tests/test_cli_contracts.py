@@ -16,8 +16,8 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -31,8 +31,9 @@ pytestmark = needs_shared_data
 TINY = {"CLIPFIND_MODEL": "clipfind-tiny", "CLIPFIND_PRETRAINED": "none"}
 
 
-@dataclass
-class Run:
+class Run(NamedTuple):
+    """What a command gave: exit code, stdout, stderr (unpacks as a tuple too)."""
+
     code: int
     out: str
     err: str

@@ -14,21 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipfind.cli import main
 from clipfind.home import MAP_FILE
 from tests.helpers import copy_photos, needs_shared_data
+from tests.test_cli_contracts import cli
 
 pytestmark = needs_shared_data
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse refusals
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,7 +24,15 @@ import pytest
 from clipfind.catalog import Catalog
 from clipfind.errors import ClipfindError
 from clipfind.library import Library
-from tests.helpers import FORMATS, PHOTOS, catalog_rows, catalog_vectors, copy_photos, needs_shared_data
+from tests.helpers import (
+    FORMATS,
+    PHOTOS,
+    catalog_rows,
+    catalog_vectors,
+    committed_rows,
+    copy_photos,
+    needs_shared_data,
+)
 
 pytestmark = needs_shared_data
 
@@ -300,7 +307,7 @@ def test_killed_driver_resumes_with_every_file_indexed_once(tmp_path: Path) -> N
     )
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and _committed(home) < 8:
+        while time.monotonic() < deadline and proc.poll() is None and committed_rows(home) < 8:
             time.sleep(0.05)
         assert proc.poll() is None, "the run finished before it could be killed: make the folder larger"
         proc.send_signal(signal.SIGKILL)
@@ -311,7 +318,7 @@ def test_killed_driver_resumes_with_every_file_indexed_once(tmp_path: Path) -> N
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    before = _committed(home)
+    before = committed_rows(home)
     assert 0 < before < total
     proc2 = subprocess.run(
         [sys.executable, "-m", "clipfind.cli", "--home", str(home), "index", "--cluster", "local", "--json",
@@ -336,9 +343,3 @@ def test_killed_driver_resumes_with_every_file_indexed_once(tmp_path: Path) -> N
     assert_index_matches_catalog(home)
 
 
-def _committed(home: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=1) as db:
-            return db.execute("SELECT count(*) FROM files").fetchone()[0]
-    except sqlite3.Error:
-        return 0
