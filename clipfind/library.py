@@ -1069,7 +1069,7 @@ class Library:
         """Every indexed photo with its automatic tags, best first (none for a photo no tag fits,
         or one that waits for the model), in catalog order. The first call embeds the vocabulary
         and tags every photo; later ones tag only photos whose vector changed."""
-        table, phrases = self._tag_table(), self._phrases()
+        table, phrases = self._tag_table()
         if table is None:
             return [PhotoTags(p, ()) for p in self.catalog.photos()]
         tags = phrases.vocabulary.tags
@@ -1087,7 +1087,7 @@ class Library:
         ("Screenshots", "Documents", "Receipts"...), then by how many photos, then by name."""
         from clipfind.tags import album_title
 
-        table, phrases = self._tag_table(), self._phrases()
+        table, phrases = self._tag_table()
         if table is None:
             return []
         counts = table.counts(len(phrases.vocabulary.phrases))
@@ -1104,7 +1104,7 @@ class Library:
 
         Raises ClipfindError for a tag the vocabulary does not have.
         """
-        table, phrases = self._tag_table(), self._phrases()
+        table, phrases = self._tag_table()
         row = self._tag_row(tag, phrases)
         if table is None:
             return []
@@ -1119,20 +1119,24 @@ class Library:
 
     def _tag_ids(self, tag: str) -> Ids:
         """The ids of the photos carrying a tag (Filters.tag); ClipfindError for an unknown tag."""
-        table, phrases = self._tag_table(), self._phrases()
+        table, phrases = self._tag_table()
         row = self._tag_row(tag, phrases)
         return table.ids_with(row) if table is not None else np.zeros(0, np.int64)
 
-    @staticmethod
-    def _tag_row(tag: str, phrases: Any) -> int:
+    def _tag_row(self, tag: str, phrases: Any) -> int:
+        """The tag's row in the vocabulary the table was made with (phrases; None: nothing embedded yet,
+        the vocabulary as it is, which is not embedded for this)."""
         import difflib
 
-        found = phrases.vocabulary.find(tag)
+        from clipfind.tags import load_vocabulary
+
+        vocabulary = phrases.vocabulary if phrases is not None else load_vocabulary(self.home)
+        found = vocabulary.find(tag)
         if found is None:
-            close = difflib.get_close_matches(tag.lower(), phrases.vocabulary.tags, n=3)
+            close = difflib.get_close_matches(tag.lower(), vocabulary.tags, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else "; `clipfind tags --albums` lists the tags in use"
             raise ClipfindError(f"unknown tag {tag!r}{hint}")
-        return phrases.vocabulary.phrases.index(found)
+        return vocabulary.phrases.index(found)
 
     def _phrases(self) -> Any:
         """The vocabulary's PhraseVectors for this model (clipfind.tags), read from the home's cache
@@ -1147,20 +1151,21 @@ class Library:
         self._tag_state = (phrases, None)
         return phrases
 
-    def _tag_table(self) -> Any:
+    def _tag_table(self) -> tuple[Any, Any]:
         """Every embedded photo's tags (a clipfind.tags.TagTable) for the catalog as it is now, kept in
-        the home and brought up to date from the catalog's change log; None when nothing is embedded."""
+        the home and brought up to date from the catalog's change log, with the PhraseVectors it was made
+        with; (None, None) when nothing is embedded (the vocabulary is then not embedded either)."""
         from clipfind.tags import TAGS_FILE, TagTable, table_key
 
         self.catalog.check_model(self.spec.identity)
         if not self.catalog.has_vectors():
-            return None
+            return None, None
         phrases = self._phrases()
         key, path = table_key(phrases), self.home / TAGS_FILE
         generation = self.catalog.generation
         table = self._tag_state[1] if self._tag_state is not None else None
         if table is not None and table.key == key and table.generation == generation:
-            return table
+            return table, phrases
         if table is None or table.key != key:
             table = TagTable.load(path, key)
         with self.catalog.snapshot():  # one state of the catalog while an indexer commits
@@ -1176,7 +1181,7 @@ class Library:
                 table = TagTable.build(*self.catalog.vectors(), phrases, generation, key)
                 table.save(path)
         self._tag_state = (phrases, table)
-        return table
+        return table, phrases
 
     def saved_searches(self) -> list[SavedSearch]:
         """The user's saved searches, oldest first: albums the user made."""
