@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import figure, make_ordinary_photos, note, parser, section
+from clipfind.embedding.runtime import usable_cpus
 
 MODEL = "ViT-B-32"
 PRECISION = "fp32"
@@ -69,7 +70,7 @@ def throughput(work: Path, model: str, precision: str, count: int) -> None:
         return
     folder = work / "photos"
     made = make_ordinary_photos(folder, count)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = usable_cpus()
     section(f"indexing {count} ordinary photos, {model} ({precision}), {cpus} CPUs, batch {BATCH}, "
             f"load average {os.getloadavg()[0]:.1f}")
     # Warm-up: the photos in the page cache, torch and open_clip imported, so the first run measured

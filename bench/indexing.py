@@ -154,7 +154,7 @@ def _gpu(args) -> int:  # type: ignore[no-untyped-def]
     warnings.filterwarnings("ignore", message=".*random weights.*")
     import torch
 
-    from clipfind.embedding.runtime import decode_workers_for
+    from clipfind.embedding.runtime import decode_workers_for, usable_cpus
     from clipfind.imageload import load_image
     from clipfind.library import Library
 
@@ -166,7 +166,7 @@ def _gpu(args) -> int:  # type: ignore[no-untyped-def]
         model = lib.model()
         batch = args.batch or model.batch_size_for(BATCH)
         default_workers = lib.indexer(batch_size=batch).workers
-        workers = args.workers or sorted({default_workers, decode_workers_for(args.device, _usable_cpus())})
+        workers = args.workers or sorted({default_workers, decode_workers_for(args.device, usable_cpus())})
         section(f"indexing on {args.device} ({gpu_name(device)}): {args.model}, random weights, batch {batch}, "
                 f"decode workers {', '.join(map(str, workers))} in threads and in processes (the indexer's own "
                 f"choice on a GPU: processes)")
@@ -201,10 +201,6 @@ def _gpu(args) -> int:  # type: ignore[no-untyped-def]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _memory(work: Path, folder: Path, count: int, model: str) -> None:

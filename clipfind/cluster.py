@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from clipfind.embedding.runtime import usable_cpus
 from clipfind.embedding.spec import ModelSpec
 from clipfind.errors import ClipfindError, ModelLoadError, one_line
 from clipfind.scan import ScannedFile
@@ -150,7 +151,7 @@ class Cluster:
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                        "logging_level": logging.ERROR}
             if self.address == LOCAL:
-                options["num_cpus"] = _usable_cpus()
+                options["num_cpus"] = usable_cpus()
             try:
                 ray.init(address=self.address, **options)
             except Exception as exc:  # ConnectionError, RuntimeError, ValueError: Ray's own wording
@@ -378,9 +379,3 @@ def _prepared(r: _Record, vector: np.ndarray, file: ScannedFile, prepared: type[
     if r.embedded:
         item.vector = np.array(vector, dtype=np.float32)
     return item
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1

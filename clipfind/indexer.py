@@ -47,7 +47,7 @@ import numpy as np
 from clipfind.annindex import VectorIndex, open_index
 from clipfind.catalog import Catalog, FileStamp, KnownFile, StoredContent, folder_prefix, to_db
 from clipfind.embedding.preprocess import FastPreprocess
-from clipfind.embedding.runtime import decode_workers_for
+from clipfind.embedding.runtime import decode_workers_for, usable_cpus
 from clipfind.embedding.spec import GPU_KINDS, check_model_name
 from clipfind.errors import ClipfindError, ImageLoadError, ModelLoadError, StorageError, one_line
 from clipfind.fingerprint import thumbnail
@@ -162,7 +162,7 @@ class Indexer:
         self.batch_size = batch_size
         self.decode = decode
         self._workers_asked = workers
-        self.workers = workers or min(4, _usable_cpus())
+        self.workers = workers or decode_workers_for("cpu", usable_cpus())
         self._local = threading.local()
         self._readers: list[Catalog] = []
         self._readers_lock = threading.Lock()
@@ -471,7 +471,7 @@ class Indexer:
                                       "not in processes")
         if not use_processes:
             return self._decode_threads(model)
-        workers = self._workers_asked or decode_workers_for(device or "cpu", _usable_cpus())
+        workers = self._workers_asked or decode_workers_for(device or "cpu", usable_cpus())
         processes = decode_processes(workers, self.home / "catalog.sqlite3", model, light)
         return _DecodePool(processes, workers, PROCESS_CHUNK, lambda files: processes.submit(_decode_files, files))
 
@@ -729,12 +729,6 @@ def _parents(path: str, stop: str | None = None) -> Iterator[str]:
         if parent == stop:
             return
         path = parent
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def _bind(catalog: Catalog, model: ImageEncoder, *, reembed: bool = False) -> None:

@@ -146,6 +146,13 @@ def quantised_path(path: Path) -> Path:
     return path.with_name(path.stem + ".int8.onnx")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the platform tells it; else every CPU)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def decode_workers_for(device_kind: str, usable_cpus: int) -> int:
     """Decode workers that keep a model on `device_kind` fed: on a CPU up to 4 (the model shares the
     cores with them); on a GPU, where decoding and not the model is the bound, one per usable CPU
