@@ -50,10 +50,16 @@ def exact_search(ids: Ids, vectors: Vectors, queries: Vectors, k: int) -> tuple[
     Returns (labels (m, k'), similarities (m, k')) best first, with k' = min(k, n).
     """
     queries = np.atleast_2d(queries).astype(np.float32, copy=False)
-    k = min(k, len(ids))
-    if k == 0:
+    if min(k, len(ids)) == 0:
         return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
-    sims = queries @ vectors.T
+    return top_k(ids, queries @ vectors.T, k)
+
+
+def top_k(ids: Ids, sims: Scores, k: int) -> tuple[Ids, Scores]:
+    """The k best of each row of (m, n) similarities to `ids`, best first (ties in index order)."""
+    k = min(k, sims.shape[1])
+    if k == 0:
+        return np.zeros((len(sims), 0), np.int64), np.zeros((len(sims), 0), np.float32)
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     top_sims = np.take_along_axis(sims, top, axis=1)
     order = np.argsort(-top_sims, axis=1, kind="stable")

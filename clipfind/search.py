@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from clipfind.annindex import VectorIndex, sync_index
+from clipfind.annindex import VectorIndex, sync_index, top_k
 from clipfind.catalog import Catalog
 from clipfind.errors import ClipfindError, ImageLoadError
 from clipfind.records import Filters, Ids, Query, Scores, SearchHit, SearchResults, Term, Vectors
@@ -261,9 +261,5 @@ class Searcher:
 def _exact(ids: Ids, vectors: Vectors, vector: Vectors, k: int) -> tuple[Ids, Scores, Scores]:
     """exact_search for one query, also returning every candidate's score (one product, no second pass)."""
     every = (vectors @ np.asarray(vector, np.float32).ravel()).astype(np.float32, copy=False)
-    k = min(k, len(ids))
-    if k == 0:
-        return np.zeros((1, 0), np.int64), np.zeros((1, 0), np.float32), every
-    top = np.argpartition(-every, k - 1)[:k]
-    top = top[np.argsort(-every[top], kind="stable")]
-    return ids[top][None], every[top][None], every
+    labels, sims = top_k(ids, every[None], k)
+    return labels, sims, every
