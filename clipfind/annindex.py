@@ -56,7 +56,8 @@ def exact_search(ids: Ids, vectors: Vectors, queries: Vectors, k: int) -> tuple[
 
 
 def top_k(ids: Ids, sims: Scores, k: int) -> tuple[Ids, Scores]:
-    """The k best of each row of (m, n) similarities to `ids`, best first (ties in index order)."""
+    """The k best of each row of (m, n) similarities to `ids`, best first: exact_search's selection, for
+    callers that have the similarities already."""
     k = min(k, sims.shape[1])
     if k == 0:
         return np.zeros((len(sims), 0), np.int64), np.zeros((len(sims), 0), np.float32)

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from clipfind.annindex import top_k
 from clipfind.home import atomic_write
 from clipfind.records import Ids, PhotoInfo, Scores, Vectors
 
@@ -253,12 +254,9 @@ def exact_knn(ids: Ids, vectors: Vectors, queries: Vectors, k: int) -> tuple[Ids
     if kk == 0:
         return labels, sims
     for start in range(0, m, EXACT_BATCH):
-        block = queries[start:start + EXACT_BATCH] @ vectors.T
-        top = np.argpartition(-block, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(block), 1))
-        top_sims = np.take_along_axis(block, top, axis=1)
-        order = np.argsort(-top_sims, axis=1, kind="stable")
-        labels[start:start + len(block), :kk] = ids[np.take_along_axis(top, order, axis=1)]
-        sims[start:start + len(block), :kk] = np.take_along_axis(top_sims, order, axis=1)
+        block_labels, block_sims = top_k(ids, queries[start:start + EXACT_BATCH] @ vectors.T, kk)
+        labels[start:start + len(block_labels), :kk] = block_labels
+        sims[start:start + len(block_labels), :kk] = block_sims
     return labels, sims
 
 
