@@ -83,6 +83,7 @@ from clipfind.records import (
     TrashReport,
     Vectors,
 )
+from clipfind.relevance import newest_first
 from clipfind.restore import restore_files
 from clipfind.search import EXACT_LIMIT, Searcher, build_query
 from clipfind.thumbcache import ThumbCache
@@ -107,6 +108,7 @@ __all__ = [
     "MapPoint",
     "MapWork",
     "PhotoMap",
+    "newest_first",
     "WatchNotice",
     "Watcher",
     "__version__",

@@ -32,7 +32,7 @@ import numpy as np
 
 from clipfind.records import SORT_ORDERS, PhotoInfo, Scores, SearchHit, SortOrder
 
-__all__ = ["MIN_SAMPLE", "SAMPLE_SIZE", "Z", "auto_cutoff", "capture_time", "passed_share", "sort_hits"]
+__all__ = ["MIN_SAMPLE", "SAMPLE_SIZE", "Z", "auto_cutoff", "capture_time", "newest_first", "passed_share", "sort_hits"]
 
 Z = 3.0  # robust standard deviations above the median score
 MIN_SAMPLE = 50  # fewer scores than this: no automatic cut-off
@@ -71,6 +71,11 @@ def capture_time(photo: PhotoInfo) -> str:
     if photo.taken_at:
         return photo.taken_at
     return datetime.fromtimestamp(photo.mtime_ns / 1e9).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def newest_first(photos: Iterable[PhotoInfo]) -> list[PhotoInfo]:
+    """Photos without a score (an album, a selection on the map) by capture date, newest first."""
+    return sorted(photos, key=capture_time, reverse=True)
 
 
 def sort_hits(hits: Iterable[SearchHit], by: SortOrder = "score") -> list[SearchHit]:

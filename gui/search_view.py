@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QDate, QEvent, QMimeData, QModelIndex, Qt, QTimer, QUrl, Signal
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from clipfind.errors import ClipfindError, ModelLoadError
-from clipfind.library import PHOTO_EXTENSIONS, Library, build_query
+from clipfind.library import PHOTO_EXTENSIONS, Library, build_query, newest_first
 from clipfind.records import Filters, Query, SearchHit
 
 from .albums_panel import ALL, AlbumsPanel
@@ -129,14 +128,6 @@ def results_text(results: SearchResults, shown: int, gone: int = 0) -> str:
     if results.cutoff <= NO_CUTOFF:
         return text
     return f"{text} · score {results.cutoff:.2f} or more"
-
-
-def by_date(photos: list[PhotoInfo]) -> list[PhotoInfo]:
-    """Newest first, by capture date else the file's time (as the timeline and the core's sort read them)."""
-    def when(photo: PhotoInfo) -> str:
-        return photo.taken_at or datetime.fromtimestamp(photo.mtime_ns / 1e9).isoformat(timespec="seconds")
-
-    return sorted(photos, key=when, reverse=True)
 
 
 class SearchView(QWidget):
@@ -799,7 +790,7 @@ class SearchView(QWidget):
     def _show_photos(self, photos: list[PhotoInfo], showing: tuple[str, str]) -> None:
         self.showing = showing
         self._results, self._gone, self._photos = None, 0, photos
-        ordered = by_date(photos) if self.sort.currentData() == "date" else photos
+        ordered = newest_first(photos) if self.sort.currentData() == "date" else photos
         self._set_hits([SearchHit(p, math.nan) for p in ordered])
         self._show_results(True)
         self.grid.scrollToTop()

@@ -184,8 +184,9 @@ def test_photos_without_a_score_show_no_score(model) -> None:
 
 
 def test_the_count_label_says_how_many_passed_and_which_cut_off() -> None:
+    from clipfind.library import newest_first
     from clipfind.records import SearchResults
-    from gui.search_view import by_date, results_text
+    from gui.search_view import results_text
 
     shown = tuple(hits(0.3, 0.29))
     assert results_text(SearchResults(shown, 2, 0.241, automatic=True), 2) == "2 photos match · weaker than 0.24 hidden"
@@ -199,4 +200,4 @@ def test_the_count_label_says_how_many_passed_and_which_cut_off() -> None:
     dated = [PhotoInfo(1, "/a.jpg", 1, 0, "h1", taken_at="2019-05-01T10:00:00"),
              PhotoInfo(2, "/b.jpg", 1, 0, "h2", taken_at="2021-01-01T10:00:00"),
              PhotoInfo(3, "/c.jpg", 1, 0, "h3", taken_at="2020-01-01T10:00:00")]
-    assert [p.path for p in by_date(dated)] == ["/b.jpg", "/c.jpg", "/a.jpg"]
+    assert [p.path for p in newest_first(dated)] == ["/b.jpg", "/c.jpg", "/a.jpg"]
