@@ -28,9 +28,10 @@ import numpy as np
 
 from clipfind.errors import CatalogError, ModelMismatchError
 from clipfind.fingerprint import SIDE, Capture
+from clipfind.phototable import PhotoTable
 from clipfind.records import TIERS, Failure, Ids, KeeperRules, PhotoInfo, Tier, Vectors
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +67,9 @@ CREATE INDEX IF NOT EXISTS files_embedded ON files (content_hash, id, status, ve
     WHERE status = 'ok' AND vec_gen IS NOT NULL;
 CREATE INDEX IF NOT EXISTS files_fingerprinted ON files (content_hash, id, capture, status, length(thumb))
     WHERE status = 'ok' AND length(thumb) = 1936;
+-- The columns that group photos by content and file (clipfind.phototable), read without the rows:
+-- 0.085 s at 100k photos against 0.59 s for every row made into a PhotoInfo (new in version 7).
+CREATE INDEX IF NOT EXISTS files_identity ON files (id, content_hash, dev, ino) WHERE status = 'ok';
 -- "Not duplicates" marks: one row per content of a marked set, so marking 1,000 photos writes
 -- 1,000 rows, not 500k pairs. files = how many files of that content the user marked: 2 or
 -- more means byte-identical copies of it are not to be shown as duplicates either.
@@ -545,6 +549,23 @@ class Catalog:
             return [_photo(r) for r in rows]
         return [_photo(r) for r in self._rows_in(
             f"SELECT {_PHOTO_COLUMNS} FROM files WHERE status = 'ok' AND id IN ({{marks}})", list(ids))]
+
+    def photo_table(self, leave_out: Sequence[str] = ()) -> PhotoTable:
+        """Every indexed photo as a :class:`PhotoTable`, by id: ids, content hashes and file identities
+        read now, each whole row when asked for (read it within one catalog state: :meth:`snapshot`).
+
+        Args:
+            leave_out: folders whose photos are not listed (those that cannot be reached now).
+        """
+        sql = f"SELECT id, COALESCE(content_hash, ''), COALESCE(dev, -1), COALESCE(ino, -1) FROM files WHERE {_OK}"
+        args: list[object] = []
+        for folder in leave_out:
+            sql += " AND NOT (path >= ? AND path < ?)"
+            args.extend(_path_range(folder))
+        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        ids, hashes, devices, inodes = zip(*rows) if rows else ((), (), (), ())
+        return PhotoTable(np.array(ids, dtype=np.int64), hashes, np.array(devices, dtype=np.int64),
+                          np.array(inodes, dtype=np.int64), self.photos)
 
     def photo_by_path(self, path: str) -> tuple[PhotoInfo, Vectors] | None:
         """The embedded photo at a path and its vector; None also for one that waits for the model

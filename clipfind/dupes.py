@@ -94,7 +94,6 @@ from __future__ import annotations
 
 import os
 import re
-
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import repeat
@@ -104,6 +103,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
+from clipfind.phototable import PhotoTable, catalog_ids, content_hashes, pick
 from clipfind.records import (
     FORMAT_FAMILIES,
     METADATA_NAMES,
@@ -375,7 +375,7 @@ class Contents:
     A content is numbered by the position of its last photo, so numbers lie in 0..n-1.
     """
 
-    photos: list[PhotoInfo]
+    photos: Sequence[PhotoInfo]  # a list, or a PhotoTable whose rows are read when picked
     ids: Ids  # (n,) catalog id of each photo
     content_of: Ints  # (n,) content number of each photo
     keeper_pos: Ints  # (n,) position in `photos` of the keeper of content i
@@ -384,50 +384,60 @@ class Contents:
     rules: KeeperRules = DEFAULT_RULES  # the keeper rules the keepers were chosen by
     rule_columns: Ints | None = None  # (n, r) _rule_key of each photo; None for the default rules
     source: Sequence[PhotoInfo] = ()  # the photos as given, to choose again under other rules
+    hashes: Sequence[str] = ()  # (n,) content hash of each photo, read without its row
 
 
 def _one_per_file(
-    photos: list[PhotoInfo], rules: KeeperRules = DEFAULT_RULES
-) -> tuple[list[PhotoInfo], dict[int, tuple[str, ...]]]:
+    photos: Sequence[PhotoInfo], rules: KeeperRules = DEFAULT_RULES
+) -> tuple[Sequence[PhotoInfo], dict[int, tuple[str, ...]]]:
     """Paths that reach the same file (same device and inode) are one photo, listed once under its
     best path; the rest become its aliases. Rows without a file identity stay as they are."""
-    by_file: dict[tuple[int, int], list[PhotoInfo]] = {}
-    for photo in photos:
-        key = photo.file_key
-        if key is not None:
-            by_file.setdefault(key, []).append(photo)
-    shared = [group for group in by_file.values() if len(group) > 1]
+    if isinstance(photos, PhotoTable):
+        shared = photos.shared_files()
+    else:
+        by_file: dict[tuple[int, int], list[int]] = {}
+        for position, photo in enumerate(photos):
+            key = photo.file_key
+            if key is not None:
+                by_file.setdefault(key, []).append(position)
+        shared = [group for group in by_file.values() if len(group) > 1]
     if not shared:
         return photos, {}
     aliases: dict[int, tuple[str, ...]] = {}
-    left_out: set[int] = set()
-    for group in shared:
+    left_out: list[int] = []
+    for positions in shared:
+        group = pick(photos, positions)
         best = choose_keeper(group, rules)
         aliases[best.id] = tuple(sorted(p.path for p in group if p is not best))
-        left_out.update(p.id for p in group if p is not best)
-    return [p for p in photos if p.id not in left_out], aliases
+        left_out.extend(pos for pos, p in zip(positions, group) if p is not best)
+    if isinstance(photos, PhotoTable):
+        return photos.without(left_out), aliases
+    out = set(left_out)
+    return [p for pos, p in enumerate(photos) if pos not in out], aliases
 
 
-def _contents(photos: Iterable[PhotoInfo], rules: KeeperRules = DEFAULT_RULES) -> Contents:
+def _contents(photos: Iterable[PhotoInfo] | PhotoTable, rules: KeeperRules = DEFAULT_RULES) -> Contents:
     """Group by content hash at C speed (map, dict); only copies need a keeper choice."""
-    source = list(photos)
+    source = photos if isinstance(photos, PhotoTable) else list(photos)
     listed, aliases = _one_per_file(source, rules)
     n = len(listed)
-    hashes = list(map(attrgetter("content_hash"), listed))
+    hashes = content_hashes(listed)
     last = dict(zip(hashes, range(n)))
     content_of = np.fromiter(map(last.__getitem__, hashes), dtype=np.int64, count=n)
-    ids = np.fromiter(map(attrgetter("id"), listed), dtype=np.int64, count=n)
+    ids = catalog_ids(listed)
     keeper_pos = np.arange(n, dtype=np.int64)  # exact for single files
     shared = np.flatnonzero(np.bincount(content_of, minlength=n)[content_of] > 1)
     shared = shared[np.argsort(content_of[shared], kind="stable")]
     runs = np.split(shared, np.flatnonzero(np.diff(content_of[shared])) + 1) if shared.size else []
+    pick(listed, shared.tolist())  # a PhotoTable reads the rows of every copy at once
     copies: list[list[PhotoInfo]] = []
     for positions in runs:
-        group = [listed[i] for i in positions.tolist()]
+        group = pick(listed, positions.tolist())
         keeper = choose_keeper(group, rules)
         keeper_pos[content_of[positions[0]]] = positions[group.index(keeper)]
         copies.append(group)
-    return Contents(listed, ids, content_of, keeper_pos, copies, aliases, rules, _rule_columns(listed, rules), source)
+    return Contents(listed, ids, content_of, keeper_pos, copies, aliases, rules, _rule_columns(listed, rules), source,
+                    hashes)
 
 
 def _under_rules(contents: Contents, rules: KeeperRules | None) -> Contents:
@@ -622,7 +632,7 @@ def _rank(contents: Contents, involved: Ints) -> _Ranked:
     """Rank the contents that have an edge by keeper order of their keepers (under contents.rules):
     the rules' columns, pixels and sizes in numpy, the rare ties by the full keeper_key."""
     positions = contents.keeper_pos[involved]
-    photos = list(map(contents.photos.__getitem__, positions.tolist()))
+    photos = pick(contents.photos, positions.tolist())
     pixels = np.fromiter(map(attrgetter("pixels"), photos), dtype=np.int64, count=len(photos))
     sizes = np.fromiter(map(attrgetter("size"), photos), dtype=np.int64, count=len(photos))
     rules = contents.rules
@@ -832,22 +842,30 @@ def same_sets(
         if len(members) > 1:
             found.append(SameGroup(tuple(m for m, _ in members), tuple(why for _, why in members)))
     content = content_of_search[rows]
-    stands_for = [contents.photos[p] for p in contents.keeper_pos[content].tolist()]
+    stands_for = contents.keeper_pos[content]  # each row's photo, by its position in the contents
     if graph is not None:
         row_ids = search.ids[rows]
         found = _with_crops(found, len(contents.photos), content_index, graph, content,
-                            lambda at: thumbs(row_ids[at]), CaptureTexts(search.captures[rows]), stands_for,
-                            crop_cache)
+                            lambda at: thumbs(row_ids[at]), CaptureTexts(search.captures[rows]),
+                            [contents.hashes[p] for p in stands_for.tolist()], crop_cache)
+    # Each set in keeper order, by one ranking of every content in a set (numpy, as the similar tier
+    # ranks): only those photos are read, and no Python sort key is built per photo.
+    in_sets = content[[r for group in found for r in group.rows]]
+    ranked = _rank(contents, np.unique(in_sets))
+    ranks = ranked.rank[in_sets].tolist()
     ordered = []
+    start = 0
     for group in found:
-        ordered.append(sorted((stands_for[i] for i in group.rows), key=lambda p: keeper_key(p, contents.rules)))
+        end = start + len(group.rows)
+        ordered.append([ranked.photos[r] for r in sorted(ranks[start:end])])
+        start = end
     by_id: dict[int, np.ndarray] = {}
     if vectors is not None and ordered:
         got_ids, got = vectors([p.id for photos in ordered for p in photos])
         by_id = dict(zip(got_ids.tolist(), got))
     sets = []
     for group, photos in zip(found, ordered):
-        reasons = dict(zip((stands_for[i].id for i in group.rows), group.reasons))
+        reasons = dict(zip(contents.ids[stands_for[list(group.rows)]].tolist(), group.reasons))
         head = by_id.get(photos[0].id)
         similarity = tuple(1.0 if head is None or p.id not in by_id else float(head @ by_id[p.id]) for p in photos)
         sets.append(SameSet(tuple(p.id for p in photos), tuple(reasons[p.id] for p in photos), similarity))
@@ -869,7 +887,7 @@ def same_search(contents: Contents, ids: Ids, thumbs: Sequence[bytes],
     rows = [r for r in np.sort(order[first]).tolist() if content[r] >= 0 and len(thumbs[r]) == SIDE * SIDE]
     row_ids = ids[rows]
     stack = np.frombuffer(b"".join(thumbs[r] for r in rows), np.uint8).reshape(len(rows), SIDE, SIDE)
-    hashes = [contents.photos[contents.keeper_pos[content[r]]].content_hash for r in rows]
+    hashes = [contents.hashes[contents.keeper_pos[content[r]]] for r in rows]
 
     def by_id(wanted: Ids) -> npt.NDArray[np.uint8]:
         return stack[np.searchsorted(row_ids, wanted)]
@@ -899,7 +917,7 @@ def _crop_candidates(graph: NeighbourGraph, content_index: Callable[[Ids], Ints]
 
 def _with_crops(found: list[SameGroup], content_count: int, content_index: Callable[[Ids], Ints], graph: NeighbourGraph,
                 content_of_row: Ints, thumbs: Callable[[Ints], npt.NDArray[np.uint8]], captures: Sequence[Capture],
-                stands_for: Sequence[PhotoInfo], cache: CropCache | None) -> list[SameGroup]:
+                hashes: Sequence[str], cache: CropCache | None) -> list[SameGroup]:
     """The sets with confirmed crops added: a crop joins the set of the picture it was cut from (or
     the two make a set), reason "crop", unless it is in a set already (a photo is in one group)."""
     from clipfind.cropcheck import find_crops
@@ -913,7 +931,6 @@ def _with_crops(found: list[SameGroup], content_count: int, content_index: Calla
     pairs = _crop_candidates(graph, content_index, row_of_content, set_of_row)
     if not pairs.size:
         return found
-    hashes = [p.content_hash for p in stands_for]
     groups = [(list(g.rows), list(g.reasons)) for g in found]
     for larger, crop in find_crops(thumbs, captures, hashes, pairs, cache, CROP_MAX_FITS):
         if set_of_row[crop] >= 0:
@@ -937,6 +954,7 @@ def _same(contents: Contents, sets: Sequence[SameSet], ignored: Ignored) -> list
         return []
     position_of = _id_map(contents.ids, np.arange(contents.ids.size, dtype=np.int64))
     positions = position_of(np.fromiter((i for s in sets for i in s.ids), np.int64)).tolist()
+    pick(contents.photos, [pos for pos in positions if pos >= 0])  # a PhotoTable reads them together
     copies = {c[0].content_hash: c for c in contents.copies}
     groups: list[DupeGroup] = []
     start = 0

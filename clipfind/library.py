@@ -583,25 +583,28 @@ class Library:
         elif saved.keep:
             rules = dataclasses.replace(rules, keep=rules.keep + tuple(p for p in saved.keep if p not in rules.keep))
         graph = self.neighbour_graph()
-        state = (self.catalog.generation, self.catalog.fingerprinted, rules)
-        if self._contents is None or self._contents[0] != state:
-            # Read, grouped by content and searched for re-saved pictures once per catalog state,
-            # not on every move of the app's slider: at 100k photos reading the files alone took
-            # 0.5-1 s, and the same-photo search takes seconds.
-            with self.catalog.snapshot():
-                state = (self.catalog.generation, self.catalog.fingerprinted, rules)
-                contents = contents_of(self._reachable(self.catalog.photos()), rules=rules)
+        new_checks: list[tuple[tuple[str, str], str]] = []
+        # One read transaction: the contents read the rows of the photos the groups hold when they
+        # need them (clipfind.phototable), so those rows must be of the state the contents were made in.
+        with self.catalog.snapshot():
+            state = (self.catalog.generation, self.catalog.fingerprinted, rules)
+            if self._contents is None or self._contents[0] != state:
+                # Grouped by content and searched for re-saved pictures once per catalog state, not on
+                # every move of the app's slider: the same-photo search takes seconds at 100k photos.
+                contents = contents_of(self.catalog.photo_table(leave_out=self._unreachable()), rules=rules)
                 checks = self.catalog.crop_checks()
                 known = len(checks)
                 search = self._same_search()
                 same = [] if search is None else same_sets(
                     contents, search, self.catalog.thumbs, vectors=lambda ids: self.catalog.vectors(ids=ids),
                     rules=rules, graph=graph, crop_cache=checks)
-            if len(checks) > known:  # new checks come last in a dict: keep them for the next state
-                self.catalog.add_crop_checks(itertools.islice(checks.items(), known, None))
-            self._contents = state, contents, same
-        _, contents, same = self._contents
-        return find_duplicates(contents, graph, threshold, self.catalog.ignored_pairs(), same, rules=rules)
+                new_checks = list(itertools.islice(checks.items(), known, None))  # new checks come last
+                self._contents = state, contents, same
+            _, contents, same = self._contents
+            groups = find_duplicates(contents, graph, threshold, self.catalog.ignored_pairs(), same, rules=rules)
+        if new_checks:  # kept for the next state
+            self.catalog.add_crop_checks(new_checks)
+        return groups
 
     def _same_search(self) -> SameSearch | None:
         """The same-photo search over the catalog's fingerprints, kept in the home and brought up to
@@ -667,12 +670,9 @@ class Library:
         """Forget every saved tick (the review starts again from the suggested selection)."""
         self.catalog.clear_choices()
 
-    def _reachable(self, photos: list[PhotoInfo]) -> list[PhotoInfo]:
-        away = [f for f in self.catalog.folders() if not os.path.isdir(f)]
-        if not away:
-            return photos
-        prefixes = tuple(os.path.join(f, "") for f in away)
-        return [p for p in photos if not p.path.startswith(prefixes)]
+    def _unreachable(self) -> list[str]:
+        """The library's folders that cannot be reached now (an unplugged drive, a folder moved away)."""
+        return [f for f in self.catalog.folders() if not os.path.isdir(f)]
 
     def clean_up(
         self, groups: Sequence[DupeGroup], selected: Iterable[PhotoInfo] | None = None, *, include_similar: bool = False

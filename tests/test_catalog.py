@@ -295,7 +295,7 @@ def test_version_3_catalog_keeps_its_marks_for_every_tier(tmp_path: Path) -> Non
     finally:
         cat.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
 
 
 def test_crop_checks_are_kept_and_a_version_4_catalog_gains_their_table(tmp_path: Path) -> None:
