@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from clipfind.blas import one_blas_thread
 from clipfind.fingerprint import SIDE, Capture
 
 Thumbs = npt.NDArray[np.uint8]  # (n, SIDE, SIDE)
@@ -215,6 +216,7 @@ def _check(big: Floats, small: Floats, fit: tuple[float, float, float, float]) -
     return float(diff.max()), float(diff.mean())
 
 
+@one_blas_thread()
 def fit_crop(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> CropFit:
     """The best fit of either thumbnail as a crop of the other (see :class:`CropFit`)."""
     fa, fb = a.astype(np.float32), b.astype(np.float32)
@@ -249,11 +251,13 @@ def _search(big: Floats, target: Floats, ys: tuple[Floats, Floats], xs: tuple[Fl
     return float(score[i, j]), (float(ys[0][i]), float(ys[1][i]), float(xs[0][j]), float(xs[1][j]))
 
 
+@one_blas_thread()
 def fit_crops(thumbs: Thumbs, pairs: npt.NDArray[np.integer]) -> list[CropFit]:
     """:func:`fit_crop` for each pair of rows of thumbs."""
     return [fit_crop(thumbs[i], thumbs[j]) for i, j in np.asarray(pairs, np.int64).reshape(-1, 2)]
 
 
+@one_blas_thread()
 def confirm_crops(thumbs: Thumbs, pairs: npt.NDArray[np.integer],
                   captures: Sequence[Capture] | None = None) -> npt.NDArray[np.bool_]:
     """(m,) whether one picture of each candidate pair (m, 2) is a crop of the other.
@@ -271,6 +275,7 @@ def confirm_crops(thumbs: Thumbs, pairs: npt.NDArray[np.integer],
     return out
 
 
+@one_blas_thread()
 def find_crops(thumbs: Thumbs | Callable[[npt.NDArray[np.int64]], Thumbs], captures: Sequence[Capture],
                hashes: Sequence[str], pairs: npt.NDArray[np.integer], cache: CropCache | None = None,
                budget: int | None = None) -> list[tuple[int, int]]:

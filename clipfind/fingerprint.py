@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from clipfind.blas import one_blas_thread
+
 SIDE = 44  # thumbnail side: 1,936 bytes a photo in the catalog (a 32 px one separated bursts barely)
 BLOCK = 4  # side of a block of the confirmation grid, in thumbnail pixels (11 x 11 blocks)
 SAME_MAX_BLOCK_CHANGE = 0.28  # the most one block may change in a re-save (standard deviations)
@@ -81,6 +83,7 @@ def thumbnail(image: Image.Image) -> Thumb:
     return np.asarray(image.resize((SIDE, SIDE), Image.Resampling.BOX, reducing_gap=None), np.uint8)
 
 
+@one_blas_thread()
 def low_frequencies(thumbs: Thumbs) -> Floats:
     """(n, _LOW, _LOW) signed low DCT coefficients, DC dropped, each set of unit length."""
     n = len(thumbs)
@@ -93,6 +96,7 @@ def low_frequencies(thumbs: Thumbs) -> Floats:
     return coef / np.where(norms > 0, norms, 1.0)
 
 
+@one_blas_thread()
 def descriptors(thumbs: Thumbs, low: Floats | None = None) -> Floats:
     """(n, DESCRIPTOR_DIM) unit vectors that stay put when a picture is turned or mirrored, and
     nearly so when it is re-saved: close vectors propose pairs to confirm. ``low``: the
@@ -107,6 +111,7 @@ def descriptors(thumbs: Thumbs, low: Floats | None = None) -> Floats:
     return (folded / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
+@one_blas_thread()
 def alignments(low_a: Floats, low_b: Floats) -> Floats:
     """(p, 8) agreement (cosine) of the signed low frequencies of a[i] and b[i] turned each of the
     8 ways: a copy agrees near 1 in its own orientation."""
@@ -137,6 +142,7 @@ def oriented(thumbs: Thumbs, orientation: npt.NDArray[np.integer]) -> Thumbs:
     return out
 
 
+@one_blas_thread()
 def changes(a: Thumbs, b: Thumbs, shift_below: float = np.inf) -> tuple[Floats, Floats]:
     """(worst block, shift) between a[i] and b[i] as they lie (turn b first), after their tones
     are matched. The worst block: how much the most-changed block of the grid differs, in standard
@@ -244,6 +250,7 @@ class Match:
         return self.distance <= slack
 
 
+@one_blas_thread()
 def compare(a: Thumbs, b: Thumbs, low_a: Floats | None = None,
             low_b: Floats | None = None) -> tuple[npt.NDArray[np.int64], Floats, Floats, Floats, Floats]:
     """(orientation, alignment, change, shift, distance) of each pair (a[i], b[i]) in its best
