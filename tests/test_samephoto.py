@@ -230,6 +230,29 @@ def test_an_update_reads_only_the_new_photos_and_unchanged_is_free(library) -> N
     assert fetch.asked == len(ids)
 
 
+def test_remembered_groups_follow_the_verdicts_not_only_the_ids(library) -> None:
+    """A cluster's groups are remembered across searches (most of a library's clusters do not change),
+    keyed by everything that decides them: other verdicts for the same ids give other groups."""
+    from dataclasses import replace
+
+    _, pool, captures, _ = library
+    ids = np.arange(1, len(pool) + 1, dtype=np.int64)
+    table = {int(i): pool[int(i) - 1] for i in ids}
+    search = SameSearch.build(ids, [str(i) for i in ids], [c.to_text() for c in captures], _Fetches(table))
+    first = _named(search)
+    samephoto._memo.clear()
+    assert _named(search) == first and samephoto._memo  # from the memo or not, the same groups
+    big = max(search.groups(), key=lambda g: len(g.rows))
+    assert len(big.rows) > 2, "the library fixture should hold a cluster of three or more"
+    # Every pair of that cluster now seen as two captures: it falls apart, whatever was remembered.
+    inside = np.isin(np.searchsorted(search.ids, samephoto._unkeyed(search.keys)), big.rows).all(axis=1)
+    apart = replace(search, distance=np.where(inside, np.inf, search.distance).astype(np.float32))
+    remembered = _named(apart)
+    samephoto._memo.clear()
+    assert remembered == _named(apart)
+    assert not any(set(g) >= {int(search.ids[r]) for r in big.rows[:2]} for g, _ in remembered)
+
+
 def test_clusters_are_the_connected_rows() -> None:
     """Against a plain union-find, on random chains, stars and long paths."""
     rng = np.random.default_rng(3)
