@@ -50,6 +50,7 @@ from clipfind.dupes import (
 )
 from clipfind.embedding.spec import PRECISIONS, ModelSpec, check_model_name
 from clipfind.errors import ClipfindError, LockedError
+from clipfind.gcpause import gc_paused
 from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, SAME_FILE, WriterLock, atomic_write, resolve_home
 from clipfind.imageload import PHOTO_EXTENSIONS
 from clipfind.photomap import Layout, MapCluster, MapPoint, MapWork, PhotoMap
@@ -586,7 +587,8 @@ class Library:
         new_checks: list[tuple[tuple[str, str], str]] = []
         # One read transaction: the contents read the rows of the photos the groups hold when they
         # need them (clipfind.phototable), so those rows must be of the state the contents were made in.
-        with self.catalog.snapshot():
+        # The groups are millions of new objects without cycles at a million photos: see gcpause.
+        with gc_paused(), self.catalog.snapshot():
             state = (self.catalog.generation, self.catalog.fingerprinted, rules)
             if self._contents is None or self._contents[0] != state:
                 # Grouped by content and searched for re-saved pictures once per catalog state, not on
