@@ -29,6 +29,7 @@ the same index:
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -324,19 +325,30 @@ print(json.dumps(steps))
 """
 
 
-def use_steps(n: int, seed: int) -> None:
+def use_steps(n: int, seed: int, keep: Path | None = None) -> None:
     """Part 3 of issue 12, what a library of n photos costs to use: `clipfind status` and the app's
     start as fresh processes, warm text and image search (bench.query's measures), Duplicates opened
-    by a fresh Library with the graph stored, and the app's peak memory with the library open."""
-    from bench.query import SPEC, measure_image_queries, measure_text_queries
+    by a fresh Library with the graph stored, and the app's peak memory with the library open.
+
+    ``keep``: a folder where the home is made and kept, or taken again when a run with the same n
+    and seed made it (a million photos take 15-25 minutes to set up)."""
+    from bench.query import SPEC, measure_image_queries, measure_text_queries, photo_path
     from bench.startup import BIN, app_start, child_env, wall
 
     common.section(f"a library of {n:,} photos in use (vectors through the catalog, no fingerprints)")
     photos = photos_with_duplicates(n, seed=seed)
+    made = None if keep is None else keep / f"made-{n}-{seed}"
     with TemporaryDirectory(prefix="clipfind-bench-use-") as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        library, paths = fake_library(home, photos.vectors, photos.hashes)
+        home = (Path(tmp) if keep is None else keep) / "home"
+        reused = made is not None and made.exists()
+        if reused:
+            common.note(f"setup, not timed: the home made before in {home}")
+            library, paths = Library(home, SPEC.name, "none"), [photo_path(home, i) for i in range(n)]
+            library.index()
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+            home.mkdir(parents=True)
+            library, paths = fake_library(home, photos.vectors, photos.hashes)
         try:
             size = sum(f.stat().st_size for f in home.iterdir() if f.is_file())
             common.figure("home on disk per photo (catalog and index)", size / n, "B", digits=0)
@@ -349,9 +361,12 @@ def use_steps(n: int, seed: int) -> None:
             measure_text_queries(library, 100)
             with common.timer() as build:
                 library.neighbour_graph()
-            common.figure("neighbour graph built and stored (once per library)", build(), "s")
+            if not reused:
+                common.figure("neighbour graph built and stored (once per library)", build(), "s")
         finally:
             library.close()
+        if made is not None:
+            made.touch()
         with common.timer() as opened:
             fresh = Library(home, SPEC.name, "none")
             try:
@@ -395,12 +410,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only-ready", action="store_true", help="only Duplicates ready end to end")
     p.add_argument("--only-use", action="store_true", help="only the library in use: status, search, "
                    "Duplicates open, app start and memory (part 3)")
+    p.add_argument("--keep-home", type=Path, metavar="DIR", help="with --only-use: make the home in DIR and "
+                   "keep it, or take the one a run with the same size made there")
     p.add_argument("--watch-runs", type=int, default=10, help="photos written for the watch latency (default 10)")
     args = p.parse_args(argv)
     n = args.photos or (FULL_PHOTOS if args.full else PHOTOS)
     machine_note()
     if args.only_use:
-        use_steps(n, seed=6)
+        use_steps(n, seed=6, keep=args.keep_home)
         return 0
     if not args.skip_ready:
         ready_steps(n, seed=5)
