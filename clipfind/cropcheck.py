@@ -41,8 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from clipfind.blas import one_blas_thread
 from clipfind.fingerprint import SIDE, Capture
+from clipfind.processwide import one_blas_thread
 
 Thumbs = npt.NDArray[np.uint8]  # (n, SIDE, SIDE)
 CropCache = MutableMapping[tuple[str, str], str]  # (hash, hash) sorted -> the crop's hash; "" when neither is

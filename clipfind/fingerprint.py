@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from clipfind.blas import one_blas_thread
+from clipfind.processwide import one_blas_thread
 
 SIDE = 44  # thumbnail side: 1,936 bytes a photo in the catalog (a 32 px one separated bursts barely)
 BLOCK = 4  # side of a block of the confirmation grid, in thumbnail pixels (11 x 11 blocks)

@@ -50,7 +50,7 @@ from clipfind.dupes import (
 )
 from clipfind.embedding.spec import PRECISIONS, ModelSpec, check_model_name
 from clipfind.errors import ClipfindError, LockedError
-from clipfind.gcpause import gc_paused
+from clipfind.processwide import gc_paused
 from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, SAME_FILE, WriterLock, atomic_write, resolve_home
 from clipfind.imageload import PHOTO_EXTENSIONS
 from clipfind.photomap import Layout, MapCluster, MapPoint, MapWork, PhotoMap
@@ -587,7 +587,7 @@ class Library:
         new_checks: list[tuple[tuple[str, str], str]] = []
         # One read transaction: the contents read the rows of the photos the groups hold when they
         # need them (clipfind.phototable), so those rows must be of the state the contents were made in.
-        # The groups are millions of new objects without cycles at a million photos: see gcpause.
+        # The groups are millions of new objects without cycles at a million photos: see processwide.
         with gc_paused(), self.catalog.snapshot():
             state = (self.catalog.generation, self.catalog.fingerprinted, rules)
             if self._contents is None or self._contents[0] != state:
