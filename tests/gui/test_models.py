@@ -86,6 +86,23 @@ def test_results_model_thumbnails_load_lazily_and_update_one_row(model, qtbot) -
         loader.ready.emit("/pics/not-a-result.jpg", image)
 
 
+def test_timeline_model_updates_the_row_that_asked_without_a_map_of_every_photo(qtbot) -> None:
+    from clipfind.records import Timeline
+    from gui.results_model import TimelineModel
+
+    loader = FakeLoader()
+    timeline = TimelineModel(ThumbnailCache(loader))
+    timeline.set_timeline(Timeline.of([(photo(i), f"2024-0{1 + i % 2}-01T00:00:00") for i in range(1, 6)]))
+    assert isinstance(timeline.index(3).data(PixmapRole), QPixmap) and loader.requested == ["/pics/p4.jpg"]
+    assert timeline._waiting == {"/pics/p4.jpg": 3}  # only the rows drawn, not a map of the library
+    image = QImage(40, 30, QImage.Format.Format_RGB888)
+    with qtbot.waitSignal(timeline.dataChanged) as changed:
+        loader.ready.emit("/pics/p4.jpg", image)
+    assert changed.args[0].row() == 3 and changed.args[2] == [PixmapRole] and timeline._waiting == {}
+    with qtbot.assertNotEmitted(timeline.dataChanged):
+        loader.ready.emit("/pics/p2.jpg", image)  # not asked for by this model
+
+
 def test_thumbnail_cache_keeps_the_most_recent(qtbot) -> None:
     loader = FakeLoader()
     cache = ThumbnailCache(loader)
