@@ -50,10 +50,11 @@ from clipfind.dupes import (
 )
 from clipfind.embedding.spec import PRECISIONS, ModelSpec, check_model_name
 from clipfind.errors import ClipfindError, LockedError
-from clipfind.processwide import gc_paused
 from clipfind.home import CATALOG_FILE, INDEX_FILE, NEIGHBOURS_FILE, SAME_FILE, WriterLock, atomic_write, resolve_home
 from clipfind.imageload import PHOTO_EXTENSIONS
 from clipfind.photomap import Layout, MapCluster, MapPoint, MapWork, PhotoMap
+from clipfind.phototable import RowsGone
+from clipfind.processwide import gc_paused
 from clipfind.rebuild import rebuild_catalog
 from clipfind.records import (
     Control,
@@ -590,20 +591,27 @@ class Library:
         # The groups are millions of new objects without cycles at a million photos: see processwide.
         with gc_paused(), self.catalog.snapshot():
             state = (self.catalog.generation, self.catalog.fingerprinted, rules)
-            if self._contents is None or self._contents[0] != state:
-                # Grouped by content and searched for re-saved pictures once per catalog state, not on
-                # every move of the app's slider: the same-photo search takes seconds at 100k photos.
-                contents = contents_of(self.catalog.photo_table(leave_out=self._unreachable()), rules=rules)
-                checks = self.catalog.crop_checks()
-                known = len(checks)
-                search = self._same_search()
-                same = [] if search is None else same_sets(
-                    contents, search, self.catalog.thumbs, vectors=lambda ids: self.catalog.vectors(ids=ids),
-                    rules=rules, graph=graph, crop_cache=checks)
-                new_checks = list(itertools.islice(checks.items(), known, None))  # new checks come last
-                self._contents = state, contents, same
-            _, contents, same = self._contents
-            groups = find_duplicates(contents, graph, threshold, self.catalog.ignored_pairs(), same, rules=rules)
+            for attempt in range(2):
+                if attempt or self._contents is None or self._contents[0] != state:
+                    # Grouped by content and searched for re-saved pictures once per catalog state, not
+                    # on every move of the app's slider: the same-photo search takes seconds at 100k.
+                    contents = contents_of(self.catalog.photo_table(leave_out=self._unreachable()), rules=rules)
+                    checks = self.catalog.crop_checks()
+                    known = len(checks)
+                    search = self._same_search()
+                    same = [] if search is None else same_sets(
+                        contents, search, self.catalog.thumbs, vectors=lambda ids: self.catalog.vectors(ids=ids),
+                        rules=rules, graph=graph, crop_cache=checks)
+                    new_checks = list(itertools.islice(checks.items(), known, None))  # new checks come last
+                    self._contents = state, contents, same
+                _, contents, same = self._contents
+                try:
+                    groups = find_duplicates(contents, graph, threshold, self.catalog.ignored_pairs(), same,
+                                             rules=rules)
+                    break
+                except RowsGone:  # a row went without the generation moving on: read this state afresh
+                    if attempt:
+                        raise
         if new_checks:  # kept for the next state
             self.catalog.add_crop_checks(new_checks)
         return groups

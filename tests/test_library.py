@@ -3,6 +3,7 @@ here (so the CLI and the app reach nothing else)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -252,6 +253,22 @@ def test_thumbnail_fits_the_side_and_says_why_a_file_cannot_be_shown(photo_folde
     (photo_folder / "notes.jpg").write_text("not a photo")
     with pytest.raises(ImageLoadError):
         thumbnail(str(photo_folder / "notes.jpg"), 64)
+
+
+def test_a_row_gone_without_the_generation_moving_is_read_again_not_an_error(copied: Copied) -> None:
+    """Duplicates read the rows of their groups' photos when they need them (clipfind.phototable), within
+    one catalog state. A row removed behind the catalog's back (no generation change) makes the next
+    call read the state afresh instead of failing."""
+    import sqlite3
+
+    lib = copied.lib
+    lib.duplicates(1.0)  # contents kept for this state; only the copies' rows read
+    gone = sorted(p for p in copied.folder.glob("*.png") if p not in (copied.original, copied.copy))[-1]
+    with sqlite3.connect(lib.home / "catalog.sqlite3") as db:
+        assert db.execute("DELETE FROM files WHERE path = ?", (os.fsencode(gone),)).rowcount == 1
+    groups = lib.duplicates(0.0)  # every photo in a group: the gone row would be read now
+    members = {m.photo.path for g in groups for m in g.members}
+    assert str(gone) not in members and str(copied.original) in members
 
 
 def _identical(lib: Library, rules=None) -> list:
