@@ -12,17 +12,35 @@ confirmation and then calls :meth:`PhotoPreview.set_photos` with what is left).
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QAbstractItemModel, QObject, QPoint, QPointF, QRect, QRunnable, QSize, Qt, QThreadPool, Signal,
+    QAbstractItemModel,
+    QObject,
+    QPoint,
+    QPointF,
+    QRect,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
 )
 from PySide6.QtGui import QImage, QKeySequence, QMouseEvent, QPainter, QPaintEvent, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDialog, QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from clipfind.library import thumbnail
@@ -457,6 +475,30 @@ def _hits(model: QAbstractItemModel) -> list[SearchHit]:
     return [h for h in hits if h is not None]
 
 
+def _photos(model: QAbstractItemModel) -> Sequence[PhotoInfo]:
+    """The photos of a grid's model in its order, from the model's own list: asking Qt for every row's
+    hit held the window 1.1 s in an All photos timeline of 100k photos (about 11 s at a million)."""
+    from .results_model import ResultsModel, TimelineModel
+
+    if isinstance(model, TimelineModel):
+        return model.photos
+    if isinstance(model, ResultsModel):
+        return [h.photo for h in model.hits]
+    return [h.photo for h in _hits(model)]
+
+
+def _hit_at(model: QAbstractItemModel, path: str) -> SearchHit | None:
+    """The model's hit of the photo at ``path`` (a search's hit keeps its score), or None."""
+    from clipfind.records import SearchHit
+
+    from .results_model import ResultsModel
+
+    if isinstance(model, ResultsModel):
+        return next((h for h in model.hits if h.photo.path == path), None)
+    photo = next((p for p in _photos(model) if p.path == path), None)
+    return None if photo is None else SearchHit(photo, math.nan)
+
+
 def preview_results(view: SearchView, model: QAbstractItemModel, hit: SearchHit) -> PhotoPreview:
     """Open the preview (not modal) over the results in ``model``, at ``hit``; a second call while one is
     open closes it (quick look). "Find similar" searches with the photo; trash goes through the view's own
@@ -465,10 +507,9 @@ def preview_results(view: SearchView, model: QAbstractItemModel, hit: SearchHit)
         if open_one.isVisible():
             open_one.close()
             return open_one
-    hits = _hits(model)
-    paths = [h.photo.path for h in hits]
-    index = paths.index(hit.photo.path) if hit.photo.path in paths else 0
-    preview = PhotoPreview([h.photo for h in hits] or [hit.photo], index, view)
+    photos = _photos(model)
+    index = next((i for i, p in enumerate(photos) if p.path == hit.photo.path), 0)
+    preview = PhotoPreview(photos or [hit.photo], index, view)
     preview.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
     def similar(photo: PhotoInfo) -> None:
@@ -476,10 +517,9 @@ def preview_results(view: SearchView, model: QAbstractItemModel, hit: SearchHit)
         view.set_query_image(photo.path)
 
     def trash(photo: PhotoInfo) -> None:
-        chosen = [h for h in _hits(model) if h.photo.path == photo.path] or [hit]
-        view.trash(chosen)
+        view.trash([_hit_at(model, photo.path) or hit])
 
-    preview.source = lambda: [h.photo for h in _hits(model)]
+    preview.source = lambda: _photos(model)
     preview.similar_requested.connect(similar)
     preview.trash_requested.connect(trash)
     view.photos_trashed.connect(preview.resync)  # a bound slot: let go of when the preview is deleted

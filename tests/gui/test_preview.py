@@ -176,3 +176,61 @@ def test_dark_screenshot(photos, qtbot, dark) -> None:
     view = _open(photos, qtbot, index=1)
     assert theme.is_dark(view.palette())
     shoot(view, "preview-dark", qtbot, 200)
+
+
+def test_preview_over_a_large_timeline_takes_its_photos_without_asking_every_row(photos, qtbot) -> None:
+    """Opening the preview from All photos used to ask the model for every row's hit on the GUI thread
+    (1.1 s at 100k photos): it now takes the model's own sequence, and trash asks for the one photo."""
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QWidget
+
+    from clipfind.records import Timeline
+    from gui.preview import preview_results
+    from gui.results_model import ThumbnailCache, TimelineModel
+
+    class Loader(QObject):
+        ready = Signal(str, QImage)
+        size = QSize(200, 200)
+
+        def request(self, path: str) -> None:
+            pass
+
+        def cancel_pending(self) -> None:
+            pass
+
+    class Counting(TimelineModel):
+        asked = 0
+
+        def data(self, index, role=Qt.ItemDataRole.DisplayRole):  # noqa: ANN001, ANN202
+            Counting.asked += 1
+            return super().data(index, role)
+
+    class View(QWidget):
+        photos_trashed = Signal()
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.trashed: list = []
+
+        def set_query_image(self, path: str) -> None:
+            pass
+
+        def trash(self, hits: list) -> None:
+            self.trashed.extend(hits)
+
+    many = [*photos, *(PhotoInfo(10 + i, f"/nowhere/{i}.jpg", 1, 0, f"x{i}") for i in range(100_000))]
+    model = Counting(ThumbnailCache(Loader()))
+    model.set_timeline(Timeline.of([(p, "2024-05-01T10:00:00") for p in many]))
+    view = View()
+    qtbot.addWidget(view)
+    from clipfind.records import SearchHit
+
+    preview = preview_results(view, model, SearchHit(photos[1], float("nan")))
+    qtbot.waitUntil(lambda: preview.loaded, timeout=10_000)
+    assert preview.index == 1 and len(preview.photos) == len(many) and preview.current == photos[1]
+    assert Counting.asked == 0
+    preview.trash_requested.emit(photos[1])
+    assert [h.photo for h in view.trashed] == [photos[1]]
+    preview.close()
+    qtbot.wait(200)  # its deletion handled while the test's model and view are still alive
