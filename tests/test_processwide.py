@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import threading
 
-import numpy as np
 import pytest
-from threadpoolctl import ThreadpoolController
 
-from clipfind.processwide import _WhileInside, gc_paused, one_blas_thread
+from clipfind.processwide import _WhileInside, gc_paused
 
 
 def test_two_threads_leaving_in_any_order_put_the_setting_back_once() -> None:
@@ -39,35 +39,44 @@ def test_two_threads_leaving_in_any_order_put_the_setting_back_once() -> None:
 
 
 # -- BLAS on one thread ----------------------------------------------------------------------------------
-def blas_threads() -> set[int]:
+BLAS_CHECK = """
+import numpy as np
+from threadpoolctl import ThreadpoolController
+from clipfind.processwide import one_blas_thread
+
+def threads():
     return {lib.num_threads for lib in ThreadpoolController().select(user_api="blas").lib_controllers}
 
-
-@pytest.fixture
-def two_blas_threads():
-    """BLAS on two threads to start from (a one-core machine would start at one, and show nothing)."""
-    controller = ThreadpoolController()
-    if not controller.select(user_api="blas").lib_controllers:
-        pytest.skip("numpy has no BLAS library that threadpoolctl can see")
-    with controller.limit(limits=2, user_api="blas"):
-        yield
-
-
-def test_blas_is_on_one_thread_inside_and_as_it_was_after(two_blas_threads: None) -> None:
-    assert blas_threads() == {2}
+if not ThreadpoolController().select(user_api="blas").lib_controllers:
+    print("no BLAS")
+    raise SystemExit
+with ThreadpoolController().limit(limits=2, user_api="blas"):
+    seen = [threads()]
     with one_blas_thread():
-        assert blas_threads() == {1}
+        seen.append(threads())
         with one_blas_thread():
-            assert blas_threads() == {1}
-        assert blas_threads() == {1}  # the outer caller is still inside
-    assert blas_threads() == {2}
+            seen.append(threads())
+        seen.append(threads())
+    seen.append(threads())
 
     @one_blas_thread()
-    def product(a: np.ndarray) -> set[int]:
+    def product(a):
         assert np.allclose(a @ a, a)
-        return blas_threads()
+        return threads()
 
-    assert product(np.eye(3)) == {1} and blas_threads() == {2}
+    seen += [product(np.eye(3)), threads()]
+print(seen)
+"""
+
+
+def test_blas_is_on_one_thread_inside_and_as_it_was_after() -> None:
+    # In a fresh interpreter: OpenBLAS keeps what other tests of this process set (a worker thread's
+    # limit is ignored once the main thread has set one), which is not what is checked here.
+    run = subprocess.run([sys.executable, "-c", BLAS_CHECK], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    if run.stdout.strip() == "no BLAS":
+        pytest.skip("numpy has no BLAS library that threadpoolctl can see")
+    assert run.stdout.strip() == str([{2}, {1}, {1}, {1}, {2}, {1}, {2}])
 
 
 # -- the cycle collector paused --------------------------------------------------------------------------
