@@ -16,8 +16,9 @@ Figures (issue 5, targets 1, 2 and 7):
   photos: img/s, its ratio to the ceiling, to torch fp32 and to a naive one-thread baseline
   (open, convert, open_clip preprocess, encode one batch at a time).
 - peak resident memory of `clipfind index` as a fresh process: the first run on a machine (it
-  measures the modes and exports the towers) and a later one; of the whole process tree, sampled
-  every 10 ms, and as the kernel's high-water marks of the process and of its children.
+  measures the modes and exports the towers, in child processes for a model this size:
+  clipfind.embedding.first_run) and a later one; of the whole process tree, sampled every 10 ms,
+  and as the kernel's high-water marks of the process and of its children.
 
 With --device cuda or mps (issue 14) the model runs on that GPU at the batch size clipfind makes it
 there (ClipModel.batch_size_for; --batch N to set it), in the mode auto picks there, and indexing

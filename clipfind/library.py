@@ -364,7 +364,20 @@ class Library:
         """
         from clipfind.indexer import Indexer
 
-        return Indexer(self.home, self.spec, self.image_encoder, **options)
+        return Indexer(self.home, self.spec, self._indexing_encoder, **options)
+
+    def _indexing_encoder(self) -> ImageEncoder:
+        """The image encoder for indexing: image_encoder(), except on the first run on this machine,
+        where the modes are measured in child processes so that this one never holds torch meanwhile
+        (clipfind.embedding.first_run)."""
+        if self._model is None and self._exported_image() is None:
+            from clipfind.embedding.first_run import first_run_encoder
+
+            encoder = first_run_encoder(self.spec, self.home, self._device, self.precision, self.model,
+                                        self._download_progress)
+            if encoder is not None:
+                return encoder
+        return self.image_encoder()
 
     def index_folders(
         self,

@@ -16,11 +16,19 @@ ONNX Runtime, or never runs it, stays free of their seconds of start-up and ~750
                 of how it runs a model, keyed by the device that runs it; where the exported towers
                 live; the batch size and decode workers that keep a GPU fed
     onnx        the exported towers through ONNX Runtime (OnnxImageEncoder, OnnxTextEncoder)
+    selection   which measured mode is kept (the rules calibrate and first_run share)
+    quantise    ONNX Runtime's int8 quantisation of an export, with one copy of the weights
+    first_run   the image encoder of a first run: the measuring done in child processes, so the
+                indexing process never holds torch meanwhile (FirstRunEncoder)
+    worker_protocol  the pipe between that process and its children (JSON lines)
+    onnx_worker  the child that measures ONNX Runtime's modes (and quantises), without torch
 
 Torch (imports torch and open_clip; load these only to run the model with torch):
     torch_model  ClipModel and load_model: open_clip's model on a torch device
     download     the weights from the Hugging Face Hub into its cache, with byte progress
     calibrate    each way to run the image tower measured on this machine; ONNX export
+    torch_worker  the child of a first run that holds one tower in torch: measures the torch
+                modes and exports the towers (clipfind.embedding.first_run)
 
 Where the old flat modules went:
     clipfind.modelspec    -> clipfind.embedding.spec
@@ -38,5 +46,6 @@ Where the old flat modules went:
 This __init__ imports nothing, so importing any light module stays light.
 """
 
-LIGHT_MODULES = ("spec", "table", "encoder", "preprocess", "tokenizer", "hf_tokenizer", "runtime", "onnx")
-TORCH_MODULES = ("torch_model", "download", "calibrate")
+LIGHT_MODULES = ("spec", "table", "encoder", "preprocess", "tokenizer", "hf_tokenizer", "runtime", "onnx",
+                 "selection", "quantise", "first_run", "worker_protocol", "onnx_worker")
+TORCH_MODULES = ("torch_model", "download", "calibrate", "torch_worker")

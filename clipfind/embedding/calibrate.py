@@ -11,7 +11,9 @@ machine supports, compares each one's vectors with fp32's, and keeps the fastest
 fp32 is at least FIDELITY for every photo. The choice is cached in the home, keyed by model,
 weights, library versions, CPU and the device that runs it (a GPU by its name, see device_label),
 so later runs start at once and a CPU's choice is never taken for a GPU's. `precision="fp32"`
-forces the plain path.
+forces the plain path. The first `clipfind index` of a large model on a CPU measures with these
+same pieces and rules in child processes instead (clipfind.embedding.first_run), so that the
+indexing process never holds torch while it measures.
 
 On a GPU the timings wait for the device (its kernels run asynchronously) and warm up on the whole
 batch, whose first run picks the kernels; gpu_free_bytes and per_image_bytes tell how many photos
@@ -20,35 +22,35 @@ fill one (runtime.batch_size_for, asked through torch_model.ClipModel.batch_size
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import ctypes
 import gc
-import logging
 import os
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from clipfind.embedding.onnx import open_session
+from clipfind.embedding.onnx import EXTERNAL_THRESHOLD, open_session
+from clipfind.embedding.quantise import quantise
 from clipfind.embedding.runtime import ONNX_OPSET, Choice, apple_chip, cpu_flags, quantised_path
+from clipfind.embedding.selection import (  # noqa: F401  (the rules, shared with a first run's child processes)
+    BF16_FLAGS,
+    CALIBRATION_MIN_IMAGES,
+    FIDELITY,
+    MIN_SPEEDUP,
+    ONNX_PREFERENCE,
+    cpu_modes,
+)
+from clipfind.embedding.selection import better as _better
 from clipfind.embedding.spec import GPU_KINDS, ONNX_MODES, PRECISIONS
 from clipfind.errors import one_line
 from clipfind.home import atomic_write
-
-FIDELITY = 0.999  # minimum cosine to the fp32 vector, for every photo of the calibration batch
-MIN_SPEEDUP = 1.1  # below this a faster mode is noise, not worth any change to the vectors
-CALIBRATION_MIN_IMAGES = 8
-EXTERNAL_THRESHOLD = 1024  # onnx.save_model's size_threshold: smaller tensors stay in the graph file
-# ONNX Runtime needs no torch in the indexing process (about 1 GB less memory, seconds less start-up),
-# so it is preferred to a torch mode that is faster by less than this.
-ONNX_PREFERENCE = 1.1
 
 Tower = Callable[[torch.Tensor], torch.Tensor]
 """(n, 3, H, W) float32 images -> (n, dim) float32 features, not yet normalised."""
@@ -60,8 +62,7 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
-    flags = cpu_flags()
-    return bool({"avx512_bf16", "amx_bf16", "bf16"} & flags)  # x86 flags, or an ARM "Features" line
+    return bool(BF16_FLAGS & cpu_flags())
 
 
 def onnx_available() -> bool:
@@ -75,15 +76,13 @@ def onnx_available() -> bool:
 def supported_modes(device: torch.device) -> list[str]:
     """The modes worth trying here; fp32 first, as the reference. fp16 on a GPU only: CUDA and
     MPS run it natively (tensor cores), a CPU emulates most of it."""
+    if device.type == "cpu":
+        return cpu_modes(native_bf16(device), onnx_available())
     modes = ["fp32"]
     if device.type in GPU_KINDS:
         modes.append("fp16")
     if native_bf16(device):
         modes.append("bf16")
-    if device.type == "cpu":
-        modes.append("int8")  # dynamic quantisation kernels exist for CPUs only
-        if onnx_available():
-            modes += ["onnx", "onnx-int8"]
     return modes
 
 
@@ -111,6 +110,23 @@ def _cast_tower(visual: torch.nn.Module, dtype: torch.dtype) -> Tower:
     """The whole tower in `dtype` (a copy on the same device); images cast in, features out as float32."""
     half = _copy_structure(visual, lambda t: t.to(dtype)).to(dtype)
     return lambda x: half(x.to(dtype)).float()
+
+
+def build_tower_in_place(mode: str, visual: torch.nn.Module) -> Tower:
+    """The tower build_tower makes for `mode`, made of `visual` itself, one tensor at a time, so
+    that the weights are never held in two types at once: for a process that needs the fp32 tower
+    no more (it is changed: bf16 and fp16 cast it, int8 replaces its Linear layers)."""
+    if mode in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+        half = visual.to(dtype)
+        return lambda x: half(x.to(dtype)).float()
+    if mode == "int8":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao's deprecation notice for eager quantisation
+            return torch.ao.quantization.quantize_dynamic(visual, {torch.nn.Linear}, torch.qint8, inplace=True)
+    if mode == "fp32":
+        return visual
+    raise ValueError(f"{mode!r} is not made in place; use build_tower")
 
 
 def device_label(device: torch.device) -> str:
@@ -171,14 +187,14 @@ def _copy_structure(visual: torch.nn.Module, convert: Callable[[torch.Tensor], t
 
 def _onnx_tower(visual: torch.nn.Module, path: Path, *, quantised: bool) -> Tower:
     if not path.is_file():
-        _export_onnx(visual, path)
+        export_image_tower(visual, path)
     target = quantised_path(path) if quantised else path
     try:
         if quantised and not target.is_file():
             quantise(path, target)
         session = open_session(target)
     except Exception:  # a damaged export (a disk error, a copy cut short): make it again
-        _export_onnx(visual, path)
+        export_image_tower(visual, path)
         if quantised:
             quantise(path, target)
         session = open_session(target)
@@ -191,113 +207,8 @@ def _onnx_tower(visual: torch.nn.Module, path: Path, *, quantised: bool) -> Towe
     return run
 
 
-def quantise(source: Path, target: Path) -> None:
-    """ONNX Runtime's dynamic int8 quantisation of the transformer's matrix products only, per
-    output channel and with 7-bit range (CPUs without VNNI can overflow with the full 8 bits):
-    on random ViT-B-32 weights this kept a cosine of 0.9996 to fp32 where the full 8 bits or all
-    operators went down to 0.987. The calibration checks it again on the real weights.
-
-    Its copies of the weights are kept down to one (see _one_copy_of_the_weights): ViT-B-32's quantisation
-    peaked at +1.15 GB, +0.59 GB now, for the same file."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    root.addFilter(_no_preprocessing_advice)
-    try:
-        with warnings.catch_warnings(), atomic_write(target) as tmp, _one_copy_of_the_weights():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                             op_types_to_quantize=["MatMul"])
-    finally:
-        root.removeFilter(_no_preprocessing_advice)
-
-
-_QUANTISE_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _one_copy_of_the_weights() -> Iterator[None]:
-    """While quantising, onnxruntime's shape inference works on the model without its weights.
-
-    quantize_dynamic loads the model, and its quantizer then reloads it through a temporary file
-    with shapes inferred (`save_and_reload_model_with_shape_infer`): a deep copy and a reload
-    beside the first, three copies of the weights at once. Here the shapes are inferred on a copy
-    without the large weights (shapes never depend on their values), and the model first loaded
-    is given what the reload holds besides them: the same model, with one copy of the weights.
-    Where onnxruntime has no such function (another version), it quantises as it always does."""
-    import onnxruntime.quantization.onnx_quantizer as quantizer
-
-    with _QUANTISE_LOCK:  # the function is replaced for the whole process: one quantisation at a time
-        real = getattr(quantizer, "save_and_reload_model_with_shape_infer", None)
-        if real is None:
-            yield
-            return
-
-        def reload(model: Any) -> Any:
-            reloaded = real(_without_weights(model))
-            if [t.name for t in reloaded.graph.initializer] != [t.name for t in model.graph.initializer]:
-                return real(model)  # not the model with inferred shapes only: the plain way
-            import onnx
-
-            rest = onnx.ModelProto()
-            rest.CopyFrom(reloaded)
-            rest.graph.ClearField("initializer")
-            for field, _ in model.ListFields():
-                if field.name != "graph":
-                    model.ClearField(field.name)
-            for field, _ in model.graph.ListFields():
-                if field.name != "initializer":
-                    model.graph.ClearField(field.name)
-            model.MergeFrom(rest)
-            return model
-
-        quantizer.save_and_reload_model_with_shape_infer = reload
-        try:
-            yield
-        finally:
-            quantizer.save_and_reload_model_with_shape_infer = real
-
-
-_TENSOR_DATA = {"raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data"}
-
-
-def _without_weights(model: Any) -> Any:
-    """A copy of `model` whose tensors of EXTERNAL_THRESHOLD bytes or more keep their name, type and
-    dims but not their data (small ones, such as the shapes a Reshape reads, are copied whole)."""
-    import onnx
-
-    clone = onnx.ModelProto()
-    _copy_fields(model, clone, {"graph"})
-    _copy_fields(model.graph, clone.graph, {"initializer"})
-    for tensor in model.graph.initializer:
-        copy_ = clone.graph.initializer.add()
-        if tensor.ByteSize() < EXTERNAL_THRESHOLD:
-            copy_.CopyFrom(tensor)
-        else:
-            _copy_fields(tensor, copy_, _TENSOR_DATA)
-    return clone
-
-
-def _copy_fields(source: Any, target: Any, skip: set[str]) -> None:
-    for field, value in source.ListFields():
-        if field.name in skip:
-            continue
-        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
-        if repeated:
-            getattr(target, field.name).extend(value)
-        elif field.message_type is not None:
-            getattr(target, field.name).CopyFrom(value)
-        else:
-            setattr(target, field.name, value)
-
-
-def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
-    """onnxruntime logs "Please consider to run pre-processing before quantization" on the root
-    logger for every model: advice for its own users, noise on a clipfind user's first run."""
-    return not record.getMessage().startswith("Please consider to run pre-processing")
-
-
-def _export_onnx(visual: torch.nn.Module, path: Path) -> None:
+def export_image_tower(visual: torch.nn.Module, path: Path) -> None:
+    """The image tower exported to `path` (and its weights beside it), for a batch of any size."""
     size = _input_size(visual)
     export_onnx(visual, torch.zeros(2, 3, size, size), path, "images")
 
@@ -478,14 +389,6 @@ def release_memory() -> None:
             ctypes.CDLL(None).malloc_trim(0)
         except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): nothing to trim
             pass
-
-
-def _better(mode: str, rate: float, than: str, than_rate: float) -> bool:
-    if (mode in ONNX_MODES) == (than in ONNX_MODES):
-        return rate > than_rate
-    if mode in ONNX_MODES:
-        return rate * ONNX_PREFERENCE > than_rate
-    return rate > than_rate * ONNX_PREFERENCE
 
 
 def time_tower(tower: Tower, batch: torch.Tensor, repeats: int = 1) -> tuple[float, torch.Tensor]:

@@ -32,6 +32,9 @@ from clipfind.records import Vectors
 # What a torch-free process needs besides an exported tower "x.onnx" is in "x.json" (the suffix
 # replaces ".onnx"; the vector index's sidecar, clipfind.annindex.SIDECAR_SUFFIX, is another thing).
 EXPORT_INFO_SUFFIX = ".json"
+# onnx.save_model's size_threshold for an export: smaller tensors stay in the graph file, larger ones
+# go to the weights file beside it (clipfind.embedding.calibrate.export_onnx, .quantise).
+EXTERNAL_THRESHOLD = 1024
 
 
 def open_session(path: Path) -> Any:

@@ -207,7 +207,7 @@ class ClipModel:
         exported = onnx_path(folder, self.spec)
         if self.precision != "auto":
             try:
-                tower = calibrate.build_tower(self.precision, visual, self.device, exported)
+                tower = self._tower_for(self.precision, visual, exported)
             except Exception as exc:
                 raise ModelLoadError(
                     f"The image encoder cannot run in {self.precision} here ({one_line(exc)}); use --precision auto."
@@ -218,7 +218,7 @@ class ClipModel:
         cached = load_choice(self._home, key) if self._home else None
         if cached is not None:
             with contextlib.suppress(Exception):  # e.g. onnxruntime uninstalled since: measure again
-                self._use(cached.mode, calibrate.build_tower(cached.mode, visual, self.device, exported), exported)
+                self._use(cached.mode, self._tower_for(cached.mode, visual, exported), exported)
                 self.choice = cached
                 return None
         if len(batch) < calibrate.CALIBRATION_MIN_IMAGES:
@@ -232,9 +232,28 @@ class ClipModel:
         self.notices.append(f"measured once on this machine: {choice.summary()}")
         return reference
 
-    def _export_text(self) -> None:
+    def _tower_for(self, mode: str, visual: torch.nn.Module, exported: Path) -> calibrate.Tower:
+        """The tower for `mode`, not measured now. A torch mode is made of the fp32 tower itself
+        (calibrate.build_tower_in_place), which _use lets go of anyway: the weights are never held
+        in two types at once (a bf16 copy beside the fp32 tower took ViT-B-32's process to 1.59 GB).
+        A failure leaves it as it was (the first Linear layer or tensor raises)."""
+        if mode in ("bf16", "fp16", "int8"):
+            return calibrate.build_tower_in_place(mode, visual)
+        return calibrate.build_tower(mode, visual, self.device, exported)
+
+    def run_in_fp32(self) -> None:
+        """Run the image tower in fp32 in this process, measuring and recording nothing: what a first
+        run falls back to when measuring in child processes failed (clipfind.embedding.first_run)."""
+        with self._tower_lock:
+            if self._tower is None:
+                self._tower, self.mode = self._model.visual, "fp32"
+
+    def _export_text(self, release: Callable[[], None] | None = None) -> None:
         """Export the text tower too, so a text search can run without torch; kept only if its
-        vectors match torch's within the same tolerance as the image tower's."""
+        vectors match torch's within the same tolerance as the image tower's. `release`, if given,
+        is called between the export and that check: a process that needs the torch model no more
+        lets it go there, so that the exported tower never sits beside it
+        (clipfind.embedding.torch_worker)."""
         assert self._home is not None
         tokenizer = self._tokenizer
         path = onnx_path(self._home, self.spec, "text")
@@ -262,11 +281,12 @@ class ClipModel:
             return  # a tokenizer clipfind.embedding does not reproduce
         try:
             tokens = tokenizer(list(FIDELITY_QUERIES))
+            expected = self.encode_texts(FIDELITY_QUERIES)
             calibrate.export_onnx(calibrate.TextTower(self._model).eval(), tokens[:2], path, "tokens")
+            if release is not None:
+                release()
             check = OnnxTextEncoder(path, self.dim, torch_free())
-            if float((check.encode_texts(FIDELITY_QUERIES) * self.encode_texts(FIDELITY_QUERIES)).sum(1).min()) < (
-                calibrate.FIDELITY
-            ):
+            if float((check.encode_texts(FIDELITY_QUERIES) * expected).sum(1).min()) < calibrate.FIDELITY:
                 path.unlink()
                 return
             save_export_info(path, self.spec, self.dim, **info)
@@ -285,6 +305,7 @@ class ClipModel:
         if mode != "fp32":
             # The fp32 tower is no longer needed: keeping it would hold a second copy of the weights.
             self._model.visual = torch.nn.Identity()
+            calibrate.release_memory()  # what it held, given back before the tower runs
 
 
 def _is_plain_hf(tokenizer: object) -> bool:

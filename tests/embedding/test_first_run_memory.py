@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from clipfind.embedding import calibrate
+from clipfind.embedding import quantise as quantise_module
 from clipfind.embedding.spec import TINY_MODEL, ModelSpec
 from clipfind.embedding.torch_model import load_model
 
@@ -84,7 +85,7 @@ def test_the_quantised_file_is_the_one_onnxruntime_makes_alone(
     calibrate.export_onnx(visual, torch.zeros(2, 3, 64, 64), source, "images")
     calibrate.quantise(source, tmp_path / "lean.onnx")
     assert quantizer.save_and_reload_model_with_shape_infer is real_reload
-    monkeypatch.setattr(calibrate, "_one_copy_of_the_weights", contextlib.nullcontext)
+    monkeypatch.setattr(quantise_module, "_one_copy_of_the_weights", contextlib.nullcontext)
     calibrate.quantise(source, tmp_path / "plain.onnx")
     assert (tmp_path / "lean.onnx").read_bytes() == (tmp_path / "plain.onnx").read_bytes()
 
@@ -168,3 +169,67 @@ def test_a_chosen_tower_that_cannot_be_built_again_means_fp32(
     choice, _, tower = calibrate.calibrate(visual, batch, CPU, tmp_path / "t.onnx", ["fp32", "int8"])
     assert choice.mode == "fp32" and tower is visual
     assert choice.errors == {"int8": "OSError: disk gone"}
+
+
+# -- a first run's children (clipfind.embedding.first_run) ---------------------------------------
+def test_towers_made_in_place_are_the_towers_build_tower_makes(visual: torch.nn.Module, batch: torch.Tensor) -> None:
+    """The child that measures makes each torch mode of the fp32 tower itself (its weights never
+    held in two types at once); the towers must be those the indexing process builds later."""
+    for mode in ("int8", "bf16"):
+        with torch.inference_mode():
+            expected = calibrate.build_tower(mode, visual, CPU)(batch)
+            own = copy.deepcopy(visual)
+            weights = weakref.ref(own.transformer.resblocks[0].mlp.c_fc.weight)
+            tower = calibrate.build_tower_in_place(mode, own)
+            gc.collect()
+            if mode == "int8":  # the Linear layers replaced, their fp32 weights let go
+                assert weights() is None, "the fp32 weight is still held"
+            else:  # every weight cast where it is
+                assert all(p.dtype == torch.bfloat16 for p in own.parameters())
+            assert torch.equal(tower(batch), expected), mode
+
+
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["bf16-cpu", "avx2-cpu"])
+def test_the_child_measures_what_one_process_measures(
+    visual: torch.nn.Module, batch: torch.Tensor, tmp_path: Path, native_bf16: bool
+) -> None:
+    """torch_worker._measure: the export, fp32's features, and each torch mode's cosine exactly as
+    calibrate computes them; the fp32 tower saved for the modes after the first is gone after."""
+    import numpy as np
+
+    from clipfind.embedding import torch_worker
+    from clipfind.embedding.selection import cpu_modes
+
+    modes = cpu_modes(native_bf16, True)
+    held = [copy.deepcopy(visual)]
+    export = tmp_path / "t.onnx"
+    measured = torch_worker._measure(held, batch, modes, tmp_path / "reference.npy", export)
+    assert not held and not measured["errors"]
+    assert export.is_file() and (tmp_path / "t.onnx.data").is_file()
+    with torch.inference_mode():
+        reference = visual(batch)
+    np.testing.assert_array_equal(np.load(tmp_path / "reference.npy"), reference.numpy())
+    for mode in modes:
+        if mode in ("fp32", "onnx", "onnx-int8"):
+            continue
+        with torch.inference_mode():
+            features = calibrate.build_tower(mode, visual, CPU)(batch)
+        assert measured["cosines"][mode] == calibrate.min_cosine(reference, features), mode
+    assert set(measured["rates"]) == {m for m in modes if m not in ("onnx", "onnx-int8")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.npy", "t.onnx", "t.onnx.data"]
+
+
+def test_the_rules_pick_what_calibrate_picks(
+    visual: torch.nn.Module, batch: torch.Tensor, tmp_path: Path
+) -> None:
+    """selection.pick (the children's way) and calibrate.calibrate (one process) keep the same mode
+    from the same measures."""
+    from clipfind.embedding import selection
+
+    choice, _, _ = calibrate.calibrate(visual, batch, CPU, tmp_path / "t.onnx")
+    assert selection.pick(choice, calibrate.supported_modes(CPU)) == choice.mode
+    made_up = calibrate.Choice("fp32", rates={"fp32": 10.0, "int8": 14.0, "onnx": 13.0, "onnx-int8": 30.0},
+                               cosines={"fp32": 1.0, "int8": 0.9995, "onnx": 1.0, "onnx-int8": 0.99})
+    assert selection.pick(made_up, ["fp32", "int8", "onnx", "onnx-int8"]) == "onnx"  # near-tie: ONNX Runtime
+    made_up.rates["int8"] = 15.0
+    assert selection.pick(made_up, ["fp32", "int8", "onnx", "onnx-int8"]) == "int8"
