@@ -380,13 +380,18 @@ def _clusters(n: int, pairs: Pairs) -> tuple[list[list[int]], npt.NDArray[np.int
 # catalog ids: the next state of a library asks again about the few clusters a change touched, not
 # about the thousands it did not (complete linkage over every cluster took 0.4 s at 100k photos).
 _MEMO_LIMIT = 200_000
+_MEMO_MEMBERS = 64
 _memo: dict[tuple, list[tuple[tuple[int, ...], tuple[tuple[str, ...], ...]]]] = {}
 
 
 def _remembered_groups(cluster: list[int], ids: Ids, known: dict[tuple[int, int], int],
                        orientation: npt.NDArray[np.int64], dist: npt.NDArray[np.float32],
                        captures: CaptureTexts) -> list[SameGroup]:
-    """_complete_groups, remembered across searches by the cluster's ids and verdicts."""
+    """_complete_groups, remembered across searches by the cluster's ids and verdicts (a cluster of
+    up to _MEMO_MEMBERS: the key lists every pair, which a degenerate cluster of thousands would make
+    cost more than the grouping it saves)."""
+    if len(cluster) > _MEMO_MEMBERS:
+        return _complete_groups(cluster, known, orientation, dist, captures)
     cluster_ids = ids[cluster].tolist()
     verdicts = tuple((a, b, int(orientation[n]), float(dist[n])) for a, b in combinations(range(len(cluster)), 2)
                      if (n := known.get((cluster[a], cluster[b]))) is not None)
