@@ -46,8 +46,8 @@ from clipfind.embedding.selection import (  # noqa: F401  (the rules, shared wit
     MIN_SPEEDUP,
     ONNX_PREFERENCE,
     cpu_modes,
+    pick,
 )
-from clipfind.embedding.selection import better as _better
 from clipfind.embedding.spec import GPU_KINDS, ONNX_MODES, PRECISIONS
 from clipfind.errors import one_line
 from clipfind.home import atomic_write
@@ -351,7 +351,8 @@ def calibrate(
     choice = Choice("fp32")
     choice.rates["fp32"], reference = time_tower(visual, batch)
     choice.cosines["fp32"] = 1.0
-    for mode in modes or supported_modes(device):
+    order = modes or supported_modes(device)
+    for mode in order:
         if mode == "fp32":
             continue
         try:
@@ -365,9 +366,7 @@ def calibrate(
             release_memory()
         choice.rates[mode] = rate
         choice.cosines[mode] = min_cosine(reference, features)
-        good_enough = choice.cosines[mode] >= FIDELITY and rate >= MIN_SPEEDUP * choice.rates["fp32"]
-        if good_enough and _better(mode, rate, choice.mode, choice.rates[choice.mode]):
-            choice.mode = mode
+    choice.mode = pick(choice, order)  # the rules a first run's child processes follow too
     best: Tower = visual
     if choice.mode != "fp32":
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clipfind.embedding import calibrate
+from clipfind.embedding import calibrate, selection
 from clipfind.embedding import quantise as quantise_module
 from clipfind.embedding.spec import TINY_MODEL, ModelSpec
 from clipfind.embedding.torch_model import load_model
@@ -110,9 +110,9 @@ def test_a_failed_export_puts_the_exporter_back(
 def _every_mode_good_enough(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every mode counts as fast and close enough, and better than the one before: the last one
     measured is chosen, whatever this CPU measures."""
-    monkeypatch.setattr(calibrate, "MIN_SPEEDUP", 0.0)
+    monkeypatch.setattr(selection, "MIN_SPEEDUP", 0.0)
     monkeypatch.setattr(calibrate, "min_cosine", lambda a, b: 1.0)
-    monkeypatch.setattr(calibrate, "_better", lambda *args: True)
+    monkeypatch.setattr(selection, "better", lambda *args: True)
 
 
 @pytest.mark.parametrize("native_bf16", [True, False], ids=["bf16-cpu", "avx2-cpu"])
@@ -224,8 +224,6 @@ def test_the_rules_pick_what_calibrate_picks(
 ) -> None:
     """selection.pick (the children's way) and calibrate.calibrate (one process) keep the same mode
     from the same measures."""
-    from clipfind.embedding import selection
-
     choice, _, _ = calibrate.calibrate(visual, batch, CPU, tmp_path / "t.onnx")
     assert selection.pick(choice, calibrate.supported_modes(CPU)) == choice.mode
     made_up = calibrate.Choice("fp32", rates={"fp32": 10.0, "int8": 14.0, "onnx": 13.0, "onnx-int8": 30.0},
