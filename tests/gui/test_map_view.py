@@ -77,14 +77,20 @@ def library(made: tuple[Path, Path], tmp_path: Path) -> Iterator[Library]:
     lib.close()
 
 
-@pytest.fixture
-def view(library: Library, qtbot) -> MapView:
+def _shown(library: Library, qtbot) -> tuple[MapView, ThumbnailCache]:
+    """A map view shown in the palette of the moment, its layout done."""
     cache = ThumbnailCache(ThumbnailLoader(200))
     view = MapView(library, cache)
     qtbot.addWidget(view)
     view.resize(900, 650)
     view.show()
     qtbot.waitUntil(lambda: not view.loading, timeout=WAIT)
+    return view, cache
+
+
+@pytest.fixture
+def view(library: Library, qtbot) -> MapView:
+    view, cache = _shown(library, qtbot)
     view.canvas.repaint()
     yield view
     view.shutdown()
@@ -291,12 +297,7 @@ def test_light_screenshots(view: MapView, qtbot) -> None:
 
 
 def test_dark_screenshots(library: Library, qtbot, dark) -> None:
-    cache = ThumbnailCache(ThumbnailLoader(200))
-    view = MapView(library, cache)
-    qtbot.addWidget(view)
-    view.resize(900, 650)
-    view.show()
-    qtbot.waitUntil(lambda: not view.loading, timeout=WAIT)
+    view, cache = _shown(library, qtbot)  # made after the dark palette is set
     assert theme.is_dark(view.palette())
     _shoot_both(view, qtbot, "dark")
     view.shutdown()
