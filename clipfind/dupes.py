@@ -379,7 +379,7 @@ class Contents:
     ids: Ids  # (n,) catalog id of each photo
     content_of: Ints  # (n,) content number of each photo
     keeper_pos: Ints  # (n,) position in `photos` of the keeper of content i
-    copies: list[list[PhotoInfo]]  # the contents held by two or more files
+    copies: list[list[PhotoInfo]]  # the contents held by two or more files, each led by its keeper
     aliases: dict[int, tuple[str, ...]]  # photo id -> other paths of the same file, left out of `photos`
     rules: KeeperRules = DEFAULT_RULES  # the keeper rules the keepers were chosen by
     rule_columns: Ints | None = None  # (n, r) _rule_key of each photo; None for the default rules
@@ -426,20 +426,22 @@ def _contents(photos: Iterable[PhotoInfo] | PhotoTable, rules: KeeperRules = DEF
     content_of = np.fromiter(map(last.__getitem__, hashes), dtype=np.int64, count=n)
     ids = catalog_ids(listed)
     keeper_pos = np.arange(n, dtype=np.int64)  # exact for single files
+    columns = _rule_columns(listed, rules)
     shared = np.flatnonzero(np.bincount(content_of, minlength=n)[content_of] > 1)
     shared = shared[np.argsort(content_of[shared], kind="stable")]
     # Every file of a shared content read at once, and each content's keeper the first of its files
     # in one keeper order (numpy), not a keeper_key per file (20k contents at a million photos).
     photos = pick(listed, shared.tolist())
-    order, _ = _keeper_order(photos, _rule_columns(photos, rules), rules)
+    order, _ = _keeper_order(photos, None if columns is None else columns[shared], rules)
     rank = np.empty(shared.size, np.int64)
     rank[order] = np.arange(shared.size)
     starts = np.flatnonzero(np.diff(content_of[shared], prepend=-1)) if shared.size else shared
-    bests = np.minimum.reduceat(rank, starts) if shared.size else shared
-    keeper_pos[content_of[shared[starts]]] = shared[order[bests]]
-    copies = [photos[start:end] for start, end in zip(starts.tolist(), [*starts[1:].tolist(), shared.size])]
-    return Contents(listed, ids, content_of, keeper_pos, copies, aliases, rules, _rule_columns(listed, rules), source,
-                    hashes)
+    bests = order[np.minimum.reduceat(rank, starts)] if shared.size else shared
+    keeper_pos[content_of[shared[starts]]] = shared[bests]
+    copies = []
+    for start, end, best in zip(starts.tolist(), [*starts[1:].tolist(), shared.size], bests.tolist()):
+        copies.append([photos[best], *photos[start:best], *photos[best + 1 : end]])  # its keeper first
+    return Contents(listed, ids, content_of, keeper_pos, copies, aliases, rules, columns, source, hashes)
 
 
 def _under_rules(contents: Contents, rules: KeeperRules | None) -> Contents:
@@ -486,7 +488,7 @@ def _identical(contents: Contents, ignored: Ignored) -> list[DupeGroup]:
         content_hash = copies[0].content_hash
         if pair_key(content_hash, content_hash) in ignored:
             continue
-        keeper = choose_keeper(copies, contents.rules)
+        keeper = copies[0]  # _contents chose it under contents.rules
         members = _with_copies(keeper, 1.0, copies, contents.aliases, contents.rules)
         groups.append(DupeGroup("identical", keeper, tuple(members)))
     groups.sort(key=_group_order)
